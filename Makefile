@@ -1,0 +1,44 @@
+# Two commands on a fresh machine:
+#   make demo   set up, import the Flipkart catalog, index it, serve on http://localhost:8000
+#   make test   set up and run the whole test suite (starts its own Redis and Celery worker)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CATALOG_DIR ?= ../shared/data
+PORT ?= 8000
+
+.PHONY: setup demo serve test test-fast bench redis-server clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+demo: setup
+	$(PY) manage.py migrate --noinput
+	CATALOG_DIR=$(CATALOG_DIR) $(PY) manage.py import_catalog flipkart
+	$(PY) manage.py search_status
+	@echo "Storefront: http://localhost:$(PORT)/   admin: http://localhost:$(PORT)/admin/ (create a user with: $(PY) manage.py createsuperuser)"
+	$(PY) manage.py runserver 0.0.0.0:$(PORT)
+
+serve: setup
+	$(PY) manage.py runserver 0.0.0.0:$(PORT)
+
+test: setup redis-server
+	CATALOG_DIR=$(CATALOG_DIR) $(PY) -m pytest
+
+test-fast: setup
+	CATALOG_DIR=$(CATALOG_DIR) $(PY) -m pytest -m "not slow and not celery"
+
+bench: setup
+	CATALOG_DIR=$(CATALOG_DIR) $(PY) bench/run.py
+
+clean:
+	rm -rf var .pytest_cache

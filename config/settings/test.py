@@ -1,0 +1,19 @@
+"""Settings for the test suite: a throwaway data directory per run, tasks in-process."""
+
+import os
+import tempfile
+from pathlib import Path
+
+_tmp = Path(os.environ.get("TEST_VAR_DIR") or tempfile.mkdtemp(prefix="shop-test-"))
+os.environ.setdefault("VAR_DIR", str(_tmp))
+os.environ.setdefault("CELERY_BROKER_URL", "")
+
+from config.settings.base import *  # noqa: E402,F403
+from config.settings.base import SEARCH_BACKENDS  # noqa: E402
+
+VAR_DIR = _tmp
+MEDIA_ROOT = _tmp / "media"
+SEARCH_INDEX_DIR = _tmp / "search-index"
+SEARCH_BACKENDS["default"]["INDEX_DIR"] = SEARCH_INDEX_DIR
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(_tmp / "cache")}}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

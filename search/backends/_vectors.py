@@ -1,0 +1,244 @@
+"""kNN half of the embedded engine: one HNSW graph (hnswlib) per vector field.
+
+On disk, a build directory holds a *base* (one ``.hnsw`` file per field, written at compaction)
+and a list of small append-only *segments* (``.npz`` with upserted vectors and deleted ids),
+both named in ``manifest.json``, which is replaced atomically. A writer (holding the engine's
+lock) appends a segment per batch; a reader applies new segments to its in-memory graphs
+(incremental catch-up) or reloads the base when it changed. So a web process sees a worker's
+writes as soon as it next checks the manifest, without rereading the whole index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import hnswlib
+import numpy as np
+
+from search.backends.base import Hit, SearchDocument
+
+#: HNSW graph degree and build beam. M=16/ef_construction=200 are hnswlib's recommended values
+#: for 384-1280-d embeddings; recall is then governed by the search beam below.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 200
+#: Search beam. Measured on 50k real MiniLM vectors: ef=64 gives recall@10 0.82, ef=256 0.956
+#: (1.3 ms). We need recall >= 0.95, so 256 (raised to k when k is larger).
+HNSW_EF_SEARCH = 256
+#: At or below this many candidates (after filters) search is exact (a matrix product), which is
+#: both exact and faster than graph search with a per-node filter callback.
+EXACT_SEARCH_MAX = 20_000
+#: Segments applied before the writer folds them into a new base.
+COMPACT_AFTER_SEGMENTS = 64
+MANIFEST = "manifest.json"
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class _Field:
+    """In-memory HNSW graph of one field, labels = product ids."""
+
+    def __init__(self, dim: int, capacity: int = 1024):
+        self.dim = dim
+        self.graph = hnswlib.Index(space="ip", dim=dim)
+        self.graph.init_index(max_elements=capacity, ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M, allow_replace_deleted=False)
+        self.graph.set_ef(HNSW_EF_SEARCH)
+        self.live: set[int] = set()
+        self.deleted: set[int] = set()
+
+    @classmethod
+    def load(cls, path: Path, dim: int, live: Sequence[int], deleted: Sequence[int]) -> _Field:
+        f = cls.__new__(cls)
+        f.dim = dim
+        f.graph = hnswlib.Index(space="ip", dim=dim)
+        f.graph.load_index(str(path), max_elements=max(1024, len(live) + len(deleted)))
+        f.graph.set_ef(HNSW_EF_SEARCH)
+        f.live, f.deleted = set(int(i) for i in live), set(int(i) for i in deleted)
+        return f
+
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if not len(ids):
+            return
+        for i in ids:
+            if int(i) in self.deleted:
+                self.graph.unmark_deleted(int(i))
+                self.deleted.discard(int(i))
+        need = self.graph.get_current_count() + len(ids)
+        if need > self.graph.get_max_elements():
+            self.graph.resize_index(max(need, 2 * self.graph.get_max_elements()))
+        self.graph.add_items(vectors, ids, num_threads=1)
+        self.live.update(int(i) for i in ids)
+
+    def remove(self, ids: set[int]) -> None:
+        for i in ids & self.live:
+            self.graph.mark_deleted(i)
+            self.live.discard(i)
+            self.deleted.add(i)
+
+    def search(self, vector: np.ndarray, k: int, allowed: set[int] | None) -> list[Hit]:
+        pool = self.live if allowed is None else (allowed & self.live)
+        k = min(k, len(pool))
+        if k <= 0:
+            return []
+        if len(pool) <= EXACT_SEARCH_MAX and (allowed is not None or len(pool) <= 2048):
+            ids = np.fromiter(pool, dtype=np.int64, count=len(pool))
+            mat = np.asarray(self.graph.get_items(ids, return_type="numpy"), dtype=np.float32)
+            sims = mat @ vector
+            top = np.argpartition(-sims, k - 1)[:k] if k < len(ids) else np.arange(len(ids))
+            top = top[np.argsort(-sims[top], kind="stable")]
+            return [Hit(int(ids[j]), float(sims[j])) for j in top]
+        self.graph.set_ef(max(HNSW_EF_SEARCH, k))
+        filt = None if allowed is None else (lambda label: label in pool)
+        labels, dists = self.graph.knn_query(vector.reshape(1, -1), k=k, filter=filt, num_threads=1)
+        return [Hit(int(lbl), float(1.0 - d)) for lbl, d in zip(labels[0], dists[0], strict=True)]
+
+
+class VectorIndex:
+    """All vector fields of one build directory.
+
+    Args:
+        path: the build's ``vectors/`` directory.
+        dims: field -> dimension.
+    """
+
+    def __init__(self, path: Path, dims: dict[str, int]):
+        self.path = path
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.dims = dims
+        self.generation = -1
+        self.base = -1
+        self.applied: list[str] = []
+        self.fields: dict[str, _Field] = {}
+        self.catch_up()
+
+    # -- manifest ---------------------------------------------------------------------------------
+    def _read_manifest(self) -> dict:
+        try:
+            return json.loads((self.path / MANIFEST).read_text())
+        except FileNotFoundError:
+            return {"generation": 0, "base": -1, "segments": [], "dims": self.dims}
+
+    def _write_manifest(self, manifest: dict) -> None:
+        _atomic_write_bytes(self.path / MANIFEST, json.dumps(manifest).encode())
+
+    def catch_up(self) -> bool:
+        """Bring the in-memory graphs up to the manifest on disk. Returns True if anything changed."""
+        manifest = self._read_manifest()
+        if manifest["generation"] == self.generation:
+            return False
+        stored_dims = manifest.get("dims", self.dims)
+        if stored_dims != self.dims:
+            raise ValueError(
+                f"Index at {self.path} was built with vector dims {stored_dims}, the encoders give {self.dims}; run `manage.py reindex`"
+            )
+        if not self.fields or manifest["base"] != self.base or self.applied != manifest["segments"][: len(self.applied)]:
+            self._load_base(manifest["base"])
+        for seg in manifest["segments"][len(self.applied):]:
+            try:
+                self._apply_segment(seg)
+            except FileNotFoundError:  # compacted away under us: start from the new base
+                return self.catch_up_from_scratch()
+        self.generation = manifest["generation"]
+        return True
+
+    def catch_up_from_scratch(self) -> bool:
+        self.generation, self.base, self.applied = -1, -1, []
+        return self.catch_up()
+
+    def _load_base(self, base: int) -> None:
+        self.fields, self.applied, self.base = {}, [], base
+        for name, dim in self.dims.items():
+            graph_file = self.path / f"base-{base}-{name}.hnsw"
+            if base >= 0 and graph_file.exists():
+                meta = np.load(self.path / f"base-{base}-{name}.ids.npz")
+                self.fields[name] = _Field.load(graph_file, dim, meta["live"], meta["deleted"])
+            else:
+                self.fields[name] = _Field(dim)
+
+    def _apply_segment(self, name: str) -> None:
+        with np.load(self.path / name) as seg:
+            touched = set(int(i) for i in seg["upserted"]) | set(int(i) for i in seg["deleted"])
+            for field_name, f in self.fields.items():
+                ids = seg[f"{field_name}_ids"] if f"{field_name}_ids" in seg else np.zeros(0, np.int64)
+                f.remove(touched - set(int(i) for i in ids))
+                if len(ids):
+                    f.upsert(ids, seg[f"{field_name}_vectors"])
+        self.applied.append(name)
+
+    # -- writes (caller holds the engine's write lock) ---------------------------------------------
+    def write(self, upserts: Sequence[SearchDocument], deletes: Sequence[int]) -> None:
+        self.catch_up()
+        manifest = self._read_manifest()
+        gen = manifest["generation"] + 1
+        arrays: dict[str, np.ndarray] = {
+            "upserted": np.array([d.id for d in upserts], dtype=np.int64),
+            "deleted": np.array(list(deletes), dtype=np.int64),
+        }
+        for name, dim in self.dims.items():
+            docs = [d for d in upserts if d.vectors.get(name) is not None]
+            arrays[f"{name}_ids"] = np.array([d.id for d in docs], dtype=np.int64)
+            arrays[f"{name}_vectors"] = (
+                np.stack([np.asarray(d.vectors[name], np.float32).reshape(dim) for d in docs]) if docs else np.zeros((0, dim), np.float32)
+            )
+        seg_name = f"seg-{gen}.npz"
+        tmp = self.path / f".tmp-{seg_name}"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, self.path / seg_name)
+        manifest.update(generation=gen, segments=manifest["segments"] + [seg_name], dims=self.dims)
+        self._write_manifest(manifest)
+        self.catch_up()
+        if len(manifest["segments"]) >= COMPACT_AFTER_SEGMENTS:
+            self.compact()
+
+    def compact(self) -> None:
+        """Fold every segment into a new base (caller holds the write lock)."""
+        self.catch_up()
+        manifest = self._read_manifest()
+        gen = manifest["generation"] + 1
+        for name, f in self.fields.items():
+            f.graph.save_index(str(self.path / f"base-{gen}-{name}.hnsw"))
+            np.savez(self.path / f"base-{gen}-{name}.ids.npz",
+                     live=np.array(sorted(f.live), np.int64), deleted=np.array(sorted(f.deleted), np.int64))
+        old = manifest
+        self._write_manifest({"generation": gen, "base": gen, "segments": [], "dims": self.dims})
+        for seg in old["segments"]:
+            (self.path / seg).unlink(missing_ok=True)
+        for name in self.dims:
+            for suffix in (".hnsw", ".ids.npz"):
+                (self.path / f"base-{old['base']}-{name}{suffix}").unlink(missing_ok=True)
+        self.catch_up_from_scratch()
+
+    def clear(self) -> None:
+        manifest = self._read_manifest()
+        self._write_manifest({"generation": manifest["generation"] + 1, "base": -1, "segments": [], "dims": self.dims})
+        for p in self.path.glob("seg-*.npz"):
+            p.unlink(missing_ok=True)
+        for p in self.path.glob("base-*"):
+            p.unlink(missing_ok=True)
+        self.catch_up_from_scratch()
+
+    # -- reads -----------------------------------------------------------------------------------
+    def search(self, field: str, vector: np.ndarray, k: int, allowed: set[int] | None) -> list[Hit]:
+        return self.fields[field].search(vector, k, allowed)
+
+    def get(self, field: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        f = self.fields[field]
+        present = [int(i) for i in ids if int(i) in f.live]
+        if not present:
+            return {}
+        mat = np.asarray(f.graph.get_items(present, return_type="numpy"), dtype=np.float32)
+        return dict(zip(present, mat, strict=True))
+
+    def size(self, field: str) -> int:
+        return len(self.fields[field].live)

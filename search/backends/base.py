@@ -1,0 +1,170 @@
+"""The search backend interface. Every engine implements it and passes the same contract suite.
+
+Backends are chosen by settings, like Django's ``CACHES``::
+
+    SEARCH_BACKENDS = {"default": {"BACKEND": "search.backends.embedded", "INDEX_DIR": ...}}
+
+Each backend module ends with ``SearchBackend = <class>``. See :func:`search.backends.get_backend`.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Vector fields every backend indexes, with their role. Dimensions come from the encoders.
+VECTOR_FIELDS = ("text", "image", "fused")
+
+
+@dataclass
+class SearchDocument:
+    """One product as the search engines see it.
+
+    Attributes:
+        id: the product's primary key.
+        category_path: root first, e.g. ``["Home Furnishing", "Curtains"]``.
+        price: selling price in the catalog currency (INR), or ``None``.
+        vectors: field name -> 1-d float32 L2-normalised vector; a missing field means the
+            product has no such vector (e.g. no photo means no ``image`` vector).
+        popularity: click prior in [0, 1] (0 without clicks).
+    """
+
+    id: int
+    external_id: str = ""
+    title: str = ""
+    brand: str = ""
+    category_path: list[str] = field(default_factory=list)
+    description: str = ""
+    price: float | None = None
+    rating: float | None = None
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    popularity: float = 0.0
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Filters applied inside every retriever (never as a post-filter).
+
+    Attributes:
+        category: a category path, root first, joined with ``" > "``; matches the category and
+            everything below it.
+        brands: brand names; a product matches any of them.
+        price_min, price_max: inclusive bounds in the catalog currency (INR).
+    """
+
+    category: str | None = None
+    brands: tuple[str, ...] = ()
+    price_min: float | None = None
+    price_max: float | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.category or self.brands or self.price_min is not None or self.price_max is not None)
+
+    @property
+    def category_parts(self) -> list[str]:
+        return [p.strip() for p in (self.category or "").split(" > ") if p.strip()]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One result of one retriever: ``score`` is the engine's own (BM25, or cosine for kNN)."""
+
+    id: int
+    score: float
+
+
+class SearchBackendError(Exception):
+    """The engine failed (unreachable, corrupt index, rejected request)."""
+
+
+class SearchUnavailable(SearchBackendError):
+    """The engine cannot answer right now; the caller should show a 'try again' message."""
+
+
+class BaseSearchBackend(abc.ABC):
+    """Interface of a product search engine.
+
+    Args:
+        params: the backend's entry in ``SEARCH_BACKENDS``.
+        vector_dims: vector field name -> dimension, e.g. ``{"text": 384, "image": 1280, "fused": 384}``.
+    """
+
+    def __init__(self, params: dict, vector_dims: dict[str, int]):
+        self.params = params
+        self.vector_dims = dict(vector_dims)
+
+    # -- writing -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def reset_index(self) -> None:
+        """Drop every document and start an empty index."""
+
+    @abc.abstractmethod
+    def add_bulk(self, docs: Sequence[SearchDocument]) -> None:
+        """Insert or replace documents (by id). Visible to searches after :meth:`refresh`."""
+
+    @abc.abstractmethod
+    def delete(self, ids: Sequence[int]) -> None:
+        """Remove documents by id; unknown ids are ignored."""
+
+    @abc.abstractmethod
+    def refresh(self) -> None:
+        """Make every write so far visible to searches in this process."""
+
+    @abc.abstractmethod
+    @contextlib.contextmanager
+    def rebuild(self, *, before_swap: Callable[[BaseSearchBackend], None] | None = None) -> Iterator[BaseSearchBackend]:
+        """Build a new index beside the live one; swap it in atomically when the block succeeds.
+
+        Yields a backend that writes into the new index. Searches keep answering from the live
+        index during the build. After the block, ``before_swap(new)`` runs while writes to the
+        live index are blocked (to catch up with them), then the alias swaps. On an exception
+        (in the block or in ``before_swap``) the new index is discarded and the live one stays.
+        """
+
+    # -- reading -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def search_text(self, query: str | None, *, filters: SearchFilters | None = None, limit: int = 100) -> list[Hit]:
+        """BM25 over title, brand, category and description with field boosts.
+
+        ``query=None`` matches every document that passes the filters (score 0), newest first.
+        User text is analysed into terms, never parsed as query syntax.
+        """
+
+    @abc.abstractmethod
+    def search_vector(self, field: str, vector: np.ndarray, *, filters: SearchFilters | None = None, k: int = 100) -> list[Hit]:
+        """kNN by cosine similarity on a vector field, with filters applied inside the search.
+
+        Raises:
+            ValueError: unknown field, or a vector of the wrong dimension.
+        """
+
+    @abc.abstractmethod
+    def count(self) -> int:
+        """Number of documents in the live index."""
+
+    @abc.abstractmethod
+    def ids(self) -> set[int]:
+        """Ids of every document in the live index."""
+
+    def get_vectors(self, field: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """Stored vectors by id (for "looks similar" on the product page). Optional."""
+        raise NotImplementedError(f"{type(self).__name__} does not return stored vectors")
+
+    def describe(self) -> dict:
+        """Facts for ``search_status`` (engine, index name, sizes)."""
+        return {"backend": type(self).__module__}
+
+    def _check_vector(self, field: str, vector: np.ndarray) -> np.ndarray:
+        if field not in self.vector_dims:
+            raise ValueError(f"Unknown vector field {field!r}; valid fields: {', '.join(self.vector_dims)}")
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if vector.shape[0] != self.vector_dims[field]:
+            raise ValueError(
+                f"Vector for field {field!r} has {vector.shape[0]} dimensions; the index expects {self.vector_dims[field]}"
+            )
+        return vector

@@ -1,0 +1,247 @@
+"""Embedded engine (the default): BM25 by tantivy plus kNN by hnswlib, in files on this machine.
+
+Layout under ``INDEX_DIR``::
+
+    products            -> products-20261129T233000123456   (the alias: a symlink)
+    products-<stamp>/   bm25/ (tantivy)  vectors/ (see _vectors.py)
+    .write.lock         one writer at a time, across processes
+
+Many processes read (web workers), one writes at a time (a Celery worker, a command). A reader
+checks the alias and the indexes' generation at most every ``REFRESH_INTERVAL_S`` and catches
+up incrementally, so a worker's writes are visible to the web within about a second. A rebuild
+fills a new ``products-<stamp>`` directory and swaps the symlink atomically (``rename(2)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from search.backends._bm25 import BM25Index
+from search.backends._vectors import VectorIndex
+from search.backends.base import BaseSearchBackend, Hit, SearchDocument, SearchFilters, SearchUnavailable
+
+logger = logging.getLogger(__name__)
+
+#: How often a reader looks for writes by other processes (s). A stat() of two files: cheap.
+REFRESH_INTERVAL_S = 0.5
+#: Previous builds kept beside the live one (for rollback and for readers still on them).
+KEEP_BUILDS = 1
+#: Longest wait for the write lock (s) before the write fails as transient (Celery retries it).
+LOCK_TIMEOUT_S = 60.0
+#: Upper bound on ids fetched for a filtered kNN; filters on a 100k catalog stay below it.
+MAX_FILTERED_IDS = 1_000_000
+
+
+_held = threading.local()  # write-lock depth per index root, per thread
+
+
+class IndexLocked(SearchUnavailable):
+    """Another process held the write lock for longer than ``LOCK_TIMEOUT_S`` (transient)."""
+
+
+class _Build:
+    """The open indexes of one build directory."""
+
+    def __init__(self, path: Path, dims: dict[str, int], boosts: dict[str, float]):
+        self.path = path
+        self.bm25 = BM25Index(path / "bm25", boosts)
+        self.vectors = VectorIndex(path / "vectors", dims)
+
+    def write(self, upserts: Sequence[SearchDocument], deletes: Sequence[int]) -> None:
+        self.bm25.write(upserts, deletes)
+        self.vectors.write(upserts, deletes)
+
+    def catch_up(self) -> None:
+        self.bm25.reload()
+        self.vectors.catch_up()
+
+
+class EmbeddedSearchBackend(BaseSearchBackend):
+    """tantivy (BM25) + hnswlib (kNN) under ``params["INDEX_DIR"]``; see the module docstring."""
+
+    def __init__(self, params: dict, vector_dims: dict[str, int], *, build_dir: Path | None = None):
+        super().__init__(params, vector_dims)
+        from django.conf import settings
+
+        self.root = Path(params["INDEX_DIR"])
+        self.alias = self.root / params.get("INDEX", "products")
+        self.boosts = dict(params.get("FIELD_BOOSTS") or settings.SEARCH_FIELD_BOOSTS)
+        self._pinned = build_dir  # a backend writing into a build being rebuilt
+        self._build: _Build | None = None
+        self._checked = 0.0
+        self._mutex = threading.RLock()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    # -- build directories and the alias -----------------------------------------------------------
+    def _target(self) -> Path:
+        if self._pinned is not None:
+            return self._pinned
+        if not self.alias.exists():
+            with self._write_lock():
+                if not self.alias.exists():
+                    first = self._new_build_dir()
+                    _Build(first, self.vector_dims, self.boosts)
+                    self._swap_alias(first)
+        return self.alias.resolve()
+
+    def _new_build_dir(self) -> Path:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        path = self.root / f"{self.alias.name}-{stamp}"
+        path.mkdir(parents=True)
+        return path
+
+    def _swap_alias(self, build: Path) -> None:
+        tmp = self.root / f".{self.alias.name}.swap"
+        tmp.unlink(missing_ok=True)
+        os.symlink(build.name, tmp)
+        os.replace(tmp, self.alias)
+
+    def _open(self, force: bool = False) -> _Build:
+        with self._mutex:
+            now = time.monotonic()
+            if self._build is not None and not force and now - self._checked < REFRESH_INTERVAL_S:
+                return self._build
+            self._checked = now
+            target = self._target()
+            try:
+                if self._build is None or self._build.path != target:
+                    self._build = _Build(target, self.vector_dims, self.boosts)
+                else:
+                    self._build.catch_up()
+            except (OSError, ValueError) as exc:
+                if isinstance(exc, ValueError) and "reindex" in str(exc):
+                    raise
+                raise SearchUnavailable(f"The search index at {target} cannot be opened: {exc}") from exc
+            return self._build
+
+    @contextlib.contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        """Exclusive across processes (flock) and re-entrant within a thread."""
+        key = str(self.root)
+        depth = getattr(_held, key, 0)
+        if depth:
+            setattr(_held, key, depth + 1)
+            try:
+                yield
+            finally:
+                setattr(_held, key, depth)
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".write.lock", "a+") as fh:
+            deadline = time.monotonic() + LOCK_TIMEOUT_S
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise IndexLocked(f"The search index write lock was busy for {LOCK_TIMEOUT_S:.0f} s") from None
+                    time.sleep(0.05)
+            setattr(_held, key, 1)
+            try:
+                yield
+            finally:
+                setattr(_held, key, 0)
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    # -- writing -----------------------------------------------------------------------------------
+    def reset_index(self) -> None:
+        with self._write_lock():
+            build = self._open(force=True)
+            build.bm25.clear()
+            build.vectors.clear()
+
+    def add_bulk(self, docs: Sequence[SearchDocument]) -> None:
+        if not docs:
+            return
+        for doc in docs:
+            for name, vec in doc.vectors.items():
+                if vec is not None:
+                    self._check_vector(name, vec)
+        self._write(list(docs), [])
+
+    def delete(self, ids: Sequence[int]) -> None:
+        if ids:
+            self._write([], [int(i) for i in ids])
+
+    def _write(self, upserts: list[SearchDocument], deletes: list[int]) -> None:
+        lock = contextlib.nullcontext() if self._pinned is not None else self._write_lock()
+        with lock:
+            self._open(force=True).write(upserts, deletes)
+
+    def refresh(self) -> None:
+        self._open(force=True)
+
+    @contextlib.contextmanager
+    def rebuild(self, *, before_swap=None) -> Iterator[EmbeddedSearchBackend]:
+        new_dir = self._new_build_dir()
+        builder = EmbeddedSearchBackend(self.params, self.vector_dims, build_dir=new_dir)
+        try:
+            yield builder
+            with self._write_lock():
+                if before_swap is not None:
+                    before_swap(builder)
+                builder._open(force=True).vectors.compact()
+                self._swap_alias(new_dir)
+        except BaseException:
+            shutil.rmtree(new_dir, ignore_errors=True)
+            raise
+        self._prune()
+        self._open(force=True)
+
+    def _prune(self) -> None:
+        live = self.alias.resolve()
+        builds = sorted(p for p in self.root.glob(f"{self.alias.name}-*") if p.is_dir() and p != live)
+        for old in builds[: max(0, len(builds) - KEEP_BUILDS)]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    # -- reading -----------------------------------------------------------------------------------
+    def search_text(self, query: str | None, *, filters: SearchFilters | None = None, limit: int = 100) -> list[Hit]:
+        return self._open().bm25.search(query, filters, limit)
+
+    def search_vector(self, field: str, vector: np.ndarray, *, filters: SearchFilters | None = None, k: int = 100) -> list[Hit]:
+        vector = self._check_vector(field, vector)
+        build = self._open()
+        allowed = None
+        if filters is not None and not filters.is_empty:
+            allowed = set(build.bm25.filtered_ids(filters, MAX_FILTERED_IDS))
+        return build.vectors.search(field, vector, k, allowed)
+
+    def count(self) -> int:
+        return self._open().bm25.count()
+
+    def ids(self) -> set[int]:
+        return self._open().bm25.ids()
+
+    def get_vectors(self, field: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        self._check_vector(field, np.zeros(self.vector_dims.get(field, 0), np.float32))
+        return self._open().vectors.get(field, ids)
+
+    def terms(self, text: str) -> list[str]:
+        """Analysed BM25 terms of ``text`` (used to tell a shopper their query had only stop words)."""
+        return self._open().bm25.terms(text)
+
+    def describe(self) -> dict:
+        build = self._open(force=True)
+        size = sum(p.stat().st_size for p in build.path.rglob("*") if p.is_file())
+        return {
+            "backend": "embedded (tantivy BM25 + hnswlib kNN)",
+            "index": str(build.path),
+            "documents": build.bm25.count(),
+            "vectors": {name: build.vectors.size(name) for name in self.vector_dims},
+            "size_mb": round(size / 1e6, 1),
+        }
+
+
+SearchBackend = EmbeddedSearchBackend

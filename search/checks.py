@@ -1,0 +1,23 @@
+"""Configuration checks run by ``manage.py check`` (ids ``search.E00x``)."""
+
+from django.conf import settings
+from django.core.checks import Error, register
+
+from search.ranking import FUSION_METHODS
+
+
+@register()
+def search_settings_check(app_configs, **kwargs):
+    errors = []
+    if "default" not in getattr(settings, "SEARCH_BACKENDS", {}):
+        errors.append(Error("SEARCH_BACKENDS has no 'default' entry.", hint="Add SEARCH_BACKENDS['default'] = {'BACKEND': 'search.backends.embedded', ...}", id="search.E001"))
+    if settings.SEARCH_FUSION not in FUSION_METHODS:
+        errors.append(Error(f"SEARCH_FUSION is {settings.SEARCH_FUSION!r}.", hint=f"Use one of: {', '.join(FUSION_METHODS)}.", id="search.E002"))
+    unknown = set(settings.SEARCH_WEIGHTS) - {"bm25", "text_knn", "fused_knn", "image_knn", "clicks"}
+    if unknown:
+        errors.append(Error(f"SEARCH_WEIGHTS has unknown retrievers: {', '.join(sorted(unknown))}.", hint="Valid keys: bm25, text_knn, fused_knn, image_knn.", id="search.E003"))
+    if any(w < 0 for w in settings.SEARCH_WEIGHTS.values()) or any(w < 0 for w in settings.FUSION_WEIGHTS.values()):
+        errors.append(Error("Search and fusion weights must be >= 0.", id="search.E004"))
+    if settings.SEARCH_RRF_K <= 0:
+        errors.append(Error(f"SEARCH_RRF_K is {settings.SEARCH_RRF_K}; it must be positive.", id="search.E005"))
+    return errors

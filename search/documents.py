@@ -1,0 +1,50 @@
+"""Product -> text for the encoders, and Product + embeddings -> SearchDocument for the engines."""
+
+from __future__ import annotations
+
+from shop.models import Category, Product
+from search.backends.base import SearchDocument
+from search.models import ProductEmbedding
+
+#: Characters of description fed to the text encoder; MiniLM reads 128 tokens (~600 chars),
+#: so more is wasted tokenisation.
+DESCRIPTION_CHARS_FOR_ENCODER = 1000
+
+
+def category_parts(product: Product) -> list[str]:
+    """Root-first category names, from the stored path (no query per ancestor)."""
+    return product.category.path.split(Category.PATH_SEPARATOR) if product.category_id else []
+
+
+def document_text(product: Product) -> str:
+    """What the text encoder reads: title, brand, category path and the start of the description."""
+    parts = [product.title.strip()]
+    if product.brand_id:
+        parts.append(product.brand.name)
+    cats = category_parts(product)
+    if cats:
+        parts.append(" > ".join(cats))
+    if product.description:
+        parts.append(product.description.strip()[:DESCRIPTION_CHARS_FOR_ENCODER])
+    return ". ".join(p for p in parts if p)
+
+
+def to_search_document(product: Product, embedding: ProductEmbedding | None) -> SearchDocument:
+    """Build the engine document; vectors come from the stored embedding (missing ones are left out)."""
+    vectors = {}
+    if embedding is not None:
+        vectors["text"] = ProductEmbedding.unpack(embedding.text_vector)
+        if embedding.image_features is not None:
+            vectors["image"] = ProductEmbedding.unpack(embedding.image_features)
+        vectors["fused"] = ProductEmbedding.unpack(embedding.fused_vector)
+    return SearchDocument(
+        id=product.pk,
+        external_id=product.external_id or "",
+        title=product.title,
+        brand=product.brand.name if product.brand_id else "",
+        category_path=category_parts(product),
+        description=product.description or "",
+        price=float(product.price) if product.price is not None else None,
+        rating=product.rating,
+        vectors=vectors,
+    )

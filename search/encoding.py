@@ -1,0 +1,126 @@
+"""Glue between the encoders (mlmodels) and search: product and query embeddings.
+
+``vector_dims()`` is cheap (no model load) so backends can be created at start-up; the models
+themselves load on the first encode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from threading import Lock
+
+import numpy as np
+from django.conf import settings
+
+from mlmodels.fusion import FusionSpace, fuse
+from mlmodels.image import IMAGE_DIM, ImageFeatures
+from mlmodels.images import DecodedImage
+from mlmodels.text import TEXT_DIM
+
+#: Text query vectors kept per process. Repeated queries (paging, popular searches) skip the
+#: encoder; 4,096 x 384 float32 is 6 MB.
+QUERY_CACHE_SIZE = 4096
+
+
+def get_space() -> FusionSpace:
+    """The fusion space in service: the zero-shot bridge (cold start)."""
+    from mlmodels.registry import get_bridge
+
+    return get_bridge(settings.ENCODER_DEVICE)
+
+
+def get_space_info() -> dict:
+    """Name, dimension, version of the fusion space in service, and a note for ``search_status``."""
+    return {
+        "name": "bridge", "dim": space_dim(), "version": "zero-shot",
+        "note": "Cold start: the zero-shot bridge (ImageNet classes x MiniLM) maps photos into the text space.",
+    }
+
+
+def space_dim() -> int:
+    """Dimension of the fused vector field, without loading any model."""
+    return 384
+
+
+def vector_dims() -> dict[str, int]:
+    """Vector field -> dimension for the search backends."""
+    return {"text": TEXT_DIM, "image": IMAGE_DIM, "fused": space_dim()}
+
+
+def text_encoder():
+    from mlmodels.registry import get_text_encoder
+
+    return get_text_encoder(settings.ENCODER_DEVICE)
+
+
+def image_encoder():
+    from mlmodels.registry import get_image_encoder
+
+    return get_image_encoder(settings.ENCODER_DEVICE)
+
+
+def fusion_weights(overrides: dict[str, float] | None = None) -> tuple[float, float]:
+    w = {**settings.FUSION_WEIGHTS, **(overrides or {})}
+    return float(w["text"]), float(w["image"])
+
+
+def sha1(data: bytes | str) -> str:
+    return hashlib.sha1(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+@dataclass(frozen=True)
+class QueryVectors:
+    """Vectors of one query. ``text`` ``(384,)``; ``image`` ``(1280,)``; ``fused`` ``(dim,)``; all L2-normalised."""
+
+    text: np.ndarray | None = None
+    image: np.ndarray | None = None
+    fused: np.ndarray | None = None
+
+
+class _LRU:
+    def __init__(self, size: int):
+        self.size, self.data, self.lock = size, OrderedDict(), Lock()
+
+    def get(self, key):
+        with self.lock:
+            if key in self.data:
+                self.data.move_to_end(key)
+                return self.data[key]
+        return None
+
+    def put(self, key, value) -> None:
+        with self.lock:
+            self.data[key] = value
+            self.data.move_to_end(key)
+            while len(self.data) > self.size:
+                self.data.popitem(last=False)
+
+
+_query_cache = _LRU(QUERY_CACHE_SIZE)
+
+
+def encode_text_query(text: str) -> np.ndarray:
+    """``(384,)`` MiniLM vector of a query (cached per process)."""
+    cached = _query_cache.get(text)
+    if cached is None:
+        cached = text_encoder().encode_query([text])[0]
+        _query_cache.put(text, cached)
+    return cached
+
+
+def encode_image_query(image: DecodedImage) -> ImageFeatures:
+    """Features ``(1, 1280)`` and logits ``(1, 1000)`` of a query photo."""
+    return image_encoder().encode([image.image])
+
+
+def query_vectors(text: str | None, image: ImageFeatures | None, *, fusion_overrides: dict | None = None) -> QueryVectors:
+    """Vectors for a text, photo or photo+text query; the fused query mixes both sides like products do."""
+    space = get_space()
+    t = encode_text_query(text) if text else None
+    t_space = space.text(t[None, :])[0] if t is not None else None
+    i_space = space.image(image)[0] if image is not None else None
+    w_text, w_image = fusion_weights(fusion_overrides)
+    fused = fuse(t_space, i_space, text_weight=w_text, image_weight=w_image) if (t is not None or image is not None) else None
+    return QueryVectors(text=t, image=None if image is None else image.features[0], fused=fused)

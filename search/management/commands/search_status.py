@@ -1,0 +1,53 @@
+"""``manage.py search_status``: indexing state counts, failures, and the engine's facts."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+from django.db.models import Count
+from rich.console import Console
+from rich.table import Table
+
+from search.backends import get_backend
+from search.backends.base import SearchBackendError
+from search.encoding import get_space_info
+from shop.models import IndexState, Product
+
+
+class Command(BaseCommand):
+    help = "Show how many products are pending, indexed or failed, why they failed, and the index in use."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--failures", type=int, default=10, help="List up to N failed products (default 10)")
+
+    def handle(self, *args, **opts):
+        console = Console(file=self.stdout, width=120)
+        counts = dict(Product.objects.values_list("index_state").annotate(n=Count("pk")))
+        table = Table(title="Indexing state")
+        table.add_column("state")
+        table.add_column("products", justify="right")
+        for state in IndexState:
+            table.add_row(state.label, str(counts.get(state.value, 0)))
+        table.add_row("total", str(sum(counts.values())))
+        console.print(table)
+
+        space = get_space_info()
+        console.print(f"Fusion space: {space['name']} ({space['dim']}-d, version {space['version']}). {space['note']}")
+        try:
+            facts = get_backend().describe()
+            console.print("Index: " + ", ".join(f"{k}={v}" for k, v in facts.items()))
+            indexed = counts.get(IndexState.INDEXED, 0) + counts.get(IndexState.FAILED, 0)
+            if facts.get("documents") is not None and facts["documents"] != indexed:
+                console.print(f"[yellow]The index holds {facts['documents']} documents but {indexed} products are indexed or failed: run `manage.py reindex`.[/yellow]")
+        except SearchBackendError as exc:
+            console.print(f"[red]Search engine unavailable: {exc}[/red]")
+
+        failed = Product.objects.filter(index_state=IndexState.FAILED).order_by("-updated_at")[: opts["failures"]]
+        if failed:
+            ft = Table(title="Recent failures")
+            ft.add_column("id", justify="right")
+            ft.add_column("external id")
+            ft.add_column("title")
+            ft.add_column("reason")
+            for p in failed:
+                ft.add_row(str(p.pk), p.external_id or "", p.title[:40], p.index_error)
+            console.print(ft)

@@ -1,0 +1,36 @@
+"""Stored embeddings: the database is the source of truth for vectors; indexes are rebuilt from it."""
+
+from __future__ import annotations
+
+import numpy as np
+from django.db import models
+
+
+class ProductEmbedding(models.Model):
+    """Encoder outputs of one product, so a reindex or a new fusion head needs no re-encoding.
+
+    Vectors are raw little-endian float32 bytes (``image_logits`` float16): text ``(384,)``,
+    image features ``(1280,)``, ImageNet logits ``(1000,)``, fused ``(dim,)`` in the fusion
+    space named by ``space_version``.
+    """
+
+    product = models.OneToOneField("shop.Product", primary_key=True, related_name="embedding", on_delete=models.CASCADE)
+    text_vector = models.BinaryField()
+    text_hash = models.CharField(max_length=40, help_text="sha1 of the encoded text; unchanged text is not re-encoded")
+    image_features = models.BinaryField(null=True)
+    image_logits = models.BinaryField(null=True)
+    image_hash = models.CharField(max_length=40, blank=True, help_text="sha1 of the encoded photo's bytes")
+    fused_vector = models.BinaryField()
+    space_version = models.CharField(max_length=64, help_text="fusion space the fused vector lives in")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Embeddings of product {self.product_id}"
+
+    @staticmethod
+    def pack(vector: np.ndarray | None, dtype=np.float32) -> bytes | None:
+        return None if vector is None else np.asarray(vector, dtype=dtype).tobytes()
+
+    @staticmethod
+    def unpack(data: bytes | memoryview | None, dtype=np.float32) -> np.ndarray | None:
+        return None if data is None else np.frombuffer(bytes(data), dtype=dtype).astype(np.float32)

@@ -1,0 +1,68 @@
+"""Shopper input checks: every query is normalised here, and unusable ones get a reason.
+
+Follows Saleor's approach (sanitise, never let user text reach a query parser) with Wagtail's
+habit of errors that say how to fix things.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+#: Longest query accepted, in characters. Real shopper queries are far shorter (CrowdFlower's
+#: longest is 49); 200 leaves room for pasted product names.
+MAX_QUERY_CHARS = 200
+
+
+class QueryRejected(ValueError):
+    """The query cannot be searched; ``reason`` is shown to the shopper (HTTP 400)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class CleanQuery:
+    """A normalised query: ``text`` (may be empty for a photo-only query) and notices for the page."""
+
+    text: str
+    notices: tuple[str, ...] = ()
+
+
+def normalise_query(raw: str | None) -> str:
+    """NFKC, control characters removed, whitespace collapsed, stripped."""
+    text = unicodedata.normalize("NFKC", raw or "")
+    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def clean_query(raw: str | None, *, has_image: bool = False, has_filters: bool = False, terms=None) -> CleanQuery:
+    """Check a shopper's words.
+
+    Args:
+        raw: the text as typed.
+        has_image: a photo comes with the query (then the words may be empty).
+        has_filters: filters are set (then the words may be empty: browsing).
+        terms: callable giving the BM25 terms of a text (to spot stop-word-only queries).
+
+    Raises:
+        QueryRejected: empty with nothing else to search by, too long, no letters or digits,
+            only common words.
+    """
+    text = normalise_query(raw)
+    if not text:
+        if has_image or has_filters:
+            return CleanQuery("")
+        raise QueryRejected("Type a few words or add a photo to search.")
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryRejected(f"The search is {len(text):,} characters long; the limit is {MAX_QUERY_CHARS}. Try a few key words.")
+    if not any(ch.isalnum() for ch in text):
+        raise QueryRejected("The search has no letters or digits. Try words such as 'cotton towel'.")
+    notices = []
+    if terms is not None and not terms(text) and not has_image:
+        raise QueryRejected(f"'{text}' has only very common words. Add what you are looking for, e.g. 'watch for men'.")
+    if not any(ch.isascii() for ch in text if ch.isalpha()):
+        notices.append("This shop's catalog is in English; results for words in other languages are matched by meaning and may be less precise.")
+    return CleanQuery(text, tuple(notices))

@@ -1,0 +1,149 @@
+"""Writes of the search app: embed products and put them in (or take them out of) the index.
+
+Failures are sorted in two kinds. *Transient* ones (index locked, engine unreachable, database
+busy) propagate so the Celery task retries with backoff. *Permanent* ones (a photo that cannot
+be decoded) are recorded on the product (``index_state = failed`` with the reason) and the
+product is still indexed by its text, so it stays findable while the merchant fixes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from mlmodels.fusion import fuse
+from mlmodels.image import ImageFeatures
+from mlmodels.images import ImageRejected, open_image
+from search import encoding
+from search.backends import get_backend
+from search.backends.base import BaseSearchBackend
+from search.documents import document_text, to_search_document
+from search.models import ProductEmbedding
+from shop.models import IndexState, Product, ProductImage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class IndexReport:
+    """What a batch of indexing did: ids indexed, and id -> reason for the ones that failed."""
+
+    indexed: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    missing: list[int] = field(default_factory=list)
+
+
+def _products(ids: Iterable[int]):
+    return (
+        Product.objects.filter(pk__in=list(ids))
+        .select_related("brand", "category")
+        .prefetch_related(Prefetch("images", queryset=ProductImage.objects.order_by("-is_primary", "position", "id")))
+        .order_by("pk")
+    )
+
+
+def products_embed(products: Sequence[Product], *, force: bool = False) -> tuple[dict[int, ProductEmbedding], dict[int, str]]:
+    """Compute (or reuse) embeddings for ``products`` and save them.
+
+    Text is re-encoded only when it changed, a photo only when its bytes changed, unless
+    ``force``. Returns (product id -> embedding, product id -> reason its photo was not used).
+    """
+    space = encoding.get_space()
+    existing = {e.product_id: e for e in ProductEmbedding.objects.filter(product__in=[p.pk for p in products])}
+    texts = {p.pk: document_text(p) for p in products}
+    photo_errors: dict[int, str] = {}
+
+    to_text = [p for p in products if force or p.pk not in existing or existing[p.pk].text_hash != encoding.sha1(texts[p.pk])]
+    text_vecs = dict(zip([p.pk for p in to_text], encoding.text_encoder().encode_document([texts[p.pk] for p in to_text]), strict=True))
+
+    photos: dict[int, tuple[str, object]] = {}
+    for p in products:
+        img = p.primary_image
+        if img is None:
+            continue
+        try:
+            with img.image.open("rb") as fh:
+                raw = fh.read(settings.MAX_IMAGE_BYTES + 1)
+            digest = encoding.sha1(raw)
+            if not force and p.pk in existing and existing[p.pk].image_hash == digest and existing[p.pk].image_features is not None:
+                continue
+            photos[p.pk] = (digest, open_image(raw, max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS).image)
+        except ImageRejected as exc:
+            photo_errors[p.pk] = f"Photo {img.source_name or img.image.name!r} was not used: {exc.reason}"
+        except (FileNotFoundError, OSError) as exc:
+            photo_errors[p.pk] = f"Photo {img.source_name or img.image.name!r} could not be read from storage: {exc}"
+    feats = encoding.image_encoder().encode([im for _, im in photos.values()]) if photos else None
+    photo_rows = {pid: i for i, pid in enumerate(photos)}
+
+    w_text, w_image = encoding.fusion_weights()
+    out: dict[int, ProductEmbedding] = {}
+    for p in products:
+        emb = existing.get(p.pk) or ProductEmbedding(product=p)
+        if p.pk in text_vecs:
+            emb.text_vector = ProductEmbedding.pack(text_vecs[p.pk])
+            emb.text_hash = encoding.sha1(texts[p.pk])
+        if p.pk in photo_rows:
+            row = photo_rows[p.pk]
+            emb.image_features = ProductEmbedding.pack(feats.features[row])
+            emb.image_logits = ProductEmbedding.pack(feats.logits[row], np.float16)
+            emb.image_hash = photos[p.pk][0]
+        elif p.primary_image is None or p.pk in photo_errors:
+            emb.image_features = emb.image_logits = None
+            emb.image_hash = ""
+        text_side = space.text(ProductEmbedding.unpack(emb.text_vector)[None, :])[0]
+        image_side = None
+        if emb.image_features is not None:
+            stored = ImageFeatures(ProductEmbedding.unpack(emb.image_features)[None, :], ProductEmbedding.unpack(emb.image_logits, np.float16)[None, :])
+            image_side = space.image(stored)[0]
+        emb.fused_vector = ProductEmbedding.pack(fuse(text_side, image_side, text_weight=w_text, image_weight=w_image))
+        emb.space_version = space.version
+        emb.save()
+        out[p.pk] = emb
+    return out, photo_errors
+
+
+def products_index(*, product_ids: Sequence[int], backend: BaseSearchBackend | None = None, force: bool = False) -> IndexReport:
+    """Embed and index these products; record the outcome on each (pending -> indexed / failed).
+
+    Ids that no longer exist are removed from the index. Transient engine errors propagate.
+    """
+    backend = backend or get_backend()
+    products = list(_products(product_ids))
+    report = IndexReport(missing=sorted(set(product_ids) - {p.pk for p in products}))
+    if report.missing:
+        backend.delete(report.missing)
+    if not products:
+        return report
+    embeddings, photo_errors = products_embed(products, force=force)
+    backend.add_bulk([to_search_document(p, embeddings.get(p.pk)) for p in products])
+    now = timezone.now()
+    failed = set(photo_errors)
+    ok = [p.pk for p in products if p.pk not in failed]
+    Product.objects.filter(pk__in=ok).update(index_state=IndexState.INDEXED, index_error="", indexed_at=now)
+    for pid, reason in photo_errors.items():
+        Product.objects.filter(pk=pid).update(
+            index_state=IndexState.FAILED, index_error=f"{reason} Indexed by text only; upload a new photo and save to retry.", indexed_at=now
+        )
+    report.indexed, report.failed = ok, photo_errors
+    return report
+
+
+def product_record_failure(*, product_id: int, reason: str) -> None:
+    """Mark a product failed with a reason (after retries ran out). Never raises for a missing row."""
+    Product.objects.filter(pk=product_id).update(index_state=IndexState.FAILED, index_error=reason[:2000])
+
+
+def product_unindex(*, product_id: int, backend: BaseSearchBackend | None = None) -> None:
+    """Remove a deleted product from the index."""
+    (backend or get_backend()).delete([product_id])
+
+
+def products_mark_stale(*, queryset=None) -> int:
+    """Mark products pending (e.g. after a new fusion head) so the sweeper or a reindex refreshes them."""
+    return (queryset or Product.objects.all()).update(index_state=IndexState.PENDING)

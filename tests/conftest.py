@@ -1,0 +1,51 @@
+"""Shared fixtures: a real sample of the Flipkart catalog, imported and indexed with the real models."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+SAMPLE_PER_CATEGORY = 9  # 7 top-level categories -> 63 products
+
+
+def flipkart_dir() -> Path:
+    return Path(settings.CATALOG_DIR) / "flipkart"
+
+
+def sample_flipkart_ids(per_category: int = SAMPLE_PER_CATEGORY) -> list[str]:
+    """A deterministic sample of real Flipkart products with photos and prices, across all 7 categories.
+
+    Towels are always included (the "cotton bath towel" test needs them).
+    """
+    by_root: dict[str, list[str]] = defaultdict(list)
+    towels = []
+    with (flipkart_dir() / "products.csv").open(newline="", encoding="utf-8") as fh:
+        for rec in csv.DictReader(fh):
+            if not rec["discounted_price"] or not (flipkart_dir() / "images" / rec["image"]).is_file():
+                continue
+            root = rec["product_category_tree"].strip('["').split(">>")[0].strip()
+            if "towel" in rec["product_name"].lower() and len(towels) < 4:
+                towels.append(rec["uniq_id"])
+            elif len(by_root[root]) < per_category:
+                by_root[root].append(rec["uniq_id"])
+    return towels + [i for ids in by_root.values() for i in ids]
+
+
+@pytest.fixture(scope="session")
+def indexed_catalog(django_db_setup, django_db_blocker):
+    """The Flipkart sample imported and indexed once per test session (real models, real photos)."""
+    from shop.importers import read_catalog
+    from shop.services import catalog_import
+    from search.services import products_index
+
+    wanted = set(sample_flipkart_ids())
+    with django_db_blocker.unblock():
+        rows = [r for r in read_catalog("flipkart", flipkart_dir()) if r.external_id in wanted]
+        summary = catalog_import(rows)
+        products_index(product_ids=summary.product_ids)
+    return summary

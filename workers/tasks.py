@@ -1,0 +1,80 @@
+"""Thin tasks: ids in, re-read the rows, call one service.
+
+Enqueue them with ``transaction.on_commit`` (see ``shop.signals``) so a worker never reads a row
+before it is committed. Transient failures retry with exponential backoff; when retries run
+out the failure is recorded on the product, where the admin shows it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.db import OperationalError
+from django.utils import timezone
+
+from search.backends.base import SearchUnavailable
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT = (SearchUnavailable, OperationalError, ConnectionError, TimeoutError)
+#: Products per task when many are enqueued at once (imports, the sweeper): large enough for
+#: batched encoding, small enough that a retry repeats little work.
+BATCH_SIZE = 32
+
+
+class IndexTask:
+    """Retry policy shared by indexing tasks (Celery ``autoretry_for`` with backoff)."""
+
+    autoretry_for = TRANSIENT
+    retry_backoff = 2
+    retry_backoff_max = 300
+    retry_jitter = True
+    max_retries = 6
+
+
+@shared_task(bind=True, acks_late=True, **{k: getattr(IndexTask, k) for k in vars(IndexTask) if not k.startswith("_")})
+def index_products(self, product_ids: list[int]) -> dict:
+    """Embed and index these products (missing ids are removed from the index)."""
+    from search.services import product_record_failure, products_index
+
+    try:
+        report = products_index(product_ids=product_ids)
+    except TRANSIENT as exc:
+        if self.request.retries >= self.max_retries:
+            for pid in product_ids:
+                product_record_failure(product_id=pid, reason=f"Indexing gave up after {self.max_retries} retries: {exc}")
+        raise
+    return {"indexed": len(report.indexed), "failed": report.failed, "missing": report.missing}
+
+
+@shared_task(bind=True, acks_late=True, **{k: getattr(IndexTask, k) for k in vars(IndexTask) if not k.startswith("_")})
+def unindex_product(self, product_id: int) -> None:
+    """Remove a deleted product from the index."""
+    from search.services import product_unindex
+
+    product_unindex(product_id=product_id)
+
+
+@shared_task
+def sweep_stale_products() -> int:
+    """Re-enqueue products still pending after ``INDEX_STALE_AFTER_S`` (a lost message, a dead worker).
+
+    Returns the number of products re-enqueued.
+    """
+    from shop.models import IndexState, Product
+
+    cutoff = timezone.now() - timedelta(seconds=settings.INDEX_STALE_AFTER_S)
+    ids = list(Product.objects.filter(index_state=IndexState.PENDING, updated_at__lt=cutoff).values_list("pk", flat=True))
+    enqueue_index(ids)
+    if ids:
+        logger.info("Sweeper re-enqueued %d stale products", len(ids))
+    return len(ids)
+
+
+def enqueue_index(product_ids: list[int]) -> None:
+    """Send ``index_products`` tasks in batches of ``BATCH_SIZE`` (runs inline without a broker)."""
+    for start in range(0, len(product_ids), BATCH_SIZE):
+        index_products.delay(product_ids[start:start + BATCH_SIZE])

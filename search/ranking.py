@@ -123,18 +123,106 @@ def linear(
 
 
 def blend(
-    rankings: Mapping[str, Sequence[Hit]], *, method: str = "rrf", weights: Mapping[str, float] | None = None, rrf_k: int = 60
+    rankings: Mapping[str, Sequence[Hit]],
+    *,
+    method: str = "rrf",
+    weights: Mapping[str, float] | None = None,
+    rrf_k: int = 60,
+    priors: Mapping[int, float] | None = None,
+    max_lift: int | None = None,
 ) -> list[FusedResult]:
     """Fuse ranked lists with ``method`` (``rrf`` or ``linear``); the entry point the search selector uses.
+
+    Args:
+        rankings: retriever name -> hits, best first.
+        method: ``rrf`` or ``linear``.
+        weights: retriever name -> weight; ``weights["clicks"]`` weighs the click prior.
+        rrf_k: the RRF constant.
+        priors: product id -> click prior in [0, 1] (0.5 neutral), see :func:`apply_click_prior`.
+        max_lift: most ranks the click prior may lift a product (``None``: no cap).
 
     Raises:
         ValueError: unknown method.
     """
     if method == "rrf":
-        return rrf(rankings, weights=weights, k=rrf_k)
-    if method == "linear":
-        return linear(rankings, weights=weights)
-    raise ValueError(f"Unknown fusion method {method!r}; valid: {', '.join(FUSION_METHODS)}")
+        fused = rrf(rankings, weights=weights, k=rrf_k)
+    elif method == "linear":
+        fused = linear(rankings, weights=weights)
+    else:
+        raise ValueError(f"Unknown fusion method {method!r}; valid: {', '.join(FUSION_METHODS)}")
+    if priors:
+        scale = 1.0 / (rrf_k + 1) if method == "rrf" else 1.0
+        fused = apply_click_prior(fused, priors, weight=float((weights or {}).get("clicks", 1.0)), scale=scale, max_lift=max_lift)
+    return fused
+
+
+def apply_click_prior(
+    fused: Sequence[FusedResult], priors: Mapping[int, float], *, weight: float, scale: float, max_lift: int | None
+) -> list[FusedResult]:
+    """Add the click prior to fused results, then cap how far it lifts any product.
+
+    ``score(d) += weight · scale · boost(d)`` with ``boost = 2 · prior - 1`` in [-1, 1]
+    (:func:`search.feedback.boost_from_prior`). ``scale`` puts the prior on the fusion's scale:
+    ``1 / (k + 1)`` for RRF (a full boost adds what a first place in one more list of that weight
+    adds), 1 for linear fusion (normalised scores). Then no product ends more than ``max_lift``
+    ranks above its rank without clicks (:func:`cap_lift`); products may fall any number of ranks.
+    Products without a prior are untouched. The explanation gets a ``clicks`` part (raw = prior,
+    rank = rank by prior among the candidates that have one).
+
+    Args:
+        fused: results of :func:`rrf` or :func:`linear`, best first.
+        priors: product id -> prior in [0, 1].
+        weight: ``SEARCH_WEIGHTS["clicks"]`` (0 turns clicks off).
+        scale: see above.
+        max_lift: most ranks a product may gain (``None``: uncapped).
+    """
+    from search.feedback import boost_from_prior
+
+    base = [r.id for r in fused]
+    if weight == 0 or not fused:
+        return list(fused)
+    by_prior = sorted((pid for pid in base if pid in priors), key=lambda pid: (-priors[pid], pid))
+    prior_rank = {pid: i + 1 for i, pid in enumerate(by_prior)}
+    out: dict[int, FusedResult] = {}
+    for r in fused:
+        parts = list(r.parts)
+        score = r.score
+        if r.id in priors:
+            c = weight * scale * boost_from_prior(float(priors[r.id]))
+            score += c
+            parts.append(ScorePart("clicks", float(priors[r.id]), prior_rank[r.id], c))
+        out[r.id] = FusedResult(r.id, score, parts)
+    desired = sorted(out.values(), key=lambda r: (-r.score, min((p.rank for p in r.parts if p.retriever != "clicks"), default=0), r.id))
+    order = [r.id for r in desired] if max_lift is None else cap_lift(base, [r.id for r in desired], max_lift)
+    return [out[i] for i in order]
+
+
+def cap_lift(base: Sequence[int], desired: Sequence[int], max_lift: int) -> list[int]:
+    """Reorder ``desired`` as little as possible so that no id ends more than ``max_lift`` ranks above its rank in ``base``.
+
+    Greedy, position by position: the next id is the first one in ``desired`` order among those
+    allowed there (``base_rank - max_lift <= position``). An allowed id always exists (of the ids
+    whose base rank is within ``position + max_lift``, at most ``position`` are placed).
+    O(n log n).
+
+    Raises:
+        ValueError: ``max_lift < 0`` or the two lists do not hold the same ids.
+    """
+    import heapq
+
+    if max_lift < 0:
+        raise ValueError(f"max_lift must be >= 0, got {max_lift}")
+    if set(base) != set(desired) or len(base) != len(desired):
+        raise ValueError("base and desired must be orderings of the same ids")
+    want = {pid: i for i, pid in enumerate(desired)}
+    heap: list[tuple[int, int]] = []
+    out, nxt = [], 0
+    for position in range(len(base)):
+        while nxt < len(base) and nxt <= position + max_lift:
+            heapq.heappush(heap, (want[base[nxt]], base[nxt]))
+            nxt += 1
+        out.append(heapq.heappop(heap)[1])
+    return out
 
 
 def _sorted(fused: dict[int, FusedResult]) -> list[FusedResult]:

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db.models import Prefetch
 
 from mlmodels.image import ImageFeatures
-from search import encoding, ranking
+from search import click_selectors, encoding, ranking
 from search.backends import get_backend
 from search.backends.base import BaseSearchBackend, SearchFilters
 from shop.models import Category, Product, ProductImage
@@ -101,7 +101,16 @@ def product_search(
         if image is not None:
             rankings["image_knn"] = backend.search_vector("image", vectors.image, filters=filters, k=n)
         rankings["fused_knn"] = backend.search_vector("fused", vectors.fused, filters=filters, k=n)
-        fused = ranking.blend(rankings, method=method, weights=weights, rrf_k=settings.SEARCH_RRF_K)
+        # -- click feedback (search.feedback): shoppers' photos as references, and the click prior --
+        if image is not None and weights.get("photo_refs_knn", 0):
+            rankings["photo_refs_knn"] = click_selectors.photo_refs_ranking(vectors.image, filters=filters, k=n)
+        priors = {}
+        if weights.get("clicks", 0):
+            priors = click_selectors.click_priors(text=text, product_ids={h.id for hits in rankings.values() for h in hits})
+        fused = ranking.blend(
+            rankings, method=method, weights=weights, rrf_k=settings.SEARCH_RRF_K,
+            priors=priors, max_lift=settings.CLICK_MAX_LIFT_RANKS,
+        )
 
     ids = [r.id for r in fused]
     facets = _facets(ids, filters)

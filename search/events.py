@@ -222,14 +222,15 @@ def click_record(
 
     Args:
         token: the impression token from the page (:func:`impression_token`).
-        product_id, position: the clicked product and its absolute 1-based position (ints or digit strings).
+        product_id, position: the clicked product and its absolute 1-based position (ints or digit
+            strings); ``position=None`` takes the position the impression showed it at (redirect links).
         session_key: the shopper's session id (hashed before use).
         user_agent, ip: for the bot check and rate limit; never stored.
         now: the event time (default: now).
     """
     now = now or timezone.now()
-    pid, pos = _as_int(product_id), _as_int(position)
-    if pid is None or pos is None or pid <= 0 or not 1 <= pos <= MAX_POSITION:
+    pid, pos = _as_int(product_id), None if position is None else _as_int(position)
+    if pid is None or pid <= 0 or (position is not None and (pos is None or not 1 <= pos <= MAX_POSITION)):
         return _discarded(DiscardReason.MALFORMED, now)
     imp_id = impression_id_from_token(token)
     if imp_id is None:
@@ -243,6 +244,8 @@ def click_record(
     shown = imp.position_of(pid)
     if shown is None:
         return _discarded(DiscardReason.NOT_IN_IMPRESSION, now, product)
+    if pos is None:  # the redirect link: the position is where the impression showed the product
+        pos = shown
     if shown != pos:
         return _discarded(DiscardReason.POSITION_MISMATCH, now, product)
     if (now - imp.created).total_seconds() > settings.CLICK_IMPRESSION_MAX_AGE_S:

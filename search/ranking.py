@@ -130,6 +130,7 @@ def blend(
     rrf_k: int = 60,
     priors: Mapping[int, float] | None = None,
     max_lift: int | None = None,
+    max_drop: int | None = None,
 ) -> list[FusedResult]:
     """Fuse ranked lists with ``method`` (``rrf`` or ``linear``); the entry point the search selector uses.
 
@@ -140,6 +141,7 @@ def blend(
         rrf_k: the RRF constant.
         priors: product id -> click prior in [0, 1] (0.5 neutral), see :func:`apply_click_prior`.
         max_lift: most ranks the click prior may lift a product (``None``: no cap).
+        max_drop: most ranks it may lower one (``None``: no cap).
 
     Raises:
         ValueError: unknown method.
@@ -152,12 +154,18 @@ def blend(
         raise ValueError(f"Unknown fusion method {method!r}; valid: {', '.join(FUSION_METHODS)}")
     if priors:
         scale = 1.0 / (rrf_k + 1) if method == "rrf" else 1.0
-        fused = apply_click_prior(fused, priors, weight=float((weights or {}).get("clicks", 1.0)), scale=scale, max_lift=max_lift)
+        fused = apply_click_prior(fused, priors, weight=float((weights or {}).get("clicks", 1.0)), scale=scale, max_lift=max_lift, max_drop=max_drop)
     return fused
 
 
 def apply_click_prior(
-    fused: Sequence[FusedResult], priors: Mapping[int, float], *, weight: float, scale: float, max_lift: int | None
+    fused: Sequence[FusedResult],
+    priors: Mapping[int, float],
+    *,
+    weight: float,
+    scale: float,
+    max_lift: int | None,
+    max_drop: int | None = None,
 ) -> list[FusedResult]:
     """Add the click prior to fused results, then cap how far it lifts any product.
 
@@ -165,7 +173,8 @@ def apply_click_prior(
     (:func:`search.feedback.boost_from_prior`). ``scale`` puts the prior on the fusion's scale:
     ``1 / (k + 1)`` for RRF (a full boost adds what a first place in one more list of that weight
     adds), 1 for linear fusion (normalised scores). Then no product ends more than ``max_lift``
-    ranks above its rank without clicks (:func:`cap_lift`); products may fall any number of ranks.
+    ranks above, nor ``max_drop`` ranks below, its rank without clicks (:func:`cap_lift`): so an
+    attack can move a product at most ``max_lift + max_drop`` ranks from wherever clicks had put it.
     Products without a prior are untouched. The explanation gets a ``clicks`` part (raw = prior,
     rank = rank by prior among the candidates that have one).
 
@@ -175,6 +184,7 @@ def apply_click_prior(
         weight: ``SEARCH_WEIGHTS["clicks"]`` (0 turns clicks off).
         scale: see above.
         max_lift: most ranks a product may gain (``None``: uncapped).
+        max_drop: most ranks a product may lose (``None``: uncapped).
     """
     from search.feedback import boost_from_prior
 
@@ -193,35 +203,48 @@ def apply_click_prior(
             parts.append(ScorePart("clicks", float(priors[r.id]), prior_rank[r.id], c))
         out[r.id] = FusedResult(r.id, score, parts)
     desired = sorted(out.values(), key=lambda r: (-r.score, min((p.rank for p in r.parts if p.retriever != "clicks"), default=0), r.id))
-    order = [r.id for r in desired] if max_lift is None else cap_lift(base, [r.id for r in desired], max_lift)
+    ids = [r.id for r in desired]
+    if max_lift is not None or max_drop is not None:
+        ids = cap_lift(base, ids, len(base) if max_lift is None else max_lift, max_drop)
+    order = ids
     return [out[i] for i in order]
 
 
-def cap_lift(base: Sequence[int], desired: Sequence[int], max_lift: int) -> list[int]:
-    """Reorder ``desired`` as little as possible so that no id ends more than ``max_lift`` ranks above its rank in ``base``.
+def cap_lift(base: Sequence[int], desired: Sequence[int], max_lift: int, max_drop: int | None = None) -> list[int]:
+    """Reorder ``desired`` as little as possible so that no id rises more than ``max_lift`` ranks (nor falls more than ``max_drop``) from ``base``.
 
-    Greedy, position by position: the next id is the first one in ``desired`` order among those
-    allowed there (``base_rank - max_lift <= position``). An allowed id always exists (of the ids
-    whose base rank is within ``position + max_lift``, at most ``position`` are placed).
+    Greedy, position by position: an id whose base rank is ``position - max_drop`` and is not
+    placed yet must go here; otherwise the next id is the first one in ``desired`` order among
+    those allowed to be this high (``base_rank - max_lift <= position``). Both bounds always
+    hold (the base order itself satisfies them, and at most one id falls due per position).
     O(n log n).
 
     Raises:
-        ValueError: ``max_lift < 0`` or the two lists do not hold the same ids.
+        ValueError: a negative bound, or the two lists do not hold the same ids.
     """
     import heapq
 
-    if max_lift < 0:
-        raise ValueError(f"max_lift must be >= 0, got {max_lift}")
+    if max_lift < 0 or (max_drop is not None and max_drop < 0):
+        raise ValueError(f"Rank bounds must be >= 0, got max_lift={max_lift}, max_drop={max_drop}")
     if set(base) != set(desired) or len(base) != len(desired):
         raise ValueError("base and desired must be orderings of the same ids")
     want = {pid: i for i, pid in enumerate(desired)}
     heap: list[tuple[int, int]] = []
+    placed: set[int] = set()
     out, nxt = [], 0
     for position in range(len(base)):
         while nxt < len(base) and nxt <= position + max_lift:
             heapq.heappush(heap, (want[base[nxt]], base[nxt]))
             nxt += 1
-        out.append(heapq.heappop(heap)[1])
+        due = base[position - max_drop] if max_drop is not None and position >= max_drop else None
+        if due is not None and due not in placed:
+            pick = due
+        else:
+            pick = heapq.heappop(heap)[1]
+            while pick in placed:
+                pick = heapq.heappop(heap)[1]
+        placed.add(pick)
+        out.append(pick)
     return out
 
 

@@ -109,7 +109,7 @@ def product_search(
             priors = click_selectors.click_priors(text=text, product_ids={h.id for hits in rankings.values() for h in hits})
         fused = ranking.blend(
             rankings, method=method, weights=weights, rrf_k=settings.SEARCH_RRF_K,
-            priors=priors, max_lift=settings.CLICK_MAX_LIFT_RANKS,
+            priors=priors, max_lift=settings.CLICK_MAX_LIFT_RANKS, max_drop=settings.CLICK_MAX_DROP_RANKS,
         )
 
     ids = [r.id for r in fused]

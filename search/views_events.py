@@ -26,8 +26,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from search.event_models import DiscardReason, SearchImpression
-from search.events import click_record, event_discard_count, impression_id_from_token
+from search.event_models import DiscardReason
+from search.events import click_record, event_discard_count
 from shop.models import Product
 
 #: Largest click body accepted (bytes). A real beacon is about 150 bytes.
@@ -81,13 +81,9 @@ def click_redirect(request: HttpRequest, token: str, product_id: int) -> HttpRes
     if product is None:
         event_discard_count(kind="click", reason=DiscardReason.UNKNOWN_PRODUCT)
         return _refused(DiscardReason.UNKNOWN_PRODUCT, 404)
-    imp_id = impression_id_from_token(token)
-    imp = SearchImpression.objects.filter(pk=imp_id).only("pk", "offset", "product_ids").first() if imp_id else None
-    position = imp.position_of(product_id) if imp is not None else None
     click_record(
-        token=token, product_id=product_id, position=position if position is not None else 0,
-        session_key=_session_key(request), user_agent=request.META.get("HTTP_USER_AGENT", ""),
-        ip=request.META.get("REMOTE_ADDR", ""),
+        token=token, product_id=product_id, position=None, session_key=_session_key(request),
+        user_agent=request.META.get("HTTP_USER_AGENT", ""), ip=request.META.get("REMOTE_ADDR", ""),
     )
     return HttpResponseRedirect(product_url(product_id))
 

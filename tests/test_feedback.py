@@ -149,3 +149,13 @@ def test_linear_fusion_adds_the_unscaled_boost():
     hits = [Hit(1, 3.0), Hit(2, 1.0)]
     out = ranking.blend({"bm25": hits}, method="linear", weights={"clicks": 0.5}, priors={2: 1.0})
     assert {r.id: round(r.score, 6) for r in out} == {1: 1.0, 2: 0.5}
+
+
+def test_cap_lift_also_bounds_how_far_a_product_falls():
+    base = list(range(10))
+    desired = [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
+    out = ranking.cap_lift(base, desired, 2, 2)
+    assert sorted(out) == base
+    for new_rank, pid in enumerate(out):
+        assert -2 <= base.index(pid) - new_rank <= 2
+    assert out[0] == 2 and out[2] == 0  # 0 falls due at position 2

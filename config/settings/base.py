@@ -193,8 +193,10 @@ CLICK_FULL_CREDIT_SESSIONS = env.float("CLICK_FULL_CREDIT_SESSIONS", default=5.0
 #: A query gets its own per-(query, product) scores from this many distinct sessions on; quieter
 #: queries use the products' global popularity.
 CLICK_QUERY_MIN_SESSIONS = env.int("CLICK_QUERY_MIN_SESSIONS", default=5)
-#: No product is lifted by its click prior more than this many ranks above its rank without clicks.
+#: No product is lifted by its click prior more than this many ranks above its rank without
+#: clicks, nor dropped more than CLICK_MAX_DROP_RANKS below it.
 CLICK_MAX_LIFT_RANKS = env.int("CLICK_MAX_LIFT_RANKS", default=5)
+CLICK_MAX_DROP_RANKS = env.int("CLICK_MAX_DROP_RANKS", default=5)
 #: Abuse guards: window of "one counted click per session, query and product" (s); clicks a
 #: session / an IP may send per rate window; counted clicks a product may get per rate window;
 #: longest time between an impression and its click (s).

@@ -209,5 +209,7 @@ IMPRESSION_RATE_PER_SESSION = env.int("IMPRESSION_RATE_PER_SESSION", default=120
 CLICK_IMPRESSION_MAX_AGE_S = env.int("CLICK_IMPRESSION_MAX_AGE_S", default=24 * 3600)
 #: Shoppers' photo vectors kept per product as extra references for photo search.
 PHOTO_REFS_PER_PRODUCT = env.int("PHOTO_REFS_PER_PRODUCT", default=32)
-CELERY_BEAT_SCHEDULE["refresh-click-aggregates"] = {"task": "workers.tasks.refresh_click_aggregates", "schedule": 900.0}
+#: Seconds between two refreshes of the click aggregates (Celery beat).
+CLICK_REFRESH_INTERVAL_S = env.float("CLICK_REFRESH_INTERVAL_S", default=900.0)
+CELERY_BEAT_SCHEDULE["refresh-click-aggregates"] = {"task": "workers.tasks.refresh_click_aggregates", "schedule": CLICK_REFRESH_INTERVAL_S}
 CELERY_BEAT_SCHEDULE["purge-old-events"] = {"task": "workers.tasks.purge_events", "schedule": 24 * 3600.0}

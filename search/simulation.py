@@ -107,6 +107,29 @@ def catalog_load(catalog: JudgedCatalog, log: Callable[[str], None]) -> list[int
     return ids
 
 
+def catalog_reuse(catalog: JudgedCatalog) -> list[int] | None:
+    """Product ids of a catalog loaded by an earlier run in the same ``VAR_DIR``, with every event and other product removed."""
+    from django.core.cache import cache
+
+    from search.event_models import ClickStat, EventDiscard, PhotoReference, SearchImpression
+    from shop.models import Product
+
+    from search.services import products_index
+
+    known = dict(Product.objects.filter(external_id__startswith="crowdflower-").values_list("external_id", "pk"))
+    if len(known) != len(catalog.products):
+        return None
+    Product.objects.exclude(external_id__startswith="crowdflower-").delete()  # the earlier run's grocery products
+    for model in (PhotoReference, SearchImpression, ClickStat, EventDiscard):
+        model.objects.all().delete()
+    cache.clear()
+    ids = [known[f"crowdflower-{n}"] for n in range(len(catalog.products))]
+    if get_backend().count() < len(ids):  # an earlier run stopped during the photo part
+        for start in range(0, len(ids), 1024):
+            products_index(product_ids=ids[start:start + 1024])
+    return ids
+
+
 def ndcg_at_10(gains: dict[str, dict[int, int]], runs: dict[str, list[int]]) -> float:
     """Mean nDCG@10 (ranx 0.3.21, linear gains) of ranked product ids against judged gains."""
     from ranx import Qrels, Run, evaluate
@@ -342,6 +365,7 @@ def simulate_photos(sim: Simulator, text_product_ids: list[int]) -> dict:
             clicked += outcome.counted
     sim.refresh()
     after = top1()
+    products_index(product_ids=text_product_ids)  # back in the index (stored embeddings, no re-encoding)
     log(f"  val top-1 after {clicked} counted clicks on {len(train)} shoppers' photos: {after:.4f}")
     return {"top1_before": before, "top1_after": after, "train_photos": len(train), "val_photos": len(val), "counted_clicks": clicked}
 
@@ -352,7 +376,7 @@ def simulate(config: SimulationConfig, log: Callable[[str], None] = print) -> di
     sim = Simulator(config, log)
     catalog = read_crowdflower(Path(settings.CATALOG_DIR) / "crowdflower" / "train.csv")
     log(f"CrowdFlower: {len(catalog.products)} judged products, {len(catalog.gains)} queries")
-    ids = catalog_load(catalog, log)
+    ids = catalog_reuse(catalog) or catalog_load(catalog, log)
     text = simulate_text(sim, catalog, ids)
     out = {
         "ndcg_before": round(text.pop("ndcg_before"), 4),

@@ -340,3 +340,46 @@ def test_the_analytics_page_is_for_staff_only(products, admin_client):
     assert "<svg" in html and "CTR by position" in html
     assert "unobtainium" in html  # zero-result query
     assert "cotton towel" in html and "Cotton towel 1" in html  # top query, product gaining
+
+
+# -- end to end on the real engine ------------------------------------------------------------------------
+@pytest.mark.slow
+def test_clicks_reorder_two_products_and_an_attack_does_not(indexed_catalog, settings):
+    """Shoppers prefer the second result: after a refresh it is first. Then one session forges
+    1,000 clicks on a lower result: it moves at most one rank."""
+    from search.selectors import product_search
+
+    settings.CLICK_QUERY_MIN_SESSIONS = 3
+    t0 = timezone.now() - timedelta(days=1)
+
+    def ranked(query: str) -> list[int]:
+        return [p.pk for p in product_search(text=query, per_page=24).products]
+
+    query = "cotton bath towel"
+    before = ranked(query)
+    first, second = before[0], before[1]
+    for s in range(8):
+        now = t0 + timedelta(minutes=10 * s)
+        key = f"e2e-shopper-{s}"
+        token = events.impression_record(query=query, product_ids=before, session_key=key, user_agent=BROWSER, now=now).token
+        assert events.click_record(token=token, product_id=second, position=2, session_key=key, user_agent=BROWSER, ip=f"192.0.2.{s}", now=now).counted
+    events.click_aggregates_refresh(now=t0 + timedelta(hours=2))
+    after = ranked(query)
+    assert after.index(second) < after.index(first)
+    explained = product_search(text=query, per_page=2).products[0].search_explain
+    assert explained["clicks"]["raw"] > 0.5 and explained["clicks"]["contribution"] > 0
+
+    target = after[12]
+    now = t0 + timedelta(hours=3)
+    token = events.impression_record(query=query, product_ids=after, session_key="attacker", user_agent=BROWSER, now=now).token
+    outcomes = [
+        events.click_record(token=token, product_id=target, position=13, session_key="attacker", user_agent=BROWSER, ip="192.0.2.250",
+                            now=now + timedelta(seconds=i))
+        for i in range(1000)
+    ]
+    assert sum(o.counted for o in outcomes) == 1
+    assert {o.reason for o in outcomes} == {"", "duplicate", "rate_session"}
+    events.click_aggregates_refresh(now=now + timedelta(hours=1))
+    attacked = ranked(query)
+    assert attacked.index(target) >= 12 - 1
+    assert attacked.index(second) < attacked.index(first)

@@ -30,7 +30,10 @@ class Command(BaseCommand):
         parser.add_argument("--sessions", type=int, default=3000, help="Simulated shopper sessions on the text queries (default 3000)")
         parser.add_argument("--seed", type=int, default=0, help="Random seed (default 0); the same seed gives the same result")
         parser.add_argument("--no-photo", action="store_true", help="Skip the Grocery photo part")
-        parser.add_argument("--keep", action="store_true", help="Keep the temporary VAR_DIR (for inspection)")
+        parser.add_argument(
+            "--var-dir", default="",
+            help="Run in this folder instead of a temporary one, and keep it; a later run with the same folder reuses the indexed catalog",
+        )
 
     def handle(self, *args, **opts):
         if opts["sessions"] < 1:
@@ -39,7 +42,9 @@ class Command(BaseCommand):
             raise CommandError(f"{settings.CATALOG_DIR}/crowdflower/train.csv not found; set CATALOG_DIR to the shared data folder")
         if os.environ.get(INNER) == "1":
             return self._inner(opts)
-        tmp = Path(tempfile.mkdtemp(prefix="simulate-clicks-"))
+        keep = bool(opts["var_dir"])
+        tmp = Path(opts["var_dir"]).resolve() if keep else Path(tempfile.mkdtemp(prefix="simulate-clicks-"))
+        tmp.mkdir(parents=True, exist_ok=True)
         out = tmp / "result.json"
         env = {
             **os.environ, INNER: "1", "VAR_DIR": str(tmp), "TEST_VAR_DIR": str(tmp), "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
@@ -54,7 +59,7 @@ class Command(BaseCommand):
                 raise CommandError(f"The simulation failed (exit code {proc.returncode}); its output is above")
             result = json.loads(out.read_text())
         finally:
-            if not opts["keep"]:
+            if not keep:
                 shutil.rmtree(tmp, ignore_errors=True)
         text = json.dumps(result, indent=2)
         if opts["json_out"]:

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 
@@ -71,6 +72,18 @@ IDS_PAGE_SIZE = 5_000
 #: Previous builds kept for rollback after a swap.
 KEEP_BUILDS = 1
 HYBRID_MODES = ("auto", "retrievers", "client")
+#: How long a write to the live index waits while it is write-blocked for an alias swap (the
+#: swap's ``before_swap`` catch-up takes seconds), and how often it tries again.
+WRITE_BLOCK_WAIT_S = 60.0
+WRITE_BLOCK_RETRY_S = 0.2
+
+
+class _WriteBlocked(SearchUnavailable):
+    """Documents refused because the index is write-blocked (an alias swap is in progress)."""
+
+    def __init__(self, message: str, ids: set[int], written: list[int], refused: dict[int, str]):
+        super().__init__(message)
+        self.ids, self.written, self.refused = ids, written, refused
 _FIELD_RE = re.compile(r"field \[([^\]]+)\]")
 
 
@@ -81,7 +94,7 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
     ``SHARDS``, ``REPLICAS``, ``QUANTIZATION`` (``none``/``int8``/``bbq``), ``HYBRID``
     (``auto``: retrievers when the cluster version has them; ``retrievers``; ``client``),
     ``POPULARITY_BOOST`` (weight of the ``rank_feature`` click prior in BM25, 0 disables it),
-    ``KEEP_BUILDS``, ``FALLBACK`` (a ``SEARCH_BACKENDS`` alias answering reads while the cluster
+    ``KEEP_BUILDS``, ``WRITE_BLOCK_WAIT_S``, ``FALLBACK`` (a ``SEARCH_BACKENDS`` alias answering reads while the cluster
     is unreachable, e.g. ``"embedded"``), ``FIELD_BOOSTS``, and the client's (see
     :func:`search.backends.es_client.make_client`).
 
@@ -112,6 +125,7 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
         self.bulk_max_retries = int(params.get("BULK_MAX_RETRIES", BULK_MAX_RETRIES))
         self.bulk_backoff_s = float(params.get("BULK_BACKOFF_S", BULK_BACKOFF_S))
         self.fallback_alias = params.get("FALLBACK") or None
+        self.write_block_wait_s = float(params.get("WRITE_BLOCK_WAIT_S", WRITE_BLOCK_WAIT_S))
         self.client = client if client is not None else make_client(params)
         self._build_index = build_index  # set on a backend writing into a build being rebuilt
         self._written: set[int] = set()  # ids written into that build, for the count check
@@ -223,8 +237,21 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
             pass
 
     def add_bulk(self, docs: Sequence[SearchDocument]) -> None:
+        """Index ``docs`` through the write alias (or into the build being filled).
+
+        Raises:
+            ValueError: a document has a vector field the index lacks or of the wrong
+                dimension (nothing of the batch is written).
+            DocumentsRejected: the cluster refused some documents (e.g. a mapping error, named
+                with its field) or they carry non-finite or all-zero vectors; the rest were written.
+            SearchUnavailable: the cluster is unreachable or busy; retry the batch.
+        """
         if not docs:
             return
+        for doc in docs:  # a vector field or dimension the index does not have: the whole batch is wrong
+            for role, vec in doc.vectors.items():
+                if vec is not None:
+                    self._check_vector(role, vec)
         target = self._write_target()
         rejected: dict[int, str] = {}
         actions = []
@@ -234,7 +261,7 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
                 rejected[int(doc.id)] = problem
             else:
                 actions.append(es_queries.index_action(doc, target))
-        written, refused = self._bulk(actions, "write documents") if actions else ([], {})
+        written, refused = self._bulk_waiting(actions, "write documents") if actions else ([], {})
         rejected.update(refused)
         if self._build_index is not None:
             self._written.update(written)
@@ -246,10 +273,7 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
         for role, vec in doc.vectors.items():
             if vec is None:
                 continue
-            try:
-                vec = self._check_vector(role, vec)
-            except ValueError as exc:
-                return str(exc)
+            vec = self._check_vector(role, vec)
             if not np.all(np.isfinite(vec)):
                 return f"Vector for field {role!r} has non-finite values (NaN or infinity)."
             if not np.any(vec):
@@ -262,10 +286,33 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
         if not ids:
             return
         target = self._write_target()
-        deleted, refused = self._bulk([es_queries.delete_action(int(i), target) for i in ids], "delete documents")
+        deleted, refused = self._bulk_waiting([es_queries.delete_action(int(i), target) for i in ids], "delete documents")
         self._written.difference_update(int(i) for i in ids)
         if refused:
             raise SearchBackendError(f"Elasticsearch refused to delete {len(refused)} document(s): {next(iter(refused.values()))}")
+
+    def _bulk_waiting(self, actions: list[dict], what: str) -> tuple[list[int], dict[int, str]]:
+        """:meth:`_bulk`, waiting while the live index is write-blocked for an alias swap.
+
+        During a swap the previous index refuses writes (``cluster_block_exception``); the
+        refused documents are resent every ``WRITE_BLOCK_RETRY_S`` for up to
+        ``WRITE_BLOCK_WAIT_S``, through the write alias, which by then names the new index. So a
+        write racing a reindex waits for it, as with the embedded engine's lock, and is not lost.
+        """
+        deadline = time.monotonic() + self.write_block_wait_s
+        ok: list[int] = []
+        refused: dict[int, str] = {}
+        while True:
+            try:
+                written, rejected = self._bulk(actions, what)
+                return ok + written, {**refused, **rejected}
+            except _WriteBlocked as blocked:
+                ok += blocked.written
+                refused.update(blocked.refused)
+                if self._build_index is not None or time.monotonic() > deadline:
+                    raise SearchUnavailable(str(blocked)) from blocked
+                actions = [a for a in actions if int(a["_id"]) in blocked.ids]
+                time.sleep(WRITE_BLOCK_RETRY_S)
 
     def _bulk(self, actions: list[dict], what: str) -> tuple[list[int], dict[int, str]]:
         """Send ``actions`` through ``_bulk`` in chunks; (ids written, id -> permanent refusal).
@@ -302,7 +349,10 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
                     refused[pid] = reason
         if transient:
             sample = next(iter(transient.values()))
-            raise SearchUnavailable(f"Elasticsearch could not {what} for {len(transient)} of {len(actions)} documents now ({sample})")
+            message = f"Elasticsearch could not {what} for {len(transient)} of {len(actions)} documents now ({sample})"
+            if all("cluster_block_exception" in r for r in transient.values()):
+                raise _WriteBlocked(message, set(transient), ok, refused)
+            raise SearchUnavailable(message)
         return ok, refused
 
     def refresh(self) -> None:

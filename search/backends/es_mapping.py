@@ -98,12 +98,14 @@ def analysis() -> dict:
     return {
         "filter": {
             "prefix_edge_ngram": {"type": "edge_ngram", "min_gram": EDGE_NGRAM_MIN, "max_gram": EDGE_NGRAM_MAX},
+            "english_stop": {"type": "stop", "stopwords": "_english_"},
         },
         "analyzer": {
             "prefix_index": {
                 "type": "custom", "tokenizer": "standard", "filter": ["lowercase", "asciifolding", "prefix_edge_ngram"],
             },
-            "prefix_search": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "asciifolding"]},
+            # Stop words are dropped at search time so "and"/"the" do not prefix-match "android"/"theme".
+            "prefix_search": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "asciifolding", "english_stop"]},
         },
     }
 

@@ -38,8 +38,12 @@ _LUCENE_REGEX_SPECIALS = re.compile(r'([.?+*|{}\[\]()"\\#@&<>~])')
 
 
 def limit_terms(query: str, max_terms: int = MAX_QUERY_TERMS) -> str:
-    """The first ``max_terms`` whitespace-separated words of ``query``."""
-    words = query.split()
+    """The first ``max_terms`` words of ``query``, with colons read as spaces.
+
+    Unicode word segmentation (Lucene's standard tokenizer) keeps ``title:towel`` as one token
+    because a colon may join letters (UAX #29, MidLetter); in a shopper's query it separates words.
+    """
+    words = query.replace(":", " ").split()
     return " ".join(words[:max_terms])
 
 

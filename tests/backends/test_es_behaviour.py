@@ -41,12 +41,20 @@ def test_bulk_partial_failure_rejects_one_document_and_writes_the_rest(fake_es):
     assert backend.ids() == {1, 3}
 
 
-def test_wrong_dimension_vector_is_rejected_before_sending(fake_es):
+def test_wrong_dimension_vector_refuses_the_batch_before_sending(fake_es):
     backend, cluster = fake_es()
     bad = product_doc(5, vectors={"text": unit(1, 7), "fused": unit(2, 8)})
+    with pytest.raises(ValueError, match="has 7 dimensions; the index expects 8"):
+        backend.add_bulk([product_doc(6), bad])
+    assert cluster.sent("PUT", "/_bulk") == []
+
+
+def test_all_zero_vector_rejects_that_document_only(fake_es):
+    backend, cluster = fake_es()
+    bad = product_doc(5, vectors={"text": np.zeros(8, np.float32)})
     with pytest.raises(DocumentsRejected) as caught:
         backend.add_bulk([bad, product_doc(6)])
-    assert "has 7 dimensions; the index expects 8" in caught.value.rejected[5]
+    assert "all zeros" in caught.value.rejected[5]
     assert bulk_ids(cluster.sent("PUT", "/_bulk")[0]) == ["6"]
 
 
@@ -204,19 +212,35 @@ def test_count_mismatch_keeps_the_live_index(fake_es):
     assert not any(i["blocked"] for i in cluster.indices.values())  # the live index accepts writes again
 
 
-def test_live_writes_during_the_swap_are_refused_as_transient(fake_es):
+def test_live_writes_during_the_swap_wait_and_land_in_the_new_index(fake_es):
+    import threading
+
     backend, cluster = fake_es()
     backend.add_bulk([product_doc(1)])
+    waited = []
 
     def concurrent_write(new):
-        with pytest.raises(SearchUnavailable, match="cluster_block_exception"):
-            backend.add_bulk([product_doc(9)])  # a Celery task would retry it and land in the new index
+        writer = threading.Thread(target=backend.add_bulk, args=([product_doc(9)],))
+        writer.start()
+        writer.join(0.5)
+        waited.append(writer.is_alive())  # still waiting: the live index refuses writes during the swap
+        concurrent_write.writer = writer
 
     with backend.rebuild(before_swap=concurrent_write) as new:
         new.add_bulk([product_doc(1)])
-    backend.add_bulk([product_doc(9)])
+    concurrent_write.writer.join(10)
     backend.refresh()
+    assert waited == [True]
     assert backend.ids() == {1, 9}
+
+
+def test_a_write_blocked_too_long_is_transient(fake_es):
+    backend, cluster = fake_es(WRITE_BLOCK_WAIT_S=0.3)
+    backend.add_bulk([product_doc(1)])
+    for index in cluster.indices.values():
+        index["blocked"] = True
+    with pytest.raises(SearchUnavailable, match="cluster_block_exception"):
+        backend.add_bulk([product_doc(2)])
 
 
 def test_mapping_conflict_names_the_field(fake_es):

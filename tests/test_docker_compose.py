@@ -45,4 +45,4 @@ def test_dockerfile_installs_the_project_with_its_deploy_extras():
     assert "FROM python:3.11" in dockerfile
     assert 'pip install ".[deploy]"' in dockerfile
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert '"gunicorn==' in pyproject and '"psycopg[binary]==' in pyproject
+    assert '"gunicorn==' in pyproject and '"psycopg[binary]==' in pyproject  # gunicorn in deploy, psycopg in the main deps

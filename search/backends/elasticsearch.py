@@ -147,15 +147,19 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
         """``"retriever"`` when ``method`` runs on the cluster, ``"client"`` when it is fused here.
 
         ``rrf`` needs the rrf retriever (8.16), and 9.2 when the weights differ; ``linear``
-        needs the linear retriever (8.18). ``HYBRID`` = ``retrievers`` / ``client`` overrides.
+        needs the linear retriever (8.18). ``HYBRID`` = ``client`` always fuses here;
+        ``retrievers`` uses them whatever the version says, except weighted RRF before 9.2.
         """
-        if self.hybrid_mode != "auto":
-            return "retriever" if self.hybrid_mode == "retrievers" else "client"
+        if self.hybrid_mode == "client":
+            return "client"
+        forced = self.hybrid_mode == "retrievers"
         f = self.features
         if method == "linear":
-            return "retriever" if f.linear_retriever else "client"
+            return "retriever" if forced or f.linear_retriever else "client"
         unequal = len({float(w) for w in weights.values() if float(w) != 0}) > 1
-        return "retriever" if f.rrf_retriever and (f.rrf_weights or not unequal) else "client"
+        if unequal and not f.rrf_weights:
+            return "client"  # weights must count: fuse here rather than drop them
+        return "retriever" if forced or f.rrf_retriever else "client"
 
     def _new_index_name(self) -> str:
         return f"{self.name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S-%f')}"

@@ -3,7 +3,9 @@
 Text:        BM25  +  kNN(text vector)  +  kNN(fused vector: words vs. photos and text)
 Photo:       kNN(image vector)  +  kNN(fused vector)
 Photo+text:  all of the above, the fused query mixing both sides like a product's vector.
-The lists are fused by ``ranking.blend`` (RRF or linear, weights from settings or per request).
+The lists are fused by ``ranking.blend`` (RRF or linear, weights from settings or per request),
+or by the engine itself when it offers ``search_hybrid`` (Elasticsearch's retrievers) with the
+same retriever names, weights and method.
 """
 
 from __future__ import annotations
@@ -94,14 +96,22 @@ def product_search(
         fused = [ranking.FusedResult(h.id, 0.0) for h in hits]
     else:
         vectors = encoding.query_vectors(text or None, image)
-        rankings = {}
-        if text:
-            rankings["bm25"] = backend.search_text(text, filters=filters, limit=n)
-            rankings["text_knn"] = backend.search_vector("text", vectors.text, filters=filters, k=n)
-        if image is not None:
-            rankings["image_knn"] = backend.search_vector("image", vectors.image, filters=filters, k=n)
-        rankings["fused_knn"] = backend.search_vector("fused", vectors.fused, filters=filters, k=n)
-        fused = ranking.blend(rankings, method=method, weights=weights, rrf_k=settings.SEARCH_RRF_K)
+        hybrid = getattr(backend, "search_hybrid", None)
+        if hybrid is not None:  # the engine fuses BM25 and kNN itself (Elasticsearch retrievers)
+            query_vectors = {"text": vectors.text} if text else {}
+            if image is not None:
+                query_vectors["image"] = vectors.image
+            query_vectors["fused"] = vectors.fused
+            fused = hybrid(text or None, query_vectors, filters=filters, k=n, method=method, weights=weights, rrf_k=settings.SEARCH_RRF_K)
+        else:
+            rankings = {}
+            if text:
+                rankings["bm25"] = backend.search_text(text, filters=filters, limit=n)
+                rankings["text_knn"] = backend.search_vector("text", vectors.text, filters=filters, k=n)
+            if image is not None:
+                rankings["image_knn"] = backend.search_vector("image", vectors.image, filters=filters, k=n)
+            rankings["fused_knn"] = backend.search_vector("fused", vectors.fused, filters=filters, k=n)
+            fused = ranking.blend(rankings, method=method, weights=weights, rrf_k=settings.SEARCH_RRF_K)
 
     ids = [r.id for r in fused]
     facets = _facets(ids, filters)

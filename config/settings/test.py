@@ -14,6 +14,9 @@ from config.settings.base import SEARCH_BACKENDS  # noqa: E402
 VAR_DIR = _tmp
 MEDIA_ROOT = _tmp / "media"
 SEARCH_INDEX_DIR = _tmp / "search-index"
-SEARCH_BACKENDS["default"]["INDEX_DIR"] = SEARCH_INDEX_DIR
+# The suite's default engine is always the embedded one on a throwaway directory; tests of the
+# Elasticsearch backend build their own (tests/backends/).
+for _alias in ("default", "embedded"):
+    SEARCH_BACKENDS[_alias] = {"BACKEND": "search.backends.embedded", "INDEX_DIR": SEARCH_INDEX_DIR, "INDEX": "products"}
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(_tmp / "cache")}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -184,7 +184,7 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         self._open(force=True)
 
     @contextlib.contextmanager
-    def rebuild(self, *, before_swap=None) -> Iterator[EmbeddedSearchBackend]:
+    def rebuild(self, *, before_swap=None, keep: int | None = None) -> Iterator[EmbeddedSearchBackend]:
         new_dir = self._new_build_dir()
         builder = EmbeddedSearchBackend(self.params, self.vector_dims, build_dir=new_dir)
         try:
@@ -197,13 +197,13 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         except BaseException:
             shutil.rmtree(new_dir, ignore_errors=True)
             raise
-        self._prune()
+        self._prune(KEEP_BUILDS if keep is None else keep)
         self._open(force=True)
 
-    def _prune(self) -> None:
+    def _prune(self, keep: int = KEEP_BUILDS) -> None:
         live = self.alias.resolve()
         builds = sorted(p for p in self.root.glob(f"{self.alias.name}-*") if p.is_dir() and p != live)
-        for old in builds[: max(0, len(builds) - KEEP_BUILDS)]:
+        for old in builds[: max(0, len(builds) - keep)]:
             shutil.rmtree(old, ignore_errors=True)
 
     # -- reading -----------------------------------------------------------------------------------

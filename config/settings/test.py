@@ -20,3 +20,8 @@ for _alias in ("default", "embedded"):
     SEARCH_BACKENDS[_alias] = {"BACKEND": "search.backends.embedded", "INDEX_DIR": SEARCH_INDEX_DIR, "INDEX": "products"}
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(_tmp / "cache")}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    # A file, not pytest-django's in-memory default: the Celery worker in tests/test_tasks.py
+    # (another process) and searching threads must see the same committed rows.
+    DATABASES["default"]["TEST"] = {"NAME": str(_tmp / "test-db.sqlite3")}  # noqa: F405

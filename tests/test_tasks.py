@@ -144,13 +144,23 @@ def wired(settings, redis_url, celery_worker, shared_dir) -> Iterator[None]:
     settings.SEARCH_BACKENDS = {"default": {**settings.SEARCH_BACKENDS["default"], "INDEX_DIR": shared_dir / "search-index"}}
     reset_backends()
     previous = celery_app.conf.broker_url, celery_app.conf.task_always_eager
-    celery_app.conf.broker_url, celery_app.conf.task_always_eager = redis_url, False
+    point_celery_at(redis_url, eager=False)
     try:
         yield
     finally:
-        celery_app.close()
-        celery_app.conf.broker_url, celery_app.conf.task_always_eager = previous
+        point_celery_at(previous[0], eager=previous[1])
         reset_backends()
+
+
+def point_celery_at(broker_url: str, *, eager: bool) -> None:
+    """Send this process's tasks to ``broker_url`` (or run them in-process when ``eager``).
+
+    Celery pools producers per connection on first use, eager tasks included, so the pools are
+    dropped here the way Celery itself drops them after a fork (``Celery._after_fork``).
+    """
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    celery_app.conf.update(broker_url=broker_url, task_always_eager=eager)
 
 
 @pytest.fixture

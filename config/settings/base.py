@@ -120,6 +120,8 @@ _EMBEDDED = {
     "BACKEND": "search.backends.embedded",
     "INDEX_DIR": SEARCH_INDEX_DIR,
     "INDEX": env("SEARCH_INDEX_NAME", default="products"),
+    # Longest wait for the index write lock (s) before a write fails as transient and its task retries.
+    "LOCK_TIMEOUT": env.float("SEARCH_LOCK_TIMEOUT_S", default=60.0),
 }
 SEARCH_BACKENDS = {"default": dict(_EMBEDDED), "embedded": dict(_EMBEDDED)}
 if ELASTICSEARCH_URL:

@@ -160,7 +160,7 @@ class BaseSearchBackend(abc.ABC):
     def search_text(self, query: str | None, *, filters: SearchFilters | None = None, limit: int = 100) -> list[Hit]:
         """BM25 over title, brand, category and description with field boosts.
 
-        ``query=None`` matches every document that passes the filters (score 0), newest first.
+        ``query=None`` matches every document that passes the filters (score 0), best rated first.
         User text is analysed into terms, never parsed as query syntax.
         """
 

@@ -79,6 +79,7 @@ def noida_url(tmp_path_factory) -> str:
     proc = subprocess.Popen(
         [exe, "start", "--data-dir", str(data / "db"), "--host", "127.0.0.1", "--only", "elasticsearch", "--elasticsearch-port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True,  # the launcher starts a server process: stop the whole group
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -96,12 +97,23 @@ def noida_url(tmp_path_factory) -> str:
             time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        import os
+        import signal
+
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        try:  # the server may outlive the launcher in the same group
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         log.close()
 
 

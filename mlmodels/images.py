@@ -72,7 +72,9 @@ def open_image(
         except UnidentifiedImageError:
             raise ImageRejected("The file is not an image Pillow can read (JPEG, PNG, WebP, GIF, BMP, TIFF).") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageRejected(_too_many_pixels(None, max_pixels)) from None
+            raise ImageRejected(
+                f"The image declares more pixels than can be decoded safely; the limit is {_megapixels(max_pixels)} megapixels."
+            ) from None
         fmt = probe.format or "unknown"
         if fmt not in ALLOWED_FORMATS:
             raise ImageRejected(f"Image format {fmt} is not accepted; use one of {', '.join(ALLOWED_FORMATS)}.")
@@ -111,15 +113,26 @@ def _read_bytes(source: bytes | str | Path | BinaryIO, max_bytes: int) -> bytes:
         if hasattr(source, "seek"):
             source.seek(0)
         data = source.read(max_bytes + 1)
+        if len(data) > max_bytes:  # only the first max_bytes + 1 were read: the size is unknown
+            raise ImageRejected(f"The file is larger than the {_human_size(max_bytes)} limit.")
     if len(data) > max_bytes:
         raise ImageRejected(_too_big(len(data), max_bytes))
     return data
 
 
+def _human_size(n: int) -> str:
+    """``10 MB``, ``11.5 MB``, ``4.9 KB`` (binary units, as file managers show them)."""
+    value, unit = (n / 1048576, "MB") if n >= 1048576 else (n / 1024, "KB")
+    return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+
+
 def _too_big(size: int, max_bytes: int) -> str:
-    return f"The file is {size / 1048576:.1f} MB; the limit is {max_bytes / 1048576:.0f} MB."
+    return f"The file is {_human_size(size)}; the limit is {_human_size(max_bytes)}."
 
 
-def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int) -> str:
-    dims = f"{size[0]}x{size[1]} px" if size else "too many pixels"
-    return f"The image is {dims}; the limit is {max_pixels / 1e6:.0f} megapixels."
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:g}"
+
+
+def _too_many_pixels(size: tuple[int, int], max_pixels: int) -> str:
+    return f"The image is {size[0]}x{size[1]} px; the limit is {_megapixels(max_pixels)} megapixels."

@@ -61,8 +61,11 @@ def clean_query(raw: str | None, *, has_image: bool = False, has_filters: bool =
     if not any(ch.isalnum() for ch in text):
         raise QueryRejected("The search has no letters or digits. Try words such as 'cotton towel'.")
     notices = []
-    if terms is not None and not terms(text) and not has_image:
+    foreign = not any(ch.isascii() for ch in text if ch.isalpha())
+    # A Chinese or Japanese sentence has no spaces, so BM25 may keep no term of it at all (one
+    # over-long token); it is still searched by meaning, so only English words count as stop words.
+    if terms is not None and not terms(text) and not has_image and not foreign:
         raise QueryRejected(f"'{text}' has only very common words. Add what you are looking for, e.g. 'watch for men'.")
-    if not any(ch.isascii() for ch in text if ch.isalpha()):
+    if foreign:
         notices.append("This shop's catalog is in English; results for words in other languages are matched by meaning and may be less precise.")
     return CleanQuery(text, tuple(notices))

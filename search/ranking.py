@@ -153,9 +153,16 @@ def blend(
     else:
         raise ValueError(f"Unknown fusion method {method!r}; valid: {', '.join(FUSION_METHODS)}")
     if priors:
-        scale = 1.0 / (rrf_k + 1) if method == "rrf" else 1.0
-        fused = apply_click_prior(fused, priors, weight=float((weights or {}).get("clicks", 1.0)), scale=scale, max_lift=max_lift, max_drop=max_drop)
+        fused = apply_click_prior(
+            fused, priors, weight=float((weights or {}).get("clicks", 1.0)), scale=click_prior_scale(method, rrf_k),
+            max_lift=max_lift, max_drop=max_drop,
+        )
     return fused
+
+
+def click_prior_scale(method: str, rrf_k: int = 60) -> float:
+    """What a full click boost adds per unit of weight: ``1 / (k + 1)`` for RRF (a first place), 1 for linear fusion."""
+    return 1.0 / (rrf_k + 1) if method == "rrf" else 1.0
 
 
 def apply_click_prior(

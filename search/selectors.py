@@ -3,7 +3,9 @@
 Text:        BM25  +  kNN(text vector)  +  kNN(fused vector: words vs. photos and text)
 Photo:       kNN(image vector)  +  kNN(fused vector)
 Photo+text:  all of the above, the fused query mixing both sides like a product's vector.
-The lists are fused by ``ranking.blend`` (RRF or linear, weights from settings or per request).
+The lists are fused by ``ranking.blend`` (RRF or linear, weights from settings or per request),
+or by the engine itself when it offers ``search_hybrid`` (Elasticsearch's retrievers) with the
+same retriever names, weights and method.
 """
 
 from __future__ import annotations
@@ -94,23 +96,32 @@ def product_search(
         fused = [ranking.FusedResult(h.id, 0.0) for h in hits]
     else:
         vectors = encoding.query_vectors(text or None, image)
-        rankings = {}
-        if text:
-            rankings["bm25"] = backend.search_text(text, filters=filters, limit=n)
-            rankings["text_knn"] = backend.search_vector("text", vectors.text, filters=filters, k=n)
-        if image is not None:
-            rankings["image_knn"] = backend.search_vector("image", vectors.image, filters=filters, k=n)
-        rankings["fused_knn"] = backend.search_vector("fused", vectors.fused, filters=filters, k=n)
-        # -- click feedback (search.feedback): shoppers' photos as references, and the click prior --
-        if image is not None and weights.get("photo_refs_knn", 0):
-            rankings["photo_refs_knn"] = click_selectors.photo_refs_ranking(vectors.image, filters=filters, k=n)
-        priors = {}
+        hybrid = getattr(backend, "search_hybrid", None)
+        if hybrid is not None:  # the engine fuses BM25 and kNN itself (Elasticsearch retrievers)
+            query_vectors = {"text": vectors.text} if text else {}
+            if image is not None:
+                query_vectors["image"] = vectors.image
+            query_vectors["fused"] = vectors.fused
+            fused = hybrid(text or None, query_vectors, filters=filters, k=n, method=method, weights=weights, rrf_k=settings.SEARCH_RRF_K)
+        else:
+            rankings = {}
+            if text:
+                rankings["bm25"] = backend.search_text(text, filters=filters, limit=n)
+                rankings["text_knn"] = backend.search_vector("text", vectors.text, filters=filters, k=n)
+            if image is not None:
+                rankings["image_knn"] = backend.search_vector("image", vectors.image, filters=filters, k=n)
+            rankings["fused_knn"] = backend.search_vector("fused", vectors.fused, filters=filters, k=n)
+            # -- click feedback: shoppers' photos as extra references (search.click_selectors) --
+            if image is not None and weights.get("photo_refs_knn", 0):
+                rankings["photo_refs_knn"] = click_selectors.photo_refs_ranking(vectors.image, filters=filters, k=n)
+            fused = ranking.blend(rankings, method=method, weights=weights, rrf_k=settings.SEARCH_RRF_K)
+        # -- click feedback: the click prior, with its weight and the rank caps (search.feedback) --
         if weights.get("clicks", 0):
-            priors = click_selectors.click_priors(text=text, product_ids={h.id for hits in rankings.values() for h in hits})
-        fused = ranking.blend(
-            rankings, method=method, weights=weights, rrf_k=settings.SEARCH_RRF_K,
-            priors=priors, max_lift=settings.CLICK_MAX_LIFT_RANKS, max_drop=settings.CLICK_MAX_DROP_RANKS,
-        )
+            priors = click_selectors.click_priors(text=text, product_ids=[r.id for r in fused])
+            fused = ranking.apply_click_prior(
+                fused, priors, weight=weights["clicks"], scale=ranking.click_prior_scale(method, settings.SEARCH_RRF_K),
+                max_lift=settings.CLICK_MAX_LIFT_RANKS, max_drop=settings.CLICK_MAX_DROP_RANKS,
+            )
 
     ids = [r.id for r in fused]
     facets = _facets(ids, filters)

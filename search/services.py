@@ -22,7 +22,7 @@ from mlmodels.image import ImageFeatures
 from mlmodels.images import ImageRejected, open_image
 from search import encoding
 from search.backends import get_backend
-from search.backends.base import BaseSearchBackend
+from search.backends.base import BaseSearchBackend, DocumentsRejected
 from search.documents import document_text, to_search_document
 from search.models import ProductEmbedding
 from shop.models import IndexState, Product, ProductImage
@@ -111,7 +111,9 @@ def products_embed(products: Sequence[Product], *, force: bool = False) -> tuple
 def products_index(*, product_ids: Sequence[int], backend: BaseSearchBackend | None = None, force: bool = False) -> IndexReport:
     """Embed and index these products; record the outcome on each (pending -> indexed / failed).
 
-    Ids that no longer exist are removed from the index. Transient engine errors propagate.
+    Ids that no longer exist are removed from the index. A product the engine refuses for good
+    (``DocumentsRejected``, e.g. a value its mapping cannot take) is marked failed with the
+    engine's reason; the rest of the batch is indexed. Transient engine errors propagate.
     """
     backend = backend or get_backend()
     products = list(_products(product_ids))
@@ -121,16 +123,29 @@ def products_index(*, product_ids: Sequence[int], backend: BaseSearchBackend | N
     if not products:
         return report
     embeddings, photo_errors = products_embed(products, force=force)
-    backend.add_bulk([to_search_document(p, embeddings.get(p.pk)) for p in products])
+    try:
+        backend.add_bulk([to_search_document(p, embeddings.get(p.pk)) for p in products])
+        rejected: dict[int, str] = {}
+    except DocumentsRejected as exc:  # the engine refused these for good; the rest were written
+        rejected = exc.rejected
     now = timezone.now()
-    failed = set(photo_errors)
+    failed = set(photo_errors) | set(rejected)
     ok = [p.pk for p in products if p.pk not in failed]
     Product.objects.filter(pk__in=ok).update(index_state=IndexState.INDEXED, index_error="", indexed_at=now)
     for pid, reason in photo_errors.items():
+        if pid in rejected:
+            continue
         Product.objects.filter(pk=pid).update(
             index_state=IndexState.FAILED, index_error=f"{reason} Indexed by text only; upload a new photo and save to retry.", indexed_at=now
         )
-    report.indexed, report.failed = ok, photo_errors
+    for pid, reason in rejected.items():
+        logger.warning("Search engine rejected product %s: %s", pid, reason)
+        Product.objects.filter(pk=pid).update(
+            index_state=IndexState.FAILED, index_error=f"The search engine rejected this product ({reason}); it is not searchable. Fix it and save to retry."[:2000],
+            indexed_at=now,
+        )
+    report.indexed = ok
+    report.failed = {**photo_errors, **rejected}
     return report
 
 

@@ -113,14 +113,35 @@ MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", default=40_000_000)
 # --- search -------------------------------------------------------------------------------------
 SEARCH_INDEX_DIR = Path(env("SEARCH_INDEX_DIR", default=str(VAR_DIR / "search-index")))
 ELASTICSEARCH_URL = env("ELASTICSEARCH_URL", default="")
-SEARCH_BACKENDS = {
-    "default": {
-        "BACKEND": "search.backends.elasticsearch" if ELASTICSEARCH_URL else "search.backends.embedded",
-        "INDEX_DIR": SEARCH_INDEX_DIR,
-        "URLS": [ELASTICSEARCH_URL] if ELASTICSEARCH_URL else [],
-        "INDEX": env("SEARCH_INDEX_NAME", default="products"),
-    },
+#: With Elasticsearch: answer searches from the embedded engine while the cluster is unreachable
+#: (keep it filled with `manage.py reindex --backend embedded`); off, searches answer 503.
+SEARCH_ES_FALLBACK_TO_EMBEDDED = env.bool("SEARCH_ES_FALLBACK_TO_EMBEDDED", default=False)
+_EMBEDDED = {
+    "BACKEND": "search.backends.embedded",
+    "INDEX_DIR": SEARCH_INDEX_DIR,
+    "INDEX": env("SEARCH_INDEX_NAME", default="products"),
+    # Longest wait for the index write lock (s) before a write fails as transient and its task retries.
+    "LOCK_TIMEOUT": env.float("SEARCH_LOCK_TIMEOUT_S", default=60.0),
 }
+SEARCH_BACKENDS = {"default": dict(_EMBEDDED), "embedded": dict(_EMBEDDED)}
+if ELASTICSEARCH_URL:
+    # Settings of the Elasticsearch backend: see search/backends/elasticsearch.py and es_mapping.py.
+    _ELASTICSEARCH = {
+        "BACKEND": "search.backends.elasticsearch",
+        "URLS": [ELASTICSEARCH_URL],
+        "INDEX": env("SEARCH_INDEX_NAME", default="products"),
+        "SHARDS": env.int("SEARCH_ES_SHARDS", default=1),
+        "REPLICAS": env.int("SEARCH_ES_REPLICAS", default=0),
+        # Vector quantisation: "none" (hnsw), "int8" (int8_hnsw), "bbq" (bbq_hnsw, Elasticsearch 8.16+).
+        "QUANTIZATION": env("SEARCH_ES_QUANTIZATION", default="int8"),
+        # Hybrid fusion: "auto" (retrievers when the cluster's version has them), "retrievers", "client".
+        "HYBRID": env("SEARCH_ES_HYBRID", default="auto"),
+        "KEEP_BUILDS": env.int("SEARCH_ES_KEEP_BUILDS", default=1),
+        "TIMEOUT_S": env.float("SEARCH_ES_TIMEOUT_S", default=10.0),
+        "FALLBACK": "embedded" if SEARCH_ES_FALLBACK_TO_EMBEDDED else None,
+    }
+    SEARCH_BACKENDS["default"] = dict(_ELASTICSEARCH)
+    SEARCH_BACKENDS["elasticsearch"] = dict(_ELASTICSEARCH)
 #: How results from BM25 and each kNN are combined: "rrf" or "linear" (min-max).
 SEARCH_FUSION = env("SEARCH_FUSION", default="rrf")
 #: RRF constant k (Cormack et al. 2009 use 60).

@@ -9,11 +9,19 @@ os.environ.setdefault("VAR_DIR", str(_tmp))
 os.environ.setdefault("CELERY_BROKER_URL", "")
 
 from config.settings.base import *  # noqa: E402,F403
-from config.settings.base import SEARCH_BACKENDS  # noqa: E402
+from config.settings.base import _EMBEDDED, SEARCH_BACKENDS  # noqa: E402
 
 VAR_DIR = _tmp
 MEDIA_ROOT = _tmp / "media"
 SEARCH_INDEX_DIR = _tmp / "search-index"
-SEARCH_BACKENDS["default"]["INDEX_DIR"] = SEARCH_INDEX_DIR
+# The suite's default engine is always the embedded one on a throwaway directory; tests of the
+# Elasticsearch backend build their own (tests/backends/).
+for _alias in ("default", "embedded"):
+    SEARCH_BACKENDS[_alias] = {**_EMBEDDED, "INDEX_DIR": SEARCH_INDEX_DIR, "INDEX": "products"}
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(_tmp / "cache")}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    # A file, not pytest-django's in-memory default: the Celery worker in tests/test_tasks.py
+    # (another process) and searching threads must see the same committed rows.
+    DATABASES["default"]["TEST"] = {"NAME": str(_tmp / "test-db.sqlite3")}  # noqa: F405

@@ -63,8 +63,11 @@ class BM25Index:
     def write(self, upserts: Sequence[SearchDocument], deletes: Sequence[int]) -> None:
         writer = self.index.writer(heap_size=WRITER_HEAP_BYTES, num_threads=1)
         try:
-            for pid in list(deletes) + [d.id for d in upserts]:
-                writer.delete_documents_by_term("id", int(pid))
+            doomed = sorted({int(pid) for pid in deletes} | {int(d.id) for d in upserts})
+            if doomed:
+                # Not delete_documents_by_term: tantivy-py builds a signed-int term for a Python
+                # int, which never matches this unsigned field, so upserts duplicated documents.
+                writer.delete_documents_by_query(tantivy.Query.term_set_query(self.schema, "id", doomed))
             for doc in upserts:
                 writer.add_document(self._to_tantivy(doc))
             writer.commit()

@@ -46,7 +46,13 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 class _Field:
-    """In-memory HNSW graph of one field, labels = product ids."""
+    """In-memory HNSW graph of one field, labels = product ids, plus a dense copy of the vectors.
+
+    The dense copy (``float32``, one row per id ever stored) serves exact search and
+    :meth:`vectors`: hnswlib's ``get_items`` builds Python lists (~60 us per 384-d vector,
+    measured here), which made an exact kNN over the 1,050-product catalog take 54 ms (text)
+    and 243 ms (image) instead of well under 1 ms. It doubles the RAM of the vectors.
+    """
 
     def __init__(self, dim: int, capacity: int = 1024):
         self.dim = dim
@@ -55,16 +61,38 @@ class _Field:
         self.graph.set_ef(HNSW_EF_SEARCH)
         self.live: set[int] = set()
         self.deleted: set[int] = set()
+        self._matrix = np.zeros((capacity, dim), np.float32)
+        self._rows: dict[int, int] = {}
 
     @classmethod
-    def load(cls, path: Path, dim: int, live: Sequence[int], deleted: Sequence[int]) -> _Field:
+    def load(cls, path: Path, dim: int, live: Sequence[int], deleted: Sequence[int], vectors: np.ndarray | None = None) -> _Field:
+        """Open a saved graph; ``vectors`` are the rows of ``live`` in order (read from the graph if absent)."""
         f = cls.__new__(cls)
         f.dim = dim
         f.graph = hnswlib.Index(space="ip", dim=dim)
         f.graph.load_index(str(path), max_elements=max(1024, len(live) + len(deleted)))
         f.graph.set_ef(HNSW_EF_SEARCH)
         f.live, f.deleted = set(int(i) for i in live), set(int(i) for i in deleted)
+        f._matrix = np.zeros((max(1024, len(live)), dim), np.float32)
+        f._rows = {}
+        if len(live):
+            if vectors is None:  # a base saved before the dense copy existed
+                vectors = np.asarray(f.graph.get_items(np.asarray(live, np.int64), return_type="numpy"), np.float32)
+            f._store(np.asarray(live, np.int64), vectors)
         return f
+
+    def _store(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        rows = np.empty(len(ids), np.int64)
+        for n, i in enumerate(ids):
+            r = self._rows.get(int(i))
+            if r is None:
+                r = self._rows[int(i)] = len(self._rows)
+            rows[n] = r
+        if len(self._rows) > len(self._matrix):
+            grown = np.zeros((max(len(self._rows), 2 * len(self._matrix)), self.dim), np.float32)
+            grown[: len(self._matrix)] = self._matrix
+            self._matrix = grown
+        self._matrix[rows] = vectors
 
     def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if not len(ids):
@@ -77,6 +105,7 @@ class _Field:
         if need > self.graph.get_max_elements():
             self.graph.resize_index(max(need, 2 * self.graph.get_max_elements()))
         self.graph.add_items(vectors, ids, num_threads=1)
+        self._store(ids, np.asarray(vectors, np.float32))
         self.live.update(int(i) for i in ids)
 
     def remove(self, ids: set[int]) -> None:
@@ -85,6 +114,10 @@ class _Field:
             self.live.discard(i)
             self.deleted.add(i)
 
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """``(len(ids), dim)`` stored vectors of live ids."""
+        return self._matrix[[self._rows[int(i)] for i in ids]]
+
     def search(self, vector: np.ndarray, k: int, allowed: set[int] | None) -> list[Hit]:
         pool = self.live if allowed is None else (allowed & self.live)
         k = min(k, len(pool))
@@ -92,8 +125,7 @@ class _Field:
             return []
         if len(pool) <= EXACT_SEARCH_MAX and (allowed is not None or len(pool) <= 2048):
             ids = np.fromiter(pool, dtype=np.int64, count=len(pool))
-            mat = np.asarray(self.graph.get_items(ids, return_type="numpy"), dtype=np.float32)
-            sims = mat @ vector
+            sims = self.vectors(ids) @ vector
             top = np.argpartition(-sims, k - 1)[:k] if k < len(ids) else np.arange(len(ids))
             top = top[np.argsort(-sims[top], kind="stable")]
             return [Hit(int(ids[j]), float(sims[j])) for j in top]
@@ -152,7 +184,9 @@ class VectorIndex:
         return True
 
     def catch_up_from_scratch(self) -> bool:
-        self.generation, self.base, self.applied = -1, -1, []
+        # Dropping the in-memory graphs forces a reload: after clear() the manifest's base (-1)
+        # and segments ([]) equal the reset values, so the old graphs would otherwise survive.
+        self.generation, self.base, self.applied, self.fields = -1, -1, [], {}
         return self.catch_up()
 
     def _load_base(self, base: int) -> None:
@@ -161,7 +195,8 @@ class VectorIndex:
             graph_file = self.path / f"base-{base}-{name}.hnsw"
             if base >= 0 and graph_file.exists():
                 meta = np.load(self.path / f"base-{base}-{name}.ids.npz")
-                self.fields[name] = _Field.load(graph_file, dim, meta["live"], meta["deleted"])
+                vectors = meta["vectors"] if "vectors" in meta else None
+                self.fields[name] = _Field.load(graph_file, dim, meta["live"], meta["deleted"], vectors)
             else:
                 self.fields[name] = _Field(dim)
 
@@ -208,8 +243,9 @@ class VectorIndex:
         gen = manifest["generation"] + 1
         for name, f in self.fields.items():
             f.graph.save_index(str(self.path / f"base-{gen}-{name}.hnsw"))
-            np.savez(self.path / f"base-{gen}-{name}.ids.npz",
-                     live=np.array(sorted(f.live), np.int64), deleted=np.array(sorted(f.deleted), np.int64))
+            live = sorted(f.live)
+            np.savez(self.path / f"base-{gen}-{name}.ids.npz", live=np.array(live, np.int64),
+                     deleted=np.array(sorted(f.deleted), np.int64), vectors=f.vectors(live).reshape(len(live), f.dim))
         old = manifest
         self._write_manifest({"generation": gen, "base": gen, "segments": [], "dims": self.dims})
         for seg in old["segments"]:
@@ -237,8 +273,7 @@ class VectorIndex:
         present = [int(i) for i in ids if int(i) in f.live]
         if not present:
             return {}
-        mat = np.asarray(f.graph.get_items(present, return_type="numpy"), dtype=np.float32)
-        return dict(zip(present, mat, strict=True))
+        return dict(zip(present, f.vectors(present), strict=True))
 
     def size(self, field: str) -> int:
         return len(self.fields[field].live)

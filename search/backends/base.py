@@ -31,6 +31,7 @@ class SearchDocument:
         vectors: field name -> 1-d float32 L2-normalised vector; a missing field means the
             product has no such vector (e.g. no photo means no ``image`` vector).
         popularity: click prior in [0, 1] (0 without clicks).
+        merchant: the seller's name or code ("" for the shop's own catalog).
     """
 
     id: int
@@ -43,6 +44,7 @@ class SearchDocument:
     rating: float | None = None
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
     popularity: float = 0.0
+    merchant: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,25 @@ class SearchUnavailable(SearchBackendError):
     """The engine cannot answer right now; the caller should show a 'try again' message."""
 
 
+class DocumentsRejected(SearchBackendError):
+    """The engine refused some documents of a batch for good (a value its mapping cannot take);
+    every other document of the batch was written.
+
+    Raised by :meth:`BaseSearchBackend.add_bulk`; ``search.services.products_index`` records each
+    reason on its product. Transient refusals (a busy cluster) raise :class:`SearchUnavailable`.
+
+    Attributes:
+        rejected: product id -> why it was refused, naming the field when the engine did.
+        indexed: ids of the batch that were written.
+    """
+
+    def __init__(self, rejected: dict[int, str], indexed: Sequence[int] = ()):
+        self.rejected = dict(rejected)
+        self.indexed = list(indexed)
+        sample = "; ".join(f"{pid}: {why}" for pid, why in list(self.rejected.items())[:3])
+        super().__init__(f"{len(self.rejected)} document(s) rejected ({sample})")
+
+
 class BaseSearchBackend(abc.ABC):
     """Interface of a product search engine.
 
@@ -105,7 +126,12 @@ class BaseSearchBackend(abc.ABC):
 
     @abc.abstractmethod
     def add_bulk(self, docs: Sequence[SearchDocument]) -> None:
-        """Insert or replace documents (by id). Visible to searches after :meth:`refresh`."""
+        """Insert or replace documents (by id). Visible to searches after :meth:`refresh`.
+
+        Raises:
+            DocumentsRejected: some documents were refused for good; the others were written.
+            SearchUnavailable: a transient failure; retrying the whole batch is safe.
+        """
 
     @abc.abstractmethod
     def delete(self, ids: Sequence[int]) -> None:
@@ -117,13 +143,16 @@ class BaseSearchBackend(abc.ABC):
 
     @abc.abstractmethod
     @contextlib.contextmanager
-    def rebuild(self, *, before_swap: Callable[[BaseSearchBackend], None] | None = None) -> Iterator[BaseSearchBackend]:
+    def rebuild(
+        self, *, before_swap: Callable[[BaseSearchBackend], None] | None = None, keep: int | None = None
+    ) -> Iterator[BaseSearchBackend]:
         """Build a new index beside the live one; swap it in atomically when the block succeeds.
 
         Yields a backend that writes into the new index. Searches keep answering from the live
         index during the build. After the block, ``before_swap(new)`` runs while writes to the
         live index are blocked (to catch up with them), then the alias swaps. On an exception
         (in the block or in ``before_swap``) the new index is discarded and the live one stays.
+        ``keep`` previous builds are kept for rollback (``None``: the backend's default).
         """
 
     # -- reading -------------------------------------------------------------------------------
@@ -131,7 +160,7 @@ class BaseSearchBackend(abc.ABC):
     def search_text(self, query: str | None, *, filters: SearchFilters | None = None, limit: int = 100) -> list[Hit]:
         """BM25 over title, brand, category and description with field boosts.
 
-        ``query=None`` matches every document that passes the filters (score 0), newest first.
+        ``query=None`` matches every document that passes the filters (score 0), best rated first.
         User text is analysed into terms, never parsed as query syntax.
         """
 

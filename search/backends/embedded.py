@@ -38,6 +38,7 @@ REFRESH_INTERVAL_S = 0.5
 #: Previous builds kept beside the live one (for rollback and for readers still on them).
 KEEP_BUILDS = 1
 #: Longest wait for the write lock (s) before the write fails as transient (Celery retries it).
+#: A backend's ``LOCK_TIMEOUT`` param overrides it.
 LOCK_TIMEOUT_S = 60.0
 #: Upper bound on ids fetched for a filtered kNN; filters on a 100k catalog stay below it.
 MAX_FILTERED_IDS = 1_000_000
@@ -77,6 +78,7 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         self.root = Path(params["INDEX_DIR"])
         self.alias = self.root / params.get("INDEX", "products")
         self.boosts = dict(params.get("FIELD_BOOSTS") or settings.SEARCH_FIELD_BOOSTS)
+        self.lock_timeout = float(params.get("LOCK_TIMEOUT") or LOCK_TIMEOUT_S)
         self._pinned = build_dir  # a backend writing into a build being rebuilt
         self._build: _Build | None = None
         self._checked = 0.0
@@ -139,14 +141,14 @@ class EmbeddedSearchBackend(BaseSearchBackend):
             return
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".write.lock", "a+") as fh:
-            deadline = time.monotonic() + LOCK_TIMEOUT_S
+            deadline = time.monotonic() + self.lock_timeout
             while True:
                 try:
                     fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise IndexLocked(f"The search index write lock was busy for {LOCK_TIMEOUT_S:.0f} s") from None
+                        raise IndexLocked(f"The search index write lock was busy for {self.lock_timeout:g} s") from None
                     time.sleep(0.05)
             setattr(_held, key, 1)
             try:
@@ -184,7 +186,7 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         self._open(force=True)
 
     @contextlib.contextmanager
-    def rebuild(self, *, before_swap=None) -> Iterator[EmbeddedSearchBackend]:
+    def rebuild(self, *, before_swap=None, keep: int | None = None) -> Iterator[EmbeddedSearchBackend]:
         new_dir = self._new_build_dir()
         builder = EmbeddedSearchBackend(self.params, self.vector_dims, build_dir=new_dir)
         try:
@@ -197,13 +199,13 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         except BaseException:
             shutil.rmtree(new_dir, ignore_errors=True)
             raise
-        self._prune()
+        self._prune(KEEP_BUILDS if keep is None else keep)
         self._open(force=True)
 
-    def _prune(self) -> None:
+    def _prune(self, keep: int = KEEP_BUILDS) -> None:
         live = self.alias.resolve()
         builds = sorted(p for p in self.root.glob(f"{self.alias.name}-*") if p.is_dir() and p != live)
-        for old in builds[: max(0, len(builds) - KEEP_BUILDS)]:
+        for old in builds[: max(0, len(builds) - keep)]:
             shutil.rmtree(old, ignore_errors=True)
 
     # -- reading -----------------------------------------------------------------------------------

@@ -1,0 +1,195 @@
+"""The backend contract on the embedded engine (tantivy + hnswlib), plus what only it has:
+index files shared by several processes on one machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.conf import settings
+
+from search.backends import _vectors, embedded
+from search.backends.base import SearchFilters
+from search.backends.embedded import EmbeddedSearchBackend
+from tests.backends.contract import BackendContract, ids_of, make_catalog, wait_until
+from tests.factories import TEST_DIMS, SearchDocumentFactory, vectors_for
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def embedded_params(index_dir: Path) -> dict:
+    return {"BACKEND": "search.backends.embedded", "INDEX_DIR": index_dir, "INDEX": "products",
+            "FIELD_BOOSTS": dict(settings.SEARCH_FIELD_BOOSTS)}
+
+
+class TestEmbeddedBackend(BackendContract):
+    @pytest.fixture
+    def index_dir(self, tmp_path) -> Path:
+        return tmp_path / "index"
+
+    @pytest.fixture
+    def make_backend(self, index_dir):
+        return lambda: EmbeddedSearchBackend(embedded_params(index_dir), self.dims)
+
+
+# -- several processes on one index directory ------------------------------------------------------------
+@pytest.fixture
+def index_dir(tmp_path) -> Path:
+    return tmp_path / "index"
+
+
+@pytest.fixture
+def writer(index_dir) -> EmbeddedSearchBackend:
+    backend = EmbeddedSearchBackend(embedded_params(index_dir), TEST_DIMS)
+    backend.add_bulk(make_catalog())
+    return backend
+
+
+@pytest.fixture
+def reader(index_dir, writer) -> EmbeddedSearchBackend:
+    """A second client of the same files, as a web process beside a worker; opened before the writes under test."""
+    backend = EmbeddedSearchBackend(embedded_params(index_dir), TEST_DIMS)
+    assert backend.count() == len(make_catalog())
+    return backend
+
+
+def test_second_instance_sees_writes_after_the_refresh_interval(writer, reader):
+    # given
+    doc = SearchDocumentFactory(id=900, title="Velvet Cushion Cover", vectors=vectors_for(900))
+    # when
+    writer.add_bulk([doc])
+    time.sleep(embedded.REFRESH_INTERVAL_S + 0.05)
+    # then
+    assert ids_of(reader.search_text("cushion")) == [900]
+    assert ids_of(reader.search_vector("image", doc.vectors["image"], k=1)) == [900]
+    assert reader.count() == len(make_catalog()) + 1
+
+
+def test_second_instance_sees_deletes_and_upserts(writer, reader):
+    # given
+    changed = SearchDocumentFactory(id=1, title="Waffle Bath Towel", vectors=vectors_for(1, fields=("text", "fused")))
+    # when
+    writer.delete([4])
+    writer.add_bulk([changed])
+    time.sleep(embedded.REFRESH_INTERVAL_S + 0.05)
+    # then
+    assert 4 not in reader.ids()
+    assert 4 not in ids_of(reader.search_vector("text", vectors_for(4)["text"], k=20))
+    assert ids_of(reader.search_text("waffle")) == [1]
+    assert 1 not in ids_of(reader.search_vector("image", vectors_for(1)["image"], k=20))
+
+
+def test_second_instance_follows_a_rebuild_swap(writer, reader):
+    # when
+    with writer.rebuild() as new:
+        new.add_bulk([SearchDocumentFactory(id=901, title="Bamboo Towel", vectors=vectors_for(901))])
+    time.sleep(embedded.REFRESH_INTERVAL_S + 0.05)
+    # then
+    assert reader.ids() == {901}
+    assert ids_of(reader.search_vector("text", vectors_for(901)["text"], k=3)) == [901]
+
+
+def test_second_instance_catches_up_across_segment_compaction(writer, reader, monkeypatch):
+    # given: a compaction every 3 segments, so the reader's segments vanish under it
+    monkeypatch.setattr(_vectors, "COMPACT_AFTER_SEGMENTS", 3)
+    docs = [SearchDocumentFactory(id=1000 + i, title=f"Batch item {i}", vectors=vectors_for(1000 + i)) for i in range(8)]
+    # when
+    for doc in docs:
+        writer.add_bulk([doc])
+        if doc.id % 3 == 0:
+            reader.refresh()
+    writer.delete([1003])
+    time.sleep(embedded.REFRESH_INTERVAL_S + 0.05)
+    # then
+    expected = {d.id for d in docs} - {1003}
+    assert {h.id for h in reader.search_vector("image", vectors_for(1000)["image"], k=100)} >= expected
+    assert 1003 not in reader.ids()
+    for doc in docs:
+        if doc.id != 1003:
+            assert reader.search_vector("fused", doc.vectors["fused"], k=1)[0].id == doc.id
+
+
+WRITER_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from search.backends.base import SearchDocument
+    from search.backends.embedded import EmbeddedSearchBackend
+
+    job = json.loads(sys.argv[1])
+    backend = EmbeddedSearchBackend(job["params"], job["dims"])
+    docs = [
+        SearchDocument(id=d["id"], title=d["title"], price=d["price"],
+                       vectors={k: np.asarray(v, np.float32) for k, v in d["vectors"].items()})
+        for d in job["add"]
+    ]
+    backend.add_bulk(docs)
+    backend.delete(job["delete"])
+    print("written", backend.count())
+""")
+
+
+def run_writer_process(tmp_path: Path, index_dir: Path, add: list, delete: list[int]) -> subprocess.CompletedProcess:
+    """Write to the index from a separate Python process (as a Celery worker would)."""
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER_SCRIPT)
+    job = {
+        "params": {**embedded_params(index_dir), "INDEX_DIR": str(index_dir)},
+        "dims": TEST_DIMS,
+        "add": [{"id": d.id, "title": d.title, "price": d.price, "vectors": {k: v.tolist() for k, v in d.vectors.items()}} for d in add],
+        "delete": delete,
+    }
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run([sys.executable, str(script), json.dumps(job)], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_writes_by_another_process_become_visible(tmp_path, index_dir, writer, reader):
+    # given
+    doc = SearchDocumentFactory(id=950, title="Jute Door Mat", price=349.0, vectors=vectors_for(950))
+    # when
+    result = run_writer_process(tmp_path, index_dir, add=[doc], delete=[7])
+    # then
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"written {len(make_catalog())}"
+    assert wait_until(lambda: 950 in reader.ids(), timeout=embedded.REFRESH_INTERVAL_S + 1.0)
+    assert ids_of(reader.search_text("door mat")) == [950]
+    assert ids_of(reader.search_text(None, filters=SearchFilters(price_max=349))) == [950]
+    assert ids_of(reader.search_vector("image", doc.vectors["image"], k=1)) == [950]
+    assert 7 not in ids_of(reader.search_text("curtain"))
+
+
+def test_an_index_built_for_other_dimensions_asks_for_a_reindex(index_dir, writer):
+    # given
+    other_dims = {**TEST_DIMS, "fused": 32}
+    # when / then
+    with pytest.raises(ValueError, match="run `manage.py reindex`"):
+        EmbeddedSearchBackend(embedded_params(index_dir), other_dims).count()
+
+
+def test_the_alias_is_a_symlink_to_one_build_and_old_builds_are_pruned(index_dir, writer):
+    # when
+    for n in range(3):
+        with writer.rebuild() as new:
+            new.add_bulk([SearchDocumentFactory(id=n, title=f"Build {n}", vectors=vectors_for(n))])
+    # then: the live build plus KEEP_BUILDS previous ones
+    alias = index_dir / "products"
+    assert alias.is_symlink()
+    builds = sorted(p.name for p in index_dir.glob("products-*"))
+    assert len(builds) == 1 + embedded.KEEP_BUILDS
+    assert os.readlink(alias) == builds[-1]
+    assert writer.ids() == {2}
+
+
+def test_stored_vectors_are_returned_by_id(writer):
+    # when
+    stored = writer.get_vectors("image", [1, 9, 999])
+    # then: 9 has no photo, 999 does not exist
+    assert set(stored) == {1}
+    np.testing.assert_allclose(stored[1], vectors_for(1)["image"], atol=1e-6)

@@ -300,12 +300,21 @@ def _grocery_photos(folder: Path, listing: str) -> list[tuple[Path, int]]:
     return out
 
 
-def _encode(paths: list[Path]):
+def _encode(paths: list[Path], name: str):
+    """Features of shoppers' photos; kept in ``VAR_DIR`` so a run with ``--var-dir`` encodes them once."""
+    from mlmodels.image import ImageFeatures
     from mlmodels.images import open_image
     from search.encoding import image_encoder
 
+    cached = Path(settings.VAR_DIR) / f"simulation-{name}-features.npz"
+    if cached.is_file():
+        with np.load(cached) as data:
+            if data["features"].shape[0] == len(paths):
+                return ImageFeatures(data["features"], data["logits"])
     images = [open_image(p.read_bytes(), max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS).image for p in paths]
-    return image_encoder().encode(images)
+    feats = image_encoder().encode(images)
+    np.savez(cached, features=feats.features, logits=feats.logits)
+    return feats
 
 
 def simulate_photos(sim: Simulator, text_product_ids: list[int]) -> dict:
@@ -325,8 +334,8 @@ def simulate_photos(sim: Simulator, text_product_ids: list[int]) -> dict:
     log(f"photo part: {len(by_class)} grocery products indexed; encoding shoppers' photos ...")
     train = [(p, by_class[c]) for p, c in _grocery_photos(folder, "train.txt") if c in by_class]
     val = [(p, by_class[c]) for p, c in _grocery_photos(folder, "val.txt") if c in by_class]
-    val_feats = _encode([p for p, _ in val])
-    train_feats = _encode([p for p, _ in train])
+    val_feats = _encode([p for p, _ in val], "grocery-val")
+    train_feats = _encode([p for p, _ in train], "grocery-train")
 
     def feats(batch, i):
         return ImageFeatures(batch.features[i:i + 1], batch.logits[i:i + 1])

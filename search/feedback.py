@@ -20,10 +20,12 @@ posterior mean under a Beta prior centred on the catalogue mean ``α₀ = ΣC / 
 prior's mean is estimated from the catalogue itself):
 ``α̃ = (C + m·α₀) / (E + m)``. A product without evidence sits exactly at the mean.
 
-**Credibility.** Clicks are counted at most once per session, query and product and window
-(see :mod:`search.guards`), yet one determined session could still click once per window for
-weeks. So a *positive* boost is scaled by ``min(1, S / S_full)``, ``S`` the (decayed) number of
-distinct sessions that clicked: one shopper is never a signal on their own.
+**Robustness to one session.** Clicks are counted at most once per session, query and product
+and window (:func:`search.events.click_record`), yet one session's click would still move a
+score. So ``C`` leaves out the session that contributed most (leave-top-session-out): a click
+starts to count when a *second* session clicks the same product, and a single shopper, or a
+single attacker, never moves a score on their own. And a *positive* boost is scaled by
+``min(1, S / S_full)``, ``S`` the (decayed) number of distinct sessions that clicked.
 
 **Time decay.** Every event weighs ``0.5 ** (age / half_life)`` (``CLICK_HALF_LIFE_DAYS``).
 
@@ -99,7 +101,7 @@ class Evidence:
     Attributes:
         impressions: times shown (decayed).
         expected: expected clicks ``Σ θ_r`` over those impressions (decayed).
-        clicks: counted clicks (decayed).
+        clicks: counted clicks (decayed), less those of the session that contributed most.
         sessions: distinct sessions with a counted click, each weighing its latest click's decay.
     """
 
@@ -221,21 +223,22 @@ def aggregate(
             for e in ((pairs[(imp.query, pid)], products[pid]) if imp.query else (products[pid],)):
                 e.impressions += w
                 e.expected += theta
-    pair_sessions: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
-    product_sessions: dict[int, dict[str, float]] = defaultdict(dict)
+    # per key and session: [decayed clicks, weight of the session's latest click]
+    pair_sessions: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(dict)
+    product_sessions: dict[int, dict[str, list[float]]] = defaultdict(dict)
     for c in clicks:
         w = decay_weight(c.age_s, half_life_days)
-        products[c.product_id].clicks += w
-        seen = product_sessions[c.product_id]
-        seen[c.session] = max(seen.get(c.session, 0.0), w)
-        if c.query:
-            pairs[(c.query, c.product_id)].clicks += w
-            seen = pair_sessions[(c.query, c.product_id)]
-            seen[c.session] = max(seen.get(c.session, 0.0), w)
-    for key, sessions in pair_sessions.items():
-        pairs[key].sessions = sum(sessions.values())
-    for pid, sessions in product_sessions.items():
-        products[pid].sessions = sum(sessions.values())
+        for seen in (product_sessions[c.product_id], pair_sessions[(c.query, c.product_id)] if c.query else None):
+            if seen is None:
+                continue
+            entry = seen.setdefault(c.session, [0.0, 0.0])
+            entry[0] += w
+            entry[1] = max(entry[1], w)
+    for table, sessions_of in ((pairs, pair_sessions), (products, product_sessions)):
+        for key, sessions in sessions_of.items():
+            clicks_by_session = [v[0] for v in sessions.values()]
+            table[key].clicks = sum(clicks_by_session) - max(clicks_by_session)
+            table[key].sessions = sum(v[1] for v in sessions.values())
     query_sessions = {q: len(s) for q, s in searched.items()}
     head = {q for q, n in query_sessions.items() if n >= query_min_sessions}
     return Aggregates(

@@ -72,12 +72,12 @@ def test_aggregate_counts_expected_clicks_by_position_with_decay():
     agg = feedback.aggregate(impressions, clicks, half_life_days=14, eta=1.0, query_min_sessions=2)
     p20 = agg.per_query[("towel", 20)]
     assert p20.expected == pytest.approx(1 / 2 + 0.5 * 1)  # position 2 now, position 1 a half-life ago
-    assert p20.clicks == pytest.approx(1.5)
+    assert p20.clicks == pytest.approx(0.5)  # 1 + 0.5, less the top session's 1
     assert p20.sessions == pytest.approx(1.5)
     assert agg.per_query[("towel", 10)].expected == pytest.approx(1 + 0.5 / 2)
     assert agg.per_product[10].expected == pytest.approx(1 + 0.25 + 1)  # plus the photo query
     assert agg.per_product[10].impressions == pytest.approx(2.5)
-    assert agg.prior_mean == pytest.approx(1.5 / (2.25 + 1.0))
+    assert agg.prior_mean == pytest.approx(0.5 / (2.25 + 1.0))
     assert agg.query_sessions == {"towel": 2}
 
 
@@ -159,3 +159,13 @@ def test_cap_lift_also_bounds_how_far_a_product_falls():
     for new_rank, pid in enumerate(out):
         assert -2 <= base.index(pid) - new_rank <= 2
     assert out[0] == 2 and out[2] == 0  # 0 falls due at position 2
+
+
+def test_one_session_alone_never_moves_a_score():
+    """Leave-top-session-out: however often one session clicks, its clicks do not count alone."""
+    imps = [ImpressionEvent(i, "towel", f"s{i}", [10, 20], age_s=0) for i in range(5)]
+    attacker = [ClickEvent(0, "towel", "s0", 20, age_s=i * DAY) for i in range(30)]  # one click per window for a month
+    agg = feedback.aggregate(imps, attacker, half_life_days=14, query_min_sessions=1)
+    assert agg.per_query[("towel", 20)].clicks == 0.0
+    two = feedback.aggregate(imps, attacker + [ClickEvent(1, "towel", "s1", 20, age_s=0)], half_life_days=14, query_min_sessions=1)
+    assert two.per_query[("towel", 20)].clicks == pytest.approx(1.0)  # the second session counts

@@ -14,8 +14,9 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -30,6 +31,12 @@ STATE_COLOURS = {
     IndexState.INDEXED: ("#dff5e7", "#116036"),
     IndexState.FAILED: ("#fde2e2", "#8a1c1c"),
 }
+
+
+admin.site.site_header = "Bazaar merchant admin"
+admin.site.site_title = "Bazaar admin"
+admin.site.index_title = "Catalog and search"
+admin.site.enable_nav_sidebar = False  # the product list needs the width
 
 
 def _thumbnail(image: ProductImage | None, size: int) -> str:
@@ -131,12 +138,32 @@ class ProductImageInline(admin.TabularInline):
         return f"{obj.width}×{obj.height} px" if obj.pk and obj.width else "-"
 
 
+class RootCategoryFilter(admin.SimpleListFilter):
+    """Filter by top-level category (and everything below it): a short list instead of every node."""
+
+    title = "category"
+    parameter_name = "root_category"
+
+    def lookups(self, request, model_admin):
+        return [(str(c.pk), c.name) for c in Category.objects.filter(parent__isnull=True)]
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        root = Category.objects.filter(pk=self.value(), parent__isnull=True).first()
+        if root is None:
+            return queryset.none()
+        return queryset.filter(
+            Q(category__path=root.path) | Q(category__path__startswith=root.path + Category.PATH_SEPARATOR)
+        )
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
     inlines = [ProductImageInline]
-    list_display = ("thumbnail", "title", "brand", "category_name", "price_inr", "rating", "index_badge", "updated_at")
+    list_display = ("thumbnail", "title", "brand", "category_name", "price_inr", "rating", "index_badge")
     list_display_links = ("thumbnail", "title")
-    list_filter = ("index_state", "category", "brand")
+    list_filter = ("index_state", RootCategoryFilter, "brand")
     list_select_related = ("brand", "category")
     search_fields = ("title", "external_id", "brand__name", "category__path")
     readonly_fields = ("index_badge", "index_error", "indexed_at", "created_at", "updated_at")
@@ -153,13 +180,20 @@ class ProductAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
         return super().get_queryset(request).prefetch_related("images")
 
+    def view_on_site(self, obj: Product) -> str:
+        return reverse("shop:product", args=[obj.pk])
+
     @admin.display(description="Photo")
     def thumbnail(self, obj: Product) -> str:
         return _thumbnail(obj.primary_image, 48)
 
     @admin.display(description="Category", ordering="category__path")
     def category_name(self, obj: Product) -> str:
-        return obj.category.path if obj.category else "-"
+        if not obj.category:
+            return "-"
+        parts = obj.category.path.split(Category.PATH_SEPARATOR)
+        short = parts[0] if len(parts) == 1 else f"{parts[0]} › {parts[-1]}"
+        return format_html('<span title="{}">{}</span>', obj.category.path, short)
 
     @admin.display(description="Price", ordering="price")
     def price_inr(self, obj: Product) -> str:

@@ -26,10 +26,10 @@ SORT_LABELS = {
 }
 #: Labels of the retrievers in a result's score explanation.
 RETRIEVER_LABELS = {
-    "bm25": "BM25 (words)",
-    "text_knn": "Text kNN (meaning)",
-    "fused_knn": "Fused kNN (words and photos)",
-    "image_knn": "Image kNN (your photo)",
+    "bm25": ("BM25", "Keyword match on title, brand, category and description"),
+    "text_knn": ("Text kNN", "Meaning of the words (MiniLM text vectors)"),
+    "fused_knn": ("Fused kNN", "Words and photos in one space (fused vectors)"),
+    "image_knn": ("Image kNN", "Looks like your photo (EfficientNet image vectors)"),
 }
 #: Page links shown either side of the current page.
 PAGE_WINDOW = 2
@@ -45,8 +45,11 @@ class Link:
 
 @dataclass(frozen=True)
 class ExplainRow:
+    """One retriever's part in a result's fused score: its rank, raw score and contribution."""
+
     retriever: str
     label: str
+    hint: str
     rank: int
     raw: float
     contribution: float
@@ -212,7 +215,7 @@ def page_links(state: SearchState, page: SearchPage) -> list[Link | None]:
 def explain_rows(explain: dict) -> list[ExplainRow]:
     """The retrievers that found a result, best contribution first (empty when browsing)."""
     rows = [
-        ExplainRow(name, RETRIEVER_LABELS.get(name, name), int(part["rank"]), float(part["raw"]), float(part["contribution"]))
+        ExplainRow(name, *RETRIEVER_LABELS.get(name, (name, "")), int(part["rank"]), float(part["raw"]), float(part["contribution"]))
         for name, part in explain.items()
         if isinstance(part, dict)
     ]

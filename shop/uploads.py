@@ -6,6 +6,7 @@ within the limit and, once it is over, stops passing them (the rest of the body 
 discarded, so memory and disk stay bounded) and hands the view an :class:`OversizedUpload` that
 carries the reason. Views and forms check ``rejected_reason`` before decoding anything, so a
 huge upload becomes an HTTP 400 or a form error that says how big it was and what the limit is.
+Any upload field benefits (the admin, an API): no handler later in the chain sees the excess.
 """
 
 from __future__ import annotations
@@ -16,22 +17,41 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 
+from mlmodels.images import ImageRejected
+
 
 def too_big_reason(size: int, limit: int) -> str:
     """The sentence shown for an upload of ``size`` bytes over ``limit`` bytes."""
     return f"The file is {size / 1048576:.1f} MB; the limit is {limit / 1048576:.0f} MB."
 
 
+class _Refused(io.BytesIO):
+    """File content that cannot be read: reading raises ``ImageRejected`` with the reason."""
+
+    def __init__(self, reason: str):
+        super().__init__(b"")
+        self.reason = reason
+
+    def read(self, *args) -> bytes:
+        raise ImageRejected(self.reason)
+
+    readline = read
+
+
 class OversizedUpload(UploadedFile):
-    """Stands in for a file that was over the limit: empty content, the size seen, and the reason.
+    """Stands in for a file that was over the limit: the size seen and the reason, no content.
+
+    Code that reads it anyway (e.g. ``open_image(upload)``) gets ``ImageRejected`` with the
+    same reason, so an oversized upload can never pass for an empty file.
 
     Attributes:
         rejected_reason: a sentence for the person who sent the file.
     """
 
     def __init__(self, name: str, size: int, content_type: str, limit: int):
-        super().__init__(io.BytesIO(b""), name=name, content_type=content_type, size=size)
-        self.rejected_reason = too_big_reason(size, limit)
+        reason = too_big_reason(size, limit)
+        super().__init__(_Refused(reason), name=name, content_type=content_type, size=size)
+        self.rejected_reason = reason
 
 
 class PhotoSizeLimitHandler(FileUploadHandler):

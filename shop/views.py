@@ -15,10 +15,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, HttpRes
 from django.shortcuts import render
 from django.template import loader
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_http_methods, require_safe
 
 from search.backends.base import SearchBackendError
 from search.forms import SearchRequestError, decode_query_photo, parse_search_request
+from search.query import normalise_query
 from search.selectors import SearchPage, similar_products
 from shop import search_ui
 from shop.models import Category
@@ -30,17 +31,19 @@ logger = logging.getLogger(__name__)
 PHOTO_EXPIRED = "Your photo search expired; upload the photo again."
 NO_PHOTO = "Choose a photo to search with (JPEG, PNG, WebP, GIF, BMP or TIFF)."
 UNAVAILABLE = "Search is temporarily unavailable. Please try again in a minute."
+#: "Looks similar" products on a product page: one row of the grid on a desktop screen.
+SIMILAR_LIMIT = 6
 #: Longest query echoed back into the search box on an error page (the rest is dropped).
 ECHO_CHARS = 300
 
 
-@require_GET
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     """Search box with photo upload, category tiles and the best-rated products."""
     return render(request, "shop/home.html", {"tiles": category_tiles(), "top_rated": products_top_rated()})
 
 
-@require_GET
+@require_safe
 def search(request: HttpRequest) -> HttpResponse:
     """``/search/?q=&img=&category=&brand=&price_min=&price_max=&sort=&page=``: one page of results."""
     state = search_ui.SearchState(request.GET)
@@ -59,13 +62,16 @@ def search(request: HttpRequest) -> HttpResponse:
     return render(request, "shop/search.html", _results_context(request, state, page))
 
 
-@require_POST
+@require_http_methods(["GET", "HEAD", "POST"])
 def search_photo(request: HttpRequest) -> HttpResponse:
     """``POST /search/photo/`` (multipart ``image``, optional ``q``): encode the photo, then show results.
 
     Only the photo's features are kept (see ``shop.query_photos``); the browser is redirected to
     ``/search/?img=<token>&q=...`` so the results can be paged, sorted and shared for an hour.
+    A GET (a bookmark, a reload) goes to the photo upload form on the home page.
     """
+    if request.method != "POST":
+        return HttpResponseRedirect(reverse("shop:home") + "#photo-search")
     state = search_ui.SearchState(request.POST)
     upload = request.FILES.get("image")
     if upload is None:
@@ -82,12 +88,12 @@ def search_photo(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(f"{reverse('shop:search')}?{urlencode(params)}")
 
 
-@require_GET
+@require_safe
 def product_detail(request: HttpRequest, product_id: int) -> HttpResponse:
     """``/p/<id>/``: photos, price, breadcrumb, description, specifications, "Looks similar"."""
     product = product_get(product_id=product_id)
     try:
-        similar = similar_products(product=product)
+        similar = similar_products(product=product, limit=SIMILAR_LIMIT)
     except SearchBackendError:
         logger.exception("Looks-similar failed for product %s", product.pk)
         similar = []
@@ -113,7 +119,7 @@ def _results_context(request: HttpRequest, state: search_ui.SearchState, page: S
             product.explain_rows = search_ui.explain_rows(product.search_explain)
     return {
         "state": state,
-        "header_q": state.get("q"),
+        "header_q": normalise_query(state.q)[:ECHO_CHARS],
         "page": page,
         "photo_search": bool(state.get("img")),
         "remove_photo_url": _without_photo_url(state),
@@ -145,7 +151,7 @@ def _without_photo_url(state: search_ui.SearchState) -> str:
 def _search_error(request: HttpRequest, state: search_ui.SearchState, reason: str, *, status: int, expired_photo: bool = False) -> HttpResponse:
     context = {
         "state": state,
-        "header_q": state.get("q")[:ECHO_CHARS],
+        "header_q": normalise_query(state.q)[:ECHO_CHARS],
         "error": reason,
         "unavailable": status == 503,
         "expired_photo": expired_photo,

@@ -6,7 +6,6 @@ for the re-index action, the real encoders and the embedded engine (tasks run in
 
 from __future__ import annotations
 
-import io
 import json
 from html import unescape
 
@@ -15,14 +14,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from shop.models import IndexState, Product, ProductImage
+from tests.photos import HEADER_CUT_JPEG, NOT_AN_IMAGE, OVERSIZED_JPEG, jpeg_bytes, png_bytes, png_with_declared_size
 
 pytestmark = [pytest.mark.django_db]
 
 
 def png(size=(120, 90), colour=(30, 120, 200)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, colour).save(buf, format="PNG")
-    return buf.getvalue()
+    return png_bytes(size, colour)
 
 
 def change_form_data(product: Product, **changes) -> dict:
@@ -109,8 +107,12 @@ def test_brand_and_category_admins_open(admin_client, product):
 @pytest.mark.parametrize(
     ("name", "data", "reason"),
     [
-        ("broken.jpg", b"\xff\xd8\xff\xe0 definitely not the rest of a JPEG", "truncated or corrupt"),
-        ("notes.jpg", b"shopping list: towels, soap\n" * 10, "not an image"),
+        ("broken.jpg", HEADER_CUT_JPEG, "truncated or corrupt"),
+        ("cut.jpg", jpeg_bytes()[:1500], "truncated or corrupt"),
+        ("notes.jpg", NOT_AN_IMAGE, "not an image"),
+        ("empty.jpg", b"", "The submitted file is empty"),
+        ("bomb.png", png_with_declared_size(60_000, 60_000), "the limit is 40 megapixels"),
+        ("huge.jpg", OVERSIZED_JPEG, "The file is 11.0 MB; the limit is 10 MB"),
     ],
 )
 def test_corrupt_photo_upload_is_a_form_error_and_changes_nothing(admin_client, product, name, data, reason):
@@ -201,3 +203,15 @@ def test_reindex_action_marks_pending_then_indexes(admin_client, product, django
     assert set(Product.objects.filter(pk__in=ids).values_list("index_state", flat=True)) == {IndexState.INDEXED}
     follow = admin_client.get(response["Location"])
     assert "2 products queued for re-indexing." in unescape(follow.content.decode())
+
+
+def test_changelist_filters_by_top_level_category(admin_client, product):
+    root = product.category.root
+
+    response = admin_client.get("/admin/shop/product/", {"root_category": root.pk})
+
+    listed = response.context["cl"].result_list
+    assert response.status_code == 200
+    assert product.pk in [p.pk for p in listed]
+    assert all(p.category.path.split(" > ")[0] == root.name for p in listed)
+    assert len(listed) == Product.objects.filter(category__path__startswith=root.path).count()

@@ -7,25 +7,22 @@ session (``indexed_catalog``), the real encoders, the embedded engine, SQLite.
 
 from __future__ import annotations
 
-import io
 import re
 import secrets
-import struct
-import zlib
-from html import unescape
 from decimal import Decimal
+from html import unescape
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
-from PIL import Image
 
 from search.backends import load_backend
 from shop.models import Product
 from shop.query_photos import query_photo_load
 from shop.templatetags.shop_tags import inr
 from tests.conftest import flipkart_dir
+from tests.photos import HEADER_CUT_JPEG, NOT_AN_IMAGE, OVERSIZED_JPEG, jpeg_bytes, png_bytes, png_with_declared_size
 
 pytestmark = [pytest.mark.django_db]
 
@@ -34,28 +31,6 @@ pytestmark = [pytest.mark.django_db]
 def catalog_photo(product: Product) -> bytes:
     """The product's original photo, read from the catalog folder (not from media storage)."""
     return (flipkart_dir() / "images" / product.images.get(is_primary=True).source_name).read_bytes()
-
-
-def png_bytes(size=(64, 64), colour=(200, 30, 30), mode="RGB") -> bytes:
-    buf = io.BytesIO()
-    Image.new(mode, size, colour if mode == "RGB" else 128).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def jpeg_bytes(size=(320, 240)) -> bytes:
-    img = Image.linear_gradient("L").resize(size).convert("RGB")
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=90)
-    return buf.getvalue()
-
-
-def png_with_declared_size(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims ``width x height`` pixels: a decompression bomb's calling card."""
-    data = png_bytes((8, 8))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    patched = struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF)
-    return data[:8] + patched + data[8 + 8 + len(ihdr) + 4:]
 
 
 def upload(client, data: bytes, name: str = "photo.jpg", q: str = ""):
@@ -189,7 +164,8 @@ def test_why_this_result_shows_score_parts(client, indexed_catalog):
 
     html = page_text(response)
     assert "Why this result" in html
-    assert "BM25 (words)" in html and "Text kNN (meaning)" in html
+    assert "<td title=\"Keyword match" in response.content.decode()
+    assert ">BM25</td>" in html and ">Text kNN</td>" in html
     first = response.context["page"].products[0]
     assert {row.retriever for row in first.explain_rows} <= {"bm25", "text_knn", "fused_knn"}
 
@@ -305,12 +281,12 @@ def test_expired_photo_token_asks_for_the_photo_again(client, indexed_catalog):
     ("name", "make", "reason"),
     [
         ("empty.jpg", lambda: b"", "The file is empty"),
-        ("notes.jpg", lambda: b"These are my shopping notes, not a photo.\n" * 20, "not an image"),
+        ("notes.jpg", lambda: NOT_AN_IMAGE, "not an image"),
         ("cut.jpg", lambda: jpeg_bytes()[:1500], "truncated or corrupt"),
-        ("header.jpg", lambda: b"\xff\xd8\xff\xe0 cut off inside the JPEG header", "truncated or corrupt"),
+        ("header.jpg", lambda: HEADER_CUT_JPEG, "truncated or corrupt"),
         ("bomb.png", lambda: png_with_declared_size(60_000, 60_000), "the limit is 40 megapixels"),
         ("big.png", lambda: png_bytes((8700, 5800), mode="L"), "8700x5800 px; the limit is 40 megapixels"),
-        ("huge.jpg", lambda: b"\xff\xd8\xff" + b"\0" * (11 * 1024 * 1024), "The file is 11.0 MB; the limit is 10 MB"),
+        ("huge.jpg", lambda: OVERSIZED_JPEG, "The file is 11.0 MB; the limit is 10 MB"),
         ("tiny.png", lambda: png_bytes((4, 4)), "too small"),
     ],
 )
@@ -343,8 +319,19 @@ def test_oversized_form_data_gets_400_with_a_reason(client, indexed_catalog):
     assert reason_in(response, "The form data is larger than 2.0 MB")
 
 
-def test_photo_search_is_post_only(client, indexed_catalog):
-    assert client.get("/search/photo/").status_code == 405
+def test_photo_search_opened_by_get_leads_to_the_upload_form(client, indexed_catalog):
+    response = client.get("/search/photo/")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/#photo-search"
+
+
+def test_control_characters_are_not_echoed_back(client, indexed_catalog):
+    response = client.get("/search/", {"q": "\x00\x01"})
+
+    assert response.status_code == 400
+    assert reason_in(response, "Type a few words or add a photo")
+    assert "\x00" not in response.content.decode()
 
 
 def test_search_engine_failure_gives_503(client, indexed_catalog, tmp_path, monkeypatch):

@@ -87,7 +87,7 @@ def test_cotton_bath_towel_shows_a_towel_near_the_top_with_its_price(client, ind
     assert "Results for “cotton bath towel”" in html
 
 
-def test_price_is_shown_in_rupees_with_discount():
+def test_prices_use_rupee_sign_and_indian_digit_grouping():
     assert inr(Decimal("1299")) == "₹1,299"
     assert inr(Decimal("124999.00")) == "₹1,24,999"
     assert inr(Decimal("49.5")) == "₹49.50"

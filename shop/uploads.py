@@ -20,9 +20,15 @@ from django.core.files.uploadhandler import FileUploadHandler
 from mlmodels.images import ImageRejected
 
 
+def _human_size(n: int) -> str:
+    """``10 MB``, ``11.5 MB``, ``4.9 KB``: the units ``mlmodels.images`` uses in its reasons."""
+    value, unit = (n / 1048576, "MB") if n >= 1048576 else (n / 1024, "KB")
+    return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+
+
 def too_big_reason(size: int, limit: int) -> str:
     """The sentence shown for an upload of ``size`` bytes over ``limit`` bytes."""
-    return f"The file is {size / 1048576:.1f} MB; the limit is {limit / 1048576:.0f} MB."
+    return f"The file is {_human_size(size)}; the limit is {_human_size(limit)}."
 
 
 class _Refused(io.BytesIO):

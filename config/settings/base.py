@@ -89,8 +89,17 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
-DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
+#: Form fields other than files (a search, a product's text); larger bodies get HTTP 400.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+#: Uploads above this are spooled to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_NUMBER_FILES = 20
+#: The first handler turns a file over MAX_IMAGE_BYTES into a refusal with a reason (shop.uploads).
+FILE_UPLOAD_HANDLERS = [
+    "shop.uploads.PhotoSizeLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 LOGIN_URL = "admin:login"
 
@@ -162,6 +171,8 @@ SEARCH_CANDIDATES = env.int("SEARCH_CANDIDATES", default=200)
 #: Fused product vector = normalise(text * w_text + image * w_image) in the fusion space.
 FUSION_WEIGHTS = {"text": env.float("FUSION_WEIGHT_TEXT", default=0.5), "image": env.float("FUSION_WEIGHT_IMAGE", default=0.5)}
 SEARCH_PAGE_SIZE = 24
+#: Seconds a photo search's features stay in the cache (the photo itself is never kept).
+SEARCH_PHOTO_TTL_S = env.int("SEARCH_PHOTO_TTL_S", default=3600)
 #: Price bands for the facet, in the catalog currency (INR).
 SEARCH_PRICE_BANDS = [0, 500, 1000, 2000, 5000, 10000, None]
 

@@ -107,7 +107,11 @@ FILE_UPLOAD_HANDLERS = [
 
 LOGIN_URL = "admin:login"
 
-# --- security when DEBUG is off --------------------------------------------------------------
+# --- security -------------------------------------------------------------------------------
+# CSRF protection is on for every form (CsrfViewMiddleware) and for API writes made with a
+# browser session (DRF's SessionAuthentication). With DEBUG off, cookies are HTTPS-only and HSTS
+# is on; config/settings/production.py sets the rest and passes `manage.py check --deploy`.
+SESSION_COOKIE_HTTPONLY = True
 if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

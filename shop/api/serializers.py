@@ -32,9 +32,9 @@ class ProductImageSerializer(serializers.ModelSerializer):
 class ProductSerializer(serializers.ModelSerializer):
     """A product as shoppers and apps see it (prices are decimal strings in ``currency``)."""
 
-    brand = serializers.CharField(source="brand.name", default=None, read_only=True)
-    category = serializers.CharField(source="category.path", default=None, read_only=True)
-    merchant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    brand = serializers.CharField(source="brand.name", default=None, read_only=True, allow_null=True)
+    category = serializers.CharField(source="category.path", default=None, read_only=True, allow_null=True)
+    merchant = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     images = ProductImageSerializer(many=True, read_only=True)
 
     class Meta:

@@ -166,7 +166,7 @@ class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         ),
         responses={201: ProductImageSerializer, **_errors(400, 401, 403, 404, 415, 429)},
     )
-    @action(detail=True, methods=["get", "post"], url_path="images", parser_classes=[MultiPartParser])
+    @action(detail=True, methods=["get", "post"], url_path="images", parser_classes=[MultiPartParser], pagination_class=None)
     def images(self, request: Request, pk=None) -> Response:
         product = self.get_object()
         if request.method == "GET":

@@ -123,6 +123,18 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     return Response(error_body(code, message), status=exc.status_code, headers=headers)
 
 
+def read_upload(upload, field: str, limit: int) -> bytes:
+    """The bytes of an uploaded file, at most ``limit + 1`` of them (so "too big" stays detectable).
+
+    Raises:
+        ValidationError: an upload handler already refused the file (it carries ``rejected_reason``).
+    """
+    reason = getattr(upload, "rejected_reason", None)
+    if reason:
+        raise exceptions.ValidationError({field: reason}, code="image_rejected")
+    return upload.read(limit + 1)
+
+
 # --- authentication ---------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import ErrorSerializer, PhotoSearchAnonThrottle, PhotoSearchUserThrottle, SearchAnonThrottle
+from config.api import ErrorSerializer, PhotoSearchAnonThrottle, PhotoSearchUserThrottle, SearchAnonThrottle, read_upload
 from search.forms import MAX_PAGE, SearchRequestError, parse_search_request
 from search.query import MAX_QUERY_CHARS
 from search.selectors import SORTS, SearchPage
@@ -200,6 +200,6 @@ class ImageSearchView(APIView):
             if key != "image":
                 params.setlist(key, [str(v) for v in request.data.getlist(key)])
         per_page, explain = _page_size(params), _explain(params)
-        data = upload.read(settings.MAX_IMAGE_BYTES + 1)
+        data = read_upload(upload, "image", settings.MAX_IMAGE_BYTES)
         search = parse_search_request(params, image_bytes=data, per_page=per_page)
         return page_response(request, search.run(), explain=explain, links=False)

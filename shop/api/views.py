@@ -8,6 +8,7 @@ call one service (``shop.merchant_services``, ``shop.services.product_image_add`
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.files.uploadhandler import MemoryFileUploadHandler, TemporaryFileUploadHandler
 from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -17,7 +18,7 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import ErrorSerializer, UploadThrottle
+from config.api import ErrorSerializer, UploadThrottle, read_upload
 from mlmodels.images import ImageRejected
 from shop.api.serializers import (
     BulkReportSerializer,
@@ -33,6 +34,9 @@ from shop.merchant_services import product_create, product_delete, product_updat
 from shop.models import Merchant, Product, ProductImage
 from shop.permissions import IsMerchantStaff, ProductAccess, merchants_of
 from shop.services import product_image_add
+
+#: Largest bulk upload request (CSV + photo zip): 2,000 rows with photos of ~250 KB each.
+BULK_MAX_BYTES = 512 * 1024 * 1024
 
 ERRORS = {code: OpenApiResponse(ErrorSerializer, description=text) for code, text in {
     400: "Bad input; the message says which field and why.",
@@ -116,6 +120,14 @@ class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                     queryset = queryset.filter(merchant__staff=self.request.user)
         return queryset
 
+    def initialize_request(self, request, *args, **kwargs):
+        drf_request = super().initialize_request(request, *args, **kwargs)
+        if self.action == "bulk":
+            # A CSV and a zip may exceed the photo size limit that other upload handlers enforce;
+            # their own limits are checked in shop.bulk_upload (rows, CSV bytes, each photo).
+            request.upload_handlers = [MemoryFileUploadHandler(request), TemporaryFileUploadHandler(request)]
+        return drf_request
+
     def get_throttles(self):
         throttles = super().get_throttles()
         return throttles + [UploadThrottle()] if self.request.method not in ("GET", "HEAD", "OPTIONS") else throttles
@@ -175,7 +187,7 @@ class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         serializer = ImageUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["image"]
-        data = upload.read(settings.MAX_IMAGE_BYTES + 1)
+        data = read_upload(upload, "image", settings.MAX_IMAGE_BYTES)
         try:
             image = product_image_add(
                 product=product, data=data, source_name=upload.name or "",
@@ -220,6 +232,10 @@ class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     )
     @action(detail=False, methods=["post"], url_path="bulk", permission_classes=[IsMerchantStaff], parser_classes=[MultiPartParser])
     def bulk(self, request: Request) -> Response:
+        raw_size = str(request.META.get("CONTENT_LENGTH") or "0")
+        size = int(raw_size) if raw_size.isdigit() else 0
+        if size > BULK_MAX_BYTES:
+            raise ValidationError({"images": f"The upload is {size / 1048576:.0f} MB; the limit is {BULK_MAX_BYTES // 1048576} MB. Split it into several uploads."})
         serializer = BulkUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)

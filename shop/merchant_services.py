@@ -80,3 +80,32 @@ def product_delete(*, product: Product) -> None:
     """Delete ``product`` and its photos; it leaves the search index after the commit."""
     with transaction.atomic():
         product.delete()
+
+
+#: What a merchant's staff may do in the admin (their own products only: see shop.permissions).
+MERCHANT_STAFF_GROUP = "Merchant staff"
+MERCHANT_STAFF_PERMISSIONS = (
+    "add_product", "change_product", "delete_product", "view_product",
+    "add_productimage", "change_productimage", "delete_productimage", "view_productimage",
+    "add_brand", "view_brand", "add_category", "view_category",
+)
+
+
+def merchant_staff_group():
+    """The group holding :data:`MERCHANT_STAFF_PERMISSIONS` (created or completed on first use)."""
+    from django.contrib.auth.models import Group, Permission
+
+    group, _ = Group.objects.get_or_create(name=MERCHANT_STAFF_GROUP)
+    perms = Permission.objects.filter(content_type__app_label="shop", codename__in=MERCHANT_STAFF_PERMISSIONS)
+    group.permissions.add(*perms)
+    return group
+
+
+def merchant_staff_add(*, merchant: Merchant, user) -> None:
+    """Make ``user`` staff of ``merchant``: admin access (``is_staff``) and the merchant staff group."""
+    with transaction.atomic():
+        if not user.is_staff:
+            user.is_staff = True
+            user.save(update_fields=["is_staff"])
+        user.groups.add(merchant_staff_group())
+        merchant.staff.add(user)

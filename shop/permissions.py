@@ -127,8 +127,11 @@ class MerchantScopedAdminMixin:
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "merchant" and not request.user.is_superuser:
-            kwargs["queryset"] = merchants_of(request.user)
+            own = merchants_of(request.user)
+            kwargs["queryset"] = own
             kwargs["required"] = True
+            if own.count() == 1:
+                kwargs["initial"] = own.first()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj: Product, form, change: bool) -> None:

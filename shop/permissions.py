@@ -125,6 +125,11 @@ class MerchantScopedAdminMixin:
         allowed = super().has_view_permission(request, obj)
         return allowed and (obj is None or request.user.is_superuser or can_edit_product(request.user, obj))
 
+    def get_list_filter(self, request):
+        filters = super().get_list_filter(request)
+        # Other merchants' names are not a merchant's business.
+        return filters if request.user.is_superuser else tuple(f for f in filters if f != "merchant")
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "merchant" and not request.user.is_superuser:
             own = merchants_of(request.user)

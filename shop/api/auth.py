@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
@@ -13,7 +14,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import ErrorSerializer, LoginThrottle, token_expires_at
-from django.utils import timezone
 
 TokenOut = inline_serializer("Token", {"token": serializers.CharField(), "expires_at": serializers.DateTimeField()})
 

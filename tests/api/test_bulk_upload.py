@@ -152,3 +152,17 @@ def test_uploaded_products_are_indexed_and_found_by_search(world, photos, django
         assert found[0]["id"] == Product.objects.get(external_id="acme-16").pk
     finally:
         get_backend().delete(created)  # the test database rolls back; keep the shared index in step
+
+
+def test_a_zip_larger_than_the_photo_limit_is_read(world, settings):
+    # given a zip of several photos, larger in all than one photo may be
+    settings.MAX_IMAGE_BYTES = 30_000
+    files = {f"p{i}.png": photo_bytes("PNG", size=(90, 90), color=(i * 20, 90, 200)) for i in range(6)}
+    files["noise.bin"] = bytes(range(256)) * 200  # 51 KB, not compressible much
+    csv_text = "external_id,title,image\n" + "".join(f"z{i},Towel {i},p{i}.png\n" for i in range(6))
+
+    response = _upload(world.client("merchant_a"), csv_text, files)
+
+    # then the photo limit applies to each photo, not to the zip
+    assert response.status_code == 200, response.content
+    assert response.json()["created"] == 6

@@ -139,10 +139,17 @@ def test_photo_with_words_and_filters(api):
     assert all(r["category"].startswith(root) for r in results)
 
 
+def _fifty_megapixels() -> bytes:
+    buf = io.BytesIO()
+    Image.new("1", (8660, 5774)).save(buf, format="PNG")  # a 50 MP photo, a few kilobytes as 1-bit PNG
+    return buf.getvalue()
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
         (b"", "empty"),
+        (_fifty_megapixels(), "megapixels"),
         (b"<html><body>not a photo</body></html>", "not an image"),
         (photo_bytes()[:300], "truncated or corrupt"),
     ],

@@ -21,7 +21,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from mlmodels.images import ImageRejected, open_image
+from shop import merchant_admin  # noqa: F401  (registers MerchantAdmin)
 from shop.models import Brand, Category, IndexState, Product, ProductImage
+from shop.permissions import MerchantScopedAdminMixin
 from shop.services import encode_for_storage
 from shop.templatetags.shop_tags import inr
 
@@ -159,19 +161,19 @@ class RootCategoryFilter(admin.SimpleListFilter):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(MerchantScopedAdminMixin, admin.ModelAdmin):
     inlines = [ProductImageInline]
-    list_display = ("thumbnail", "title", "brand", "category_name", "price_inr", "rating", "index_badge")
+    list_display = ("thumbnail", "title", "brand", "category_name", "price_inr", "rating", "merchant", "index_badge")
     list_display_links = ("thumbnail", "title")
-    list_filter = ("index_state", RootCategoryFilter, "brand")
-    list_select_related = ("brand", "category")
+    list_filter = ("index_state", "merchant", RootCategoryFilter, "brand")
+    list_select_related = ("brand", "category", "merchant")
     search_fields = ("title", "external_id", "brand__name", "category__path")
     readonly_fields = ("index_badge", "index_error", "indexed_at", "created_at", "updated_at")
     autocomplete_fields = ("brand", "category")
     actions = ["reindex_selected"]
     list_per_page = 50
     fieldsets = (
-        (None, {"fields": ("title", "brand", "category", "description")}),
+        (None, {"fields": ("merchant", "title", "brand", "category", "description")}),
         ("Price and rating", {"fields": (("price", "list_price", "currency"), "rating")}),
         ("Details", {"fields": ("specifications", "external_id")}),
         ("Search index", {"fields": ("index_badge", "index_error", "indexed_at", "created_at", "updated_at")}),

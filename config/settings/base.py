@@ -30,6 +30,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "shop",
     "search",
     "workers",
@@ -103,7 +107,11 @@ FILE_UPLOAD_HANDLERS = [
 
 LOGIN_URL = "admin:login"
 
-# --- security when DEBUG is off --------------------------------------------------------------
+# --- security -------------------------------------------------------------------------------
+# CSRF protection is on for every form (CsrfViewMiddleware) and for API writes made with a
+# browser session (DRF's SessionAuthentication). With DEBUG off, cookies are HTTPS-only and HSTS
+# is on; config/settings/production.py sets the rest and passes `manage.py check --deploy`.
+SESSION_COOKIE_HTTPONLY = True
 if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -175,6 +183,46 @@ SEARCH_PAGE_SIZE = 24
 SEARCH_PHOTO_TTL_S = env.int("SEARCH_PHOTO_TTL_S", default=3600)
 #: Price bands for the facet, in the catalog currency (INR).
 SEARCH_PRICE_BANDS = [0, 500, 1000, 2000, 5000, 10000, None]
+
+# --- REST API (Django REST framework, drf-spectacular) ---------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "config.api.ExpiringTokenAuthentication",  # first, so a missing login answers 401
+        "rest_framework.authentication.SessionAuthentication",  # enforces CSRF for browser sessions
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 24,
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # A photo query runs the image encoder (~50 ms of CPU against ~1 ms for words), hence the
+    # far stricter photo limits. Rates are "<n>/<second|minute|hour|day>".
+    "DEFAULT_THROTTLE_RATES": {
+        "search_anon": env("API_THROTTLE_SEARCH_ANON", default="120/minute"),
+        "search_photo_anon": env("API_THROTTLE_PHOTO_ANON", default="10/minute"),
+        "search_photo_user": env("API_THROTTLE_PHOTO_USER", default="60/minute"),
+        "uploads": env("API_THROTTLE_UPLOADS", default="600/hour"),
+        "login": env("API_THROTTLE_LOGIN", default="20/minute"),
+    },
+}
+#: API tokens stop working this many hours after they were issued (a new one from POST /api/auth/token/).
+API_TOKEN_TTL_HOURS = env.int("API_TOKEN_TTL_HOURS", default=24 * 7)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Bazaar storefront API",
+    "DESCRIPTION": (
+        "Search products by words or by photo, and manage a merchant's products. Errors always "
+        'answer {"error": {"code", "message", "field"}}.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI served from the drf-spectacular-sidecar package: the docs page works offline.
+    # (Redoc is left out: its page template loads web fonts from the internet.)
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+}
 
 # --- Celery ---------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")

@@ -42,7 +42,9 @@ test-fast: setup
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) -m pytest -m "not slow and not celery"
 
 bench: setup
-	CATALOG_DIR=$(CATALOG_DIR) $(PY) bench/run.py
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	mkdir -p var/bench
+	CATALOG_DIR=$(CATALOG_DIR) $(PY) bench/run.py --json var/bench/results.json
 
 clean:
 	rm -rf var .pytest_cache artifacts

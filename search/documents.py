@@ -18,14 +18,19 @@ def category_parts(product: Product) -> list[str]:
 
 def document_text(product: Product) -> str:
     """What the text encoder reads: title, brand, category path and the start of the description."""
-    parts = [product.title.strip()]
-    if product.brand_id:
-        parts.append(product.brand.name)
-    cats = category_parts(product)
-    if cats:
-        parts.append(" > ".join(cats))
-    if product.description:
-        parts.append(product.description.strip()[:DESCRIPTION_CHARS_FOR_ENCODER])
+    return compose_document_text(
+        title=product.title, brand=product.brand.name if product.brand_id else "",
+        category_path=category_parts(product), description=product.description or "",
+    )
+
+
+def compose_document_text(*, title: str, brand: str = "", category_path: list[str] | None = None, description: str = "") -> str:
+    """``"title. brand. A > B. description[:DESCRIPTION_CHARS_FOR_ENCODER]"``, empty parts left out."""
+    parts = [title.strip(), brand]
+    if category_path:
+        parts.append(" > ".join(category_path))
+    if description:
+        parts.append(description.strip()[:DESCRIPTION_CHARS_FOR_ENCODER])
     return ". ".join(p for p in parts if p)
 
 

@@ -117,10 +117,54 @@ def encode_image_query(image: DecodedImage) -> ImageFeatures:
 
 def query_vectors(text: str | None, image: ImageFeatures | None, *, fusion_overrides: dict | None = None) -> QueryVectors:
     """Vectors for a text, photo or photo+text query; the fused query mixes both sides like products do."""
-    space = get_space()
     t = encode_text_query(text) if text else None
-    t_space = space.text(t[None, :])[0] if t is not None else None
+    return query_vectors_from(t, image, space=get_space(), fusion_overrides=fusion_overrides)
+
+
+def query_vectors_from(
+    text_vector: np.ndarray | None,
+    image: ImageFeatures | None,
+    *,
+    space: FusionSpace,
+    fusion_overrides: dict | None = None,
+) -> QueryVectors:
+    """A query's vectors from encoder outputs already computed (the relevance harness caches them).
+
+    Args:
+        text_vector: ``(384,)`` MiniLM query vector, or ``None``.
+        image: features ``(1, 1280)`` and logits ``(1, 1000)`` of the query photo, or ``None``.
+        space: the fusion space the fused vector is built in.
+        fusion_overrides: ``{"text": w, "image": w}`` over ``FUSION_WEIGHTS``.
+    """
+    t_space = space.text(text_vector[None, :])[0] if text_vector is not None else None
     i_space = space.image(image)[0] if image is not None else None
     w_text, w_image = fusion_weights(fusion_overrides)
-    fused = fuse(t_space, i_space, text_weight=w_text, image_weight=w_image) if (t is not None or image is not None) else None
-    return QueryVectors(text=t, image=None if image is None else image.features[0], fused=fused)
+    fused = fuse(t_space, i_space, text_weight=w_text, image_weight=w_image) if (t_space is not None or i_space is not None) else None
+    return QueryVectors(text=text_vector, image=None if image is None else image.features[0], fused=fused)
+
+
+def fused_vectors(
+    text_vectors: np.ndarray | None,
+    image: ImageFeatures | None,
+    *,
+    space: FusionSpace,
+    fusion_overrides: dict | None = None,
+) -> np.ndarray:
+    """Fused vectors of ``n`` products that all have the same sides, as ``services.products_embed`` builds them.
+
+    Args:
+        text_vectors: ``(n, 384)`` MiniLM document vectors, or ``None`` (photo-only products).
+        image: features ``(n, 1280)`` and logits ``(n, 1000)``, or ``None`` (text-only products).
+        space: the fusion space.
+        fusion_overrides: ``{"text": w, "image": w}`` over ``FUSION_WEIGHTS``.
+
+    Returns:
+        ``(n, space.dim)`` float32, L2-normalised.
+
+    Raises:
+        ValueError: both sides are missing.
+    """
+    w_text, w_image = fusion_weights(fusion_overrides)
+    t_space = space.text(text_vectors) if text_vectors is not None else None
+    i_space = space.image(image) if image is not None else None
+    return fuse(t_space, i_space, text_weight=w_text, image_weight=w_image)

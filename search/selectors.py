@@ -22,7 +22,7 @@ from django.db.models import Prefetch
 from mlmodels.image import ImageFeatures
 from search import encoding, ranking
 from search.backends import get_backend
-from search.backends.base import BaseSearchBackend, SearchFilters
+from search.backends.base import BaseSearchBackend, Hit, SearchFilters
 from shop.models import Category, Product, ProductImage
 
 SORTS = ("relevance", "price_asc", "price_desc", "rating")
@@ -88,8 +88,6 @@ def product_search(
     filters = filters or SearchFilters()
     per_page = per_page or settings.SEARCH_PAGE_SIZE
     method = method or settings.SEARCH_FUSION
-    weights = {**settings.SEARCH_WEIGHTS, **(weights or {})}
-    n = settings.SEARCH_CANDIDATES
 
     if not text and image is None:
         hits = backend.search_text(None, filters=filters, limit=BROWSE_LIMIT)
@@ -102,16 +100,13 @@ def product_search(
             if image is not None:
                 query_vectors["image"] = vectors.image
             query_vectors["fused"] = vectors.fused
-            fused = hybrid(text or None, query_vectors, filters=filters, k=n, method=method, weights=weights, rrf_k=settings.SEARCH_RRF_K)
+            fused = hybrid(
+                text or None, query_vectors, filters=filters, k=settings.SEARCH_CANDIDATES, method=method,
+                weights={**settings.SEARCH_WEIGHTS, **(weights or {})}, rrf_k=settings.SEARCH_RRF_K,
+            )
         else:
-            rankings = {}
-            if text:
-                rankings["bm25"] = backend.search_text(text, filters=filters, limit=n)
-                rankings["text_knn"] = backend.search_vector("text", vectors.text, filters=filters, k=n)
-            if image is not None:
-                rankings["image_knn"] = backend.search_vector("image", vectors.image, filters=filters, k=n)
-            rankings["fused_knn"] = backend.search_vector("fused", vectors.fused, filters=filters, k=n)
-            fused = ranking.blend(rankings, method=method, weights=weights, rrf_k=settings.SEARCH_RRF_K)
+            rankings = search_rankings(backend=backend, text=text, vectors=vectors, filters=filters)
+            fused = rankings_blend(rankings, method=method, weights=weights)
 
     ids = [r.id for r in fused]
     facets = _facets(ids, filters)
@@ -136,6 +131,68 @@ def product_search(
     return SearchPage(
         products=products, total=len(ids), page=max(1, page), per_page=per_page, facets=facets,
         took_ms=(time.perf_counter() - started) * 1000, method=method,
+    )
+
+
+def search_rankings(
+    *,
+    backend: BaseSearchBackend,
+    text: str,
+    vectors: encoding.QueryVectors,
+    filters: SearchFilters | None = None,
+    candidates: int | None = None,
+) -> dict[str, list[Hit]]:
+    """Run every retriever a query calls for; the lists ``rankings_blend`` fuses.
+
+    Words run BM25 and a kNN on the text vector; a photo runs a kNN on the image vector; any
+    query runs a kNN on the fused vector. The relevance harness (``search.evaluation``) calls
+    this too, so what it measures is what the storefront ranks.
+
+    Args:
+        backend: the engine to ask.
+        text: cleaned query text ("" for a photo-only query).
+        vectors: the query's vectors (``encoding.query_vectors``); ``vectors.image`` set for a photo.
+        filters: applied inside every retriever.
+        candidates: hits per retriever (default ``SEARCH_CANDIDATES``).
+
+    Returns:
+        Retriever name (``bm25``, ``text_knn``, ``image_knn``, ``fused_knn``) -> hits, best first.
+    """
+    n = candidates or settings.SEARCH_CANDIDATES
+    rankings: dict[str, list[Hit]] = {}
+    if text:
+        rankings["bm25"] = backend.search_text(text, filters=filters, limit=n)
+        rankings["text_knn"] = backend.search_vector("text", vectors.text, filters=filters, k=n)
+    if vectors.image is not None:
+        rankings["image_knn"] = backend.search_vector("image", vectors.image, filters=filters, k=n)
+    if vectors.fused is not None:
+        rankings["fused_knn"] = backend.search_vector("fused", vectors.fused, filters=filters, k=n)
+    return rankings
+
+
+def rankings_blend(
+    rankings: dict[str, list[Hit]],
+    *,
+    method: str | None = None,
+    weights: dict[str, float] | None = None,
+    rrf_k: int | None = None,
+) -> list[ranking.FusedResult]:
+    """Fuse retriever lists the storefront's way: ``ranking.blend`` with settings as defaults.
+
+    Args:
+        rankings: output of :func:`search_rankings`.
+        method: ``rrf`` or ``linear`` (default ``SEARCH_FUSION``).
+        weights: per-retriever weights laid over ``SEARCH_WEIGHTS``.
+        rrf_k: RRF constant (default ``SEARCH_RRF_K``).
+
+    Raises:
+        ValueError: unknown method, or ``rrf_k`` not positive.
+    """
+    return ranking.blend(
+        rankings,
+        method=method or settings.SEARCH_FUSION,
+        weights={**settings.SEARCH_WEIGHTS, **(weights or {})},
+        rrf_k=rrf_k or settings.SEARCH_RRF_K,
     )
 
 

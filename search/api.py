@@ -53,7 +53,10 @@ class SearchHitSerializer(serializers.Serializer):
 
 
 class SearchHitExplainSerializer(SearchHitSerializer):
-    explain = serializers.DictField(source="search_explain", help_text="Score parts: BM25 and each kNN (raw, rank, contribution).")
+    # Not required in the schema: hits carry it only when the request asked for explain=true.
+    explain = serializers.DictField(
+        source="search_explain", required=False, help_text="Score parts: BM25 and each kNN (raw, rank, contribution); only with explain=true."
+    )
 
 
 class FacetSerializer(serializers.Serializer):

@@ -34,3 +34,9 @@ class ProductEmbedding(models.Model):
     @staticmethod
     def unpack(data: bytes | memoryview | None, dtype=np.float32) -> np.ndarray | None:
         return None if data is None else np.frombuffer(bytes(data), dtype=dtype).astype(np.float32)
+
+
+# Click feedback: events, aggregates and shoppers' photo references (defined in their own module).
+from search.event_models import (  # noqa: E402,F401
+    ClickStat, DiscardReason, EventDiscard, PhotoReference, SearchClick, SearchImpression,
+)

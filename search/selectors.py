@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db.models import Prefetch
 
 from mlmodels.image import ImageFeatures
-from search import encoding, ranking
+from search import click_selectors, encoding, ranking
 from search.backends import get_backend
 from search.backends.base import BaseSearchBackend, Hit, SearchFilters
 from shop.models import Category, Product, ProductImage
@@ -88,6 +88,7 @@ def product_search(
     filters = filters or SearchFilters()
     per_page = per_page or settings.SEARCH_PAGE_SIZE
     method = method or settings.SEARCH_FUSION
+    all_weights = {**settings.SEARCH_WEIGHTS, **(weights or {})}
 
     if not text and image is None:
         hits = backend.search_text(None, filters=filters, limit=BROWSE_LIMIT)
@@ -102,11 +103,21 @@ def product_search(
             query_vectors["fused"] = vectors.fused
             fused = hybrid(
                 text or None, query_vectors, filters=filters, k=settings.SEARCH_CANDIDATES, method=method,
-                weights={**settings.SEARCH_WEIGHTS, **(weights or {})}, rrf_k=settings.SEARCH_RRF_K,
+                weights=all_weights, rrf_k=settings.SEARCH_RRF_K,
             )
         else:
             rankings = search_rankings(backend=backend, text=text, vectors=vectors, filters=filters)
+            # -- click feedback: shoppers' photos as extra references (search.click_selectors) --
+            if image is not None and all_weights.get("photo_refs_knn", 0):
+                rankings["photo_refs_knn"] = click_selectors.photo_refs_ranking(vectors.image, filters=filters, k=settings.SEARCH_CANDIDATES)
             fused = rankings_blend(rankings, method=method, weights=weights)
+        # -- click feedback: the click prior, with its weight and the rank caps (search.feedback) --
+        if all_weights.get("clicks", 0):
+            priors = click_selectors.click_priors(text=text, product_ids=[r.id for r in fused])
+            fused = ranking.apply_click_prior(
+                fused, priors, weight=all_weights["clicks"], scale=ranking.click_prior_scale(method, settings.SEARCH_RRF_K),
+                max_lift=settings.CLICK_MAX_LIFT_RANKS, max_drop=settings.CLICK_MAX_DROP_RANKS,
+            )
 
     ids = [r.id for r in fused]
     facets = _facets(ids, filters)

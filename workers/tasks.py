@@ -78,3 +78,22 @@ def enqueue_index(product_ids: list[int]) -> None:
     """Send ``index_products`` tasks in batches of ``BATCH_SIZE`` (runs inline without a broker)."""
     for start in range(0, len(product_ids), BATCH_SIZE):
         index_products.delay(product_ids[start:start + BATCH_SIZE])
+
+
+# -- click feedback -------------------------------------------------------------------------------------------
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=2, retry_backoff_max=300, max_retries=3)
+def refresh_click_aggregates() -> dict:
+    """Recompute the click priors from the event log and push popularity to the engine (CELERY_BEAT_SCHEDULE)."""
+    from dataclasses import asdict
+
+    from search.events import click_aggregates_refresh
+
+    return asdict(click_aggregates_refresh())
+
+
+@shared_task
+def purge_events() -> dict:
+    """Delete search events older than ``CLICK_RETENTION_DAYS`` (CELERY_BEAT_SCHEDULE)."""
+    from search.events import events_purge
+
+    return events_purge()

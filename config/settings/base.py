@@ -258,3 +258,44 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- click feedback (search.feedback, search.events) ----------------------------------------------
+# Weight of the click prior in the blend, and of the shoppers'-photo reference retriever. With RRF
+# the click prior adds at most weight / (k + 1), i.e. what a first place in one more list adds.
+SEARCH_WEIGHTS.update({
+    "clicks": env.float("SEARCH_WEIGHT_CLICKS", default=1.0),
+    "photo_refs_knn": env.float("SEARCH_WEIGHT_PHOTO_REFS_KNN", default=2.0),
+})
+#: Clicks and impressions lose half their weight every this many days (time decay).
+CLICK_HALF_LIFE_DAYS = env.float("CLICK_HALF_LIFE_DAYS", default=14.0)
+#: Events older than this are deleted by ``manage.py purge_events`` (and the nightly task).
+CLICK_RETENTION_DAYS = env.int("CLICK_RETENTION_DAYS", default=90)
+#: Position-based model: a result at page position r is examined with probability 1 / r**eta.
+CLICK_POSITION_ETA = env.float("CLICK_POSITION_ETA", default=1.0)
+#: Beta prior strength m, in expected clicks (see search.feedback.smoothed_attractiveness).
+CLICK_PRIOR_STRENGTH = env.float("CLICK_PRIOR_STRENGTH", default=10.0)
+#: A positive boost needs clicks from this many distinct sessions to count in full.
+CLICK_FULL_CREDIT_SESSIONS = env.float("CLICK_FULL_CREDIT_SESSIONS", default=5.0)
+#: A query gets its own per-(query, product) scores from this many distinct sessions on; quieter
+#: queries use the products' global popularity.
+CLICK_QUERY_MIN_SESSIONS = env.int("CLICK_QUERY_MIN_SESSIONS", default=5)
+#: No product is lifted by its click prior more than this many ranks above its rank without
+#: clicks, nor dropped more than CLICK_MAX_DROP_RANKS below it.
+CLICK_MAX_LIFT_RANKS = env.int("CLICK_MAX_LIFT_RANKS", default=5)
+CLICK_MAX_DROP_RANKS = env.int("CLICK_MAX_DROP_RANKS", default=5)
+#: Abuse guards: window of "one counted click per session, query and product" (s); clicks a
+#: session / an IP may send per rate window; counted clicks a product may get per rate window;
+#: longest time between an impression and its click (s).
+CLICK_DEDUP_WINDOW_S = env.int("CLICK_DEDUP_WINDOW_S", default=24 * 3600)
+CLICK_RATE_WINDOW_S = env.int("CLICK_RATE_WINDOW_S", default=600)
+CLICK_RATE_PER_SESSION = env.int("CLICK_RATE_PER_SESSION", default=30)
+CLICK_RATE_PER_IP = env.int("CLICK_RATE_PER_IP", default=120)
+CLICK_PRODUCT_CAP = env.int("CLICK_PRODUCT_CAP", default=100)
+IMPRESSION_RATE_PER_SESSION = env.int("IMPRESSION_RATE_PER_SESSION", default=120)
+CLICK_IMPRESSION_MAX_AGE_S = env.int("CLICK_IMPRESSION_MAX_AGE_S", default=24 * 3600)
+#: Shoppers' photo vectors kept per product as extra references for photo search.
+PHOTO_REFS_PER_PRODUCT = env.int("PHOTO_REFS_PER_PRODUCT", default=32)
+#: Seconds between two refreshes of the click aggregates (Celery beat).
+CLICK_REFRESH_INTERVAL_S = env.float("CLICK_REFRESH_INTERVAL_S", default=900.0)
+CELERY_BEAT_SCHEDULE["refresh-click-aggregates"] = {"task": "workers.tasks.refresh_click_aggregates", "schedule": CLICK_REFRESH_INTERVAL_S}
+CELERY_BEAT_SCHEDULE["purge-old-events"] = {"task": "workers.tasks.purge_events", "schedule": 24 * 3600.0}

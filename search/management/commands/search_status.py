@@ -18,6 +18,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--failures", type=int, default=10, help="List up to N failed products (default 10)")
+        parser.add_argument("--days", type=int, default=7, help="Click events of the last N days (default 7)")
 
     def handle(self, *args, **opts):
         console = Console(file=self.stdout, width=120)
@@ -51,3 +52,9 @@ class Command(BaseCommand):
             for p in failed:
                 ft.add_row(str(p.pk), p.external_id or "", p.title[:40], p.index_error)
             console.print(ft)
+
+        # -- click feedback: what was recorded, what was discarded and why --
+        from search.management.click_status import click_status_tables
+
+        for table in click_status_tables(days=opts["days"]):
+            console.print(table)

@@ -1,0 +1,108 @@
+"""Reads for the staff analytics page: top and zero-result queries, CTR by position, who gains and loses from clicks."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from search.event_models import ClickStat, EventDiscard, SearchClick, SearchImpression
+from shop.models import Product
+
+#: Positions charted for CTR by position (first page).
+CHART_POSITIONS = 24
+#: Impressions read for CTR by position, newest first; bounds the page's cost on a busy shop.
+MAX_IMPRESSIONS_SCANNED = 200_000
+
+
+@dataclass
+class QueryRow:
+    query: str
+    searches: int
+    sessions: int
+    clicks: int
+
+    @property
+    def ctr(self) -> float:
+        return self.clicks / self.searches if self.searches else 0.0
+
+
+@dataclass
+class ProductRow:
+    product: Product
+    prior: float
+    clicks: float
+    expected: float
+
+
+def analytics_summary(*, days: int = 30, limit: int = 20) -> dict:
+    """Everything the analytics page shows, over the last ``days`` days."""
+    since = timezone.now() - timedelta(days=days)
+    imps = SearchImpression.objects.filter(created__gte=since)
+    text = imps.exclude(query="")
+    top = list(
+        text.filter(page=1).values("query").annotate(n=Count("pk"), s=Count("session_hash", distinct=True)).order_by("-n", "query")[:limit]
+    )
+    clicks = dict(
+        SearchClick.objects.filter(counted=True, created__gte=since, impression__query__in=[r["query"] for r in top])
+        .values_list("impression__query").annotate(n=Count("pk"))
+    )
+    zero = list(text.filter(total=0).values("query").annotate(n=Count("pk")).order_by("-n", "query")[:limit])
+    return {
+        "days": days,
+        "searches": imps.filter(page=1).count(),
+        "photo_searches": imps.filter(page=1, is_image_query=True).count(),
+        "clicks": SearchClick.objects.filter(created__gte=since, counted=True).count(),
+        "top_queries": [QueryRow(r["query"], r["n"], r["s"], clicks.get(r["query"], 0)) for r in top],
+        "zero_result": [(r["query"], r["n"]) for r in zero],
+        "ctr_by_position": ctr_by_position(since=since),
+        "gaining": _products(ClickStat.objects.filter(query=ClickStat.GLOBAL, prior__gt=0.5).order_by("-prior")[:limit]),
+        "losing": _products(ClickStat.objects.filter(query=ClickStat.GLOBAL, prior__lt=0.5).order_by("prior")[:limit]),
+        "discards": list(
+            EventDiscard.objects.filter(day__gte=since.date()).values("kind", "reason").annotate(n=Sum("count")).order_by("-n")
+        ),
+    }
+
+
+def ctr_by_position(*, since) -> list[tuple[int, int, int, float]]:
+    """``(position, impressions, counted clicks, CTR)`` for page positions 1..CHART_POSITIONS."""
+    shown: Counter[int] = Counter()
+    rows = SearchImpression.objects.filter(created__gte=since).order_by("-created").values_list("product_ids", "offset")
+    for ids, offset in rows[:MAX_IMPRESSIONS_SCANNED].iterator(chunk_size=5000):
+        for pos in range(1, min(len(ids or []), CHART_POSITIONS) + 1):
+            shown[pos] += 1
+    clicked = Counter()
+    for pos, offset in SearchClick.objects.filter(created__gte=since, counted=True).values_list("position", "impression__offset"):
+        clicked[pos - offset] += 1
+    return [(p, shown[p], clicked[p], clicked[p] / shown[p] if shown[p] else 0.0) for p in range(1, CHART_POSITIONS + 1)]
+
+
+def _products(stats) -> list[ProductRow]:
+    stats = list(stats)
+    products = Product.objects.in_bulk([s.product_id for s in stats])
+    return [ProductRow(products[s.product_id], s.prior, s.clicks, s.expected) for s in stats if s.product_id in products]
+
+
+def svg_bar_chart(labels: list[str], values: list[float], *, title: str, ylabel: str) -> str:
+    """A small bar chart as inline SVG (matplotlib, server-side, no JavaScript)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 2.6), dpi=100)
+    ax = fig.add_subplot()
+    ax.bar(range(len(values)), values, color="#3b6ea5")
+    ax.set_xticks(range(len(labels)), labels, rotation=60 if max((len(x) for x in labels), default=0) > 3 else 0, fontsize=7, ha="right")
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    svg = buf.getvalue()
+    return svg[svg.find("<svg"):]

@@ -1,0 +1,422 @@
+"""Writes of click feedback: record impressions and clicks (through the guards), refresh the aggregates, purge.
+
+* :func:`impression_record` runs when a results page is rendered, server-side; it returns a
+  signed token the page hands back with each click.
+* :func:`click_record` runs for every click (``sendBeacon`` or the redirect endpoint, see
+  :mod:`search.views_events`) and applies every guard in :mod:`search.guards` and below.
+* :func:`click_aggregates_refresh` (a periodic Celery task) turns the events into
+  :class:`~search.event_models.ClickStat` rows with :mod:`search.feedback`.
+* :func:`events_purge` enforces ``CLICK_RETENTION_DAYS``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+from django.conf import settings
+from django.core import signing
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from mlmodels.image import IMAGE_DIM
+from search import feedback, guards
+from search.backends.base import SearchFilters
+from search.event_models import ClickStat, DiscardReason, EventDiscard, PhotoReference, SearchClick, SearchImpression
+from shop.models import Product
+
+logger = logging.getLogger(__name__)
+
+TOKEN_SALT = "search.events.impression"
+#: Results recorded per impression: a page is at most this long (SEARCH_PAGE_SIZE is 24).
+MAX_RESULTS_PER_IMPRESSION = 100
+#: Highest position a click may claim (MAX_PAGE 200 x 100 per page).
+MAX_POSITION = 20_000
+#: Cache key bumped whenever photo references change (readers reload their matrix).
+PHOTO_REFS_GENERATION_KEY = "search:photo-refs-generation"
+PRIOR_MEAN_KEY = "search:click-prior-mean"
+#: A shopper's photo reference is dropped once its decayed weight falls below this (two half-lives).
+PHOTO_REF_MIN_WEIGHT = 0.25
+
+STATUS = {
+    DiscardReason.MALFORMED: 400, DiscardReason.BAD_TOKEN: 400, DiscardReason.NOT_IN_IMPRESSION: 400,
+    DiscardReason.POSITION_MISMATCH: 400, DiscardReason.UNKNOWN_IMPRESSION: 404, DiscardReason.UNKNOWN_PRODUCT: 404,
+    DiscardReason.EXPIRED: 410, DiscardReason.BOT: 403, DiscardReason.SESSION_MISMATCH: 403,
+    DiscardReason.DUPLICATE: 409, DiscardReason.RATE_SESSION: 429, DiscardReason.RATE_IP: 429,
+    DiscardReason.PRODUCT_CAP: 429, DiscardReason.TOO_LARGE: 413,
+}
+
+
+def impression_token(impression_id: int) -> str:
+    """Signed, URL-safe token naming an impression (``django.core.signing``, salted); the page sends it back with clicks."""
+    return signing.dumps(int(impression_id), salt=TOKEN_SALT)
+
+
+def impression_id_from_token(token: str) -> int | None:
+    """The impression id in a token, or ``None`` if it was forged, altered or malformed."""
+    if not isinstance(token, str) or not 0 < len(token) <= 200:
+        return None
+    try:
+        value = signing.loads(token, salt=TOKEN_SALT)
+    except signing.BadSignature:
+        return None
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def event_discard_count(*, kind: str, reason: str, now: datetime | None = None) -> None:
+    """Count one discarded event of ``kind`` (``click``, ``impression``) for ``reason`` on today's row."""
+    day = (now or timezone.now()).date()
+    row, _ = EventDiscard.objects.get_or_create(day=day, kind=kind, reason=reason)
+    EventDiscard.objects.filter(pk=row.pk).update(count=F("count") + 1)
+
+
+# -- impressions -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecordedImpression:
+    """``impression`` is ``None`` when the page was not recorded (``reason`` says why); ``token`` goes into the page."""
+
+    impression: SearchImpression | None
+    token: str = ""
+    reason: str = ""
+
+
+def _filters_json(filters: SearchFilters | Mapping | None) -> dict:
+    if filters is None:
+        return {}
+    if isinstance(filters, SearchFilters):
+        data = asdict(filters)
+        data["brands"] = list(filters.brands)
+        return {k: v for k, v in data.items() if v not in (None, [], "")}
+    return {str(k)[:50]: v for k, v in dict(filters).items()}
+
+
+def impression_record(
+    *,
+    query: str,
+    product_ids: Sequence[int],
+    session_key: str,
+    page: int = 1,
+    per_page: int | None = None,
+    total: int | None = None,
+    filters: SearchFilters | Mapping | None = None,
+    image_vector: np.ndarray | None = None,
+    user_agent: str = "",
+    now: datetime | None = None,
+) -> RecordedImpression:
+    """Record one rendered results page.
+
+    Args:
+        query: the shopper's words (normalised again here into :func:`search.feedback.query_key`).
+        product_ids: the page's products in display order (at most ``MAX_RESULTS_PER_IMPRESSION``).
+        session_key: the shopper's session id (hashed with ``SECRET_KEY`` before storage).
+        page, per_page: 1-based page and its size (positions are ``(page - 1) * per_page + i + 1``).
+        total: number of results of the query (0 marks a zero-result query).
+        filters: the filters in force (stored as JSON).
+        image_vector: for a photo query, its ``(1280,)`` image vector (kept so a click can make it a reference).
+        user_agent: for the bot check only; never stored.
+        now: the event time (default: now).
+
+    Returns:
+        The impression and its token, or ``impression=None`` with the discard reason (bot, rate limit).
+    """
+    now = now or timezone.now()
+    if guards.is_bot(user_agent):
+        event_discard_count(kind="impression", reason=DiscardReason.BOT, now=now)
+        return RecordedImpression(None, reason=DiscardReason.BOT)
+    shash = guards.session_hash(session_key)
+    window = settings.CLICK_RATE_WINDOW_S
+    if guards.rate_limited("impression-session", shash, limit=settings.IMPRESSION_RATE_PER_SESSION, window_s=window, now=now):
+        event_discard_count(kind="impression", reason=DiscardReason.RATE_SESSION, now=now)
+        return RecordedImpression(None, reason=DiscardReason.RATE_SESSION)
+    per_page = per_page or settings.SEARCH_PAGE_SIZE
+    ids = [int(i) for i in list(product_ids)[:MAX_RESULTS_PER_IMPRESSION]]
+    vector = None
+    if image_vector is not None:
+        vec = np.asarray(image_vector, dtype=np.float32).reshape(-1)
+        if vec.shape == (IMAGE_DIM,) and np.isfinite(vec).all():
+            vector = (vec / max(float(np.linalg.norm(vec)), 1e-12)).astype(np.float32).tobytes()
+    imp = SearchImpression.objects.create(
+        query=feedback.query_key(query), filters=_filters_json(filters), product_ids=ids, page=max(1, int(page)),
+        offset=(max(1, int(page)) - 1) * per_page, total=len(ids) if total is None else int(total), session_hash=shash,
+        created=now, is_image_query=image_vector is not None, image_vector=vector,
+    )
+    return RecordedImpression(imp, impression_token(imp.pk))
+
+
+def impression_record_for_page(*, request, search, page) -> str:
+    """Record the page a storefront view is about to render; returns the token for the template ("" if not recorded).
+
+    Args:
+        request: the ``HttpRequest`` (its session, user agent and address).
+        search: the :class:`search.forms.SearchRequest` that ran.
+        page: the :class:`search.selectors.SearchPage` it returned.
+    """
+    if not hasattr(request, "session"):
+        return ""
+    if request.session.session_key is None:
+        request.session.save()
+    image = getattr(search, "image", None)
+    recorded = impression_record(
+        query=search.text, product_ids=[p.pk for p in page.products], session_key=request.session.session_key,
+        page=page.page, per_page=page.per_page, total=page.total, filters=search.filters,
+        image_vector=None if image is None else image.features[0], user_agent=request.META.get("HTTP_USER_AGENT", ""),
+    )
+    return recorded.token
+
+
+# -- clicks ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClickOutcome:
+    """What happened to a click: ``counted``, else ``reason``; ``status`` is the HTTP status the endpoint answers."""
+
+    counted: bool
+    reason: str = ""
+    status: int = 204
+    click: SearchClick | None = None
+    product: Product | None = None
+
+
+def _as_int(value) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit() and len(value) <= 12:
+        return int(value)
+    return None
+
+
+def _discarded(reason: str, now: datetime, product: Product | None = None, click: SearchClick | None = None) -> ClickOutcome:
+    event_discard_count(kind="click", reason=reason, now=now)
+    return ClickOutcome(False, reason, STATUS[DiscardReason(reason)], click, product)
+
+
+def click_record(
+    *,
+    token: str,
+    product_id,
+    position,
+    session_key: str,
+    user_agent: str = "",
+    ip: str = "",
+    now: datetime | None = None,
+) -> ClickOutcome:
+    """Record a click on a result, counting it only if it passes every guard.
+
+    Guards, in order (the first that fails decides the reason and the HTTP status):
+    malformed ids or position (400), forged token (400), unknown impression or product (404),
+    product not in that impression or at another position (400), impression older than
+    ``CLICK_IMPRESSION_MAX_AGE_S`` (410), bot user agent (403), session over
+    ``CLICK_RATE_PER_SESSION`` or IP over ``CLICK_RATE_PER_IP`` per ``CLICK_RATE_WINDOW_S`` (429),
+    a session other than the impression's (403), a click already counted for this session, query
+    and product within ``CLICK_DEDUP_WINDOW_S`` (409), the product over ``CLICK_PRODUCT_CAP``
+    counted clicks per rate window (429). Discards before the session check are only counted in
+    :class:`EventDiscard` (a flood cannot fill the table); the later ones are stored with
+    ``counted=False`` too. A counted click after a photo query adds the query's vector as a
+    reference for the product (the first counted click of an impression only).
+
+    Args:
+        token: the impression token from the page (:func:`impression_token`).
+        product_id, position: the clicked product and its absolute 1-based position (ints or digit
+            strings); ``position=None`` takes the position the impression showed it at (redirect links).
+        session_key: the shopper's session id (hashed before use).
+        user_agent, ip: for the bot check and rate limit; never stored.
+        now: the event time (default: now).
+    """
+    now = now or timezone.now()
+    pid, pos = _as_int(product_id), None if position is None else _as_int(position)
+    if pid is None or pid <= 0 or (position is not None and (pos is None or not 1 <= pos <= MAX_POSITION)):
+        return _discarded(DiscardReason.MALFORMED, now)
+    imp_id = impression_id_from_token(token)
+    if imp_id is None:
+        return _discarded(DiscardReason.BAD_TOKEN, now)
+    imp = SearchImpression.objects.filter(pk=imp_id).first()
+    if imp is None:
+        return _discarded(DiscardReason.UNKNOWN_IMPRESSION, now)
+    product = Product.objects.filter(pk=pid).first()
+    if product is None:
+        return _discarded(DiscardReason.UNKNOWN_PRODUCT, now)
+    shown = imp.position_of(pid)
+    if shown is None:
+        return _discarded(DiscardReason.NOT_IN_IMPRESSION, now, product)
+    if pos is None:  # the redirect link: the position is where the impression showed the product
+        pos = shown
+    if shown != pos:
+        return _discarded(DiscardReason.POSITION_MISMATCH, now, product)
+    if (now - imp.created).total_seconds() > settings.CLICK_IMPRESSION_MAX_AGE_S:
+        return _discarded(DiscardReason.EXPIRED, now, product)
+    if guards.is_bot(user_agent):
+        return _discarded(DiscardReason.BOT, now, product)
+    shash = guards.session_hash(session_key)
+    window = settings.CLICK_RATE_WINDOW_S
+    if guards.rate_limited("click-session", shash, limit=settings.CLICK_RATE_PER_SESSION, window_s=window, now=now):
+        return _discarded(DiscardReason.RATE_SESSION, now, product)
+    if ip and guards.rate_limited("click-ip", ip, limit=settings.CLICK_RATE_PER_IP, window_s=window, now=now):
+        return _discarded(DiscardReason.RATE_IP, now, product)
+
+    def stored(reason: str) -> ClickOutcome:
+        click = SearchClick.objects.create(
+            impression=imp, product=product, position=pos, session_hash=shash, created=now, counted=False, discard_reason=reason
+        )
+        return _discarded(reason, now, product, click)
+
+    if shash != imp.session_hash:
+        return stored(DiscardReason.SESSION_MISMATCH)
+    recent = SearchClick.objects.filter(
+        session_hash=shash, product=product, counted=True, impression__query=imp.query,
+        created__gt=now - timedelta(seconds=settings.CLICK_DEDUP_WINDOW_S), created__lte=now,
+    )
+    if recent.exists():
+        return stored(DiscardReason.DUPLICATE)
+    capped = SearchClick.objects.filter(product=product, counted=True, created__gt=now - timedelta(seconds=window), created__lte=now)
+    if capped.count() >= settings.CLICK_PRODUCT_CAP:
+        return stored(DiscardReason.PRODUCT_CAP)
+    with transaction.atomic():
+        click = SearchClick.objects.create(impression=imp, product=product, position=pos, session_hash=shash, created=now, counted=True)
+        ref = _photo_reference_add(impression=imp, click=click, now=now)
+    if ref is not None:
+        _bump_photo_refs_generation()
+    return ClickOutcome(True, "", 204, click, product)
+
+
+def _photo_reference_add(*, impression: SearchImpression, click: SearchClick, now: datetime) -> PhotoReference | None:
+    """Keep a photo query's vector as a reference of the clicked product (first counted click per impression)."""
+    vector = impression.query_image_vector()
+    if vector is None or PhotoReference.objects.filter(click__impression=impression).exists():
+        return None
+    ref = PhotoReference.objects.create(product_id=click.product_id, vector=vector.tobytes(), created=now, click=click)
+    keep = settings.PHOTO_REFS_PER_PRODUCT
+    stale = list(
+        PhotoReference.objects.filter(product_id=click.product_id).order_by("-created", "-pk").values_list("pk", flat=True)[keep:]
+    )
+    if stale:
+        PhotoReference.objects.filter(pk__in=stale).delete()
+    return ref
+
+
+def _bump_photo_refs_generation() -> None:
+    cache.add(PHOTO_REFS_GENERATION_KEY, 0, timeout=None)
+    try:
+        cache.incr(PHOTO_REFS_GENERATION_KEY)
+    except ValueError:
+        cache.set(PHOTO_REFS_GENERATION_KEY, 1, timeout=None)
+
+
+# -- aggregates ----------------------------------------------------------------------------------------------------
+@dataclass
+class RefreshReport:
+    """What :func:`click_aggregates_refresh` did."""
+
+    impressions: int = 0
+    clicks: int = 0
+    query_rows: int = 0
+    product_rows: int = 0
+    head_queries: int = 0
+    prior_mean: float = feedback.DEFAULT_PRIOR_MEAN
+    photo_refs_dropped: int = 0
+    pushed_to_index: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def prior_config() -> feedback.PriorConfig:
+    return feedback.PriorConfig(strength=settings.CLICK_PRIOR_STRENGTH, full_credit_sessions=settings.CLICK_FULL_CREDIT_SESSIONS)
+
+
+def click_aggregates_refresh(*, now: datetime | None = None, backend=None) -> RefreshReport:
+    """Recompute every :class:`ClickStat` from the events in the retention window, then push popularity to the engine.
+
+    Reads impressions and counted clicks once (in chunks), aggregates them with
+    :func:`search.feedback.aggregate`, and replaces the table in one transaction, so searches
+    see either the old or the new scores. Backends with an ``update_popularity(dict)`` method
+    (Elasticsearch: a ``rank_feature`` field) get the global priors; the embedded engine reads
+    the table. Shoppers' photo references that decayed below ``PHOTO_REF_MIN_WEIGHT`` are dropped.
+    """
+    now = now or timezone.now()
+    horizon = now - timedelta(days=settings.CLICK_RETENTION_DAYS)
+    report = RefreshReport()
+
+    def impressions():
+        rows = SearchImpression.objects.filter(created__gte=horizon, created__lte=now).values_list(
+            "pk", "query", "session_hash", "product_ids", "created"
+        )
+        for pk, query, shash, ids, created in rows.iterator(chunk_size=2000):
+            report.impressions += 1
+            yield feedback.ImpressionEvent(pk, query, shash, [int(i) for i in ids or []], (now - created).total_seconds())
+
+    def clicks():
+        rows = SearchClick.objects.filter(counted=True, created__gte=horizon, created__lte=now).values_list(
+            "impression_id", "impression__query", "session_hash", "product_id", "created"
+        )
+        for imp_id, query, shash, pid, created in rows.iterator(chunk_size=2000):
+            report.clicks += 1
+            yield feedback.ClickEvent(imp_id, query, shash, pid, (now - created).total_seconds())
+
+    agg = feedback.aggregate(
+        impressions(), clicks(), half_life_days=settings.CLICK_HALF_LIFE_DAYS, eta=settings.CLICK_POSITION_ETA,
+        query_min_sessions=settings.CLICK_QUERY_MIN_SESSIONS,
+    )
+    config = prior_config()
+    existing = set(Product.objects.filter(pk__in=list(agg.per_product)).values_list("pk", flat=True))
+    rows = []
+    for (query, pid), ev in agg.per_query.items():
+        if pid in existing:
+            rows.append(_stat(query, pid, ev, agg.prior_mean, config))
+    report.query_rows = len(rows)
+    globals_ = {pid: _stat(ClickStat.GLOBAL, pid, ev, agg.prior_mean, config) for pid, ev in agg.per_product.items() if pid in existing}
+    rows.extend(globals_.values())
+    report.product_rows = len(globals_)
+    report.head_queries = len({q for q, _ in agg.per_query})
+    report.prior_mean = agg.prior_mean
+    with transaction.atomic():
+        ClickStat.objects.all().delete()
+        ClickStat.objects.bulk_create(rows, batch_size=2000)
+    cache.set(PRIOR_MEAN_KEY, agg.prior_mean, timeout=None)
+
+    decayed_after = now - timedelta(days=settings.CLICK_HALF_LIFE_DAYS * np.log2(1 / PHOTO_REF_MIN_WEIGHT))
+    report.photo_refs_dropped, _ = PhotoReference.objects.filter(created__lt=decayed_after).delete()
+    if report.photo_refs_dropped:
+        _bump_photo_refs_generation()
+
+    if backend is None:
+        from search.backends import get_backend
+
+        backend = get_backend()
+    push = getattr(backend, "update_popularity", None)
+    if callable(push):
+        push({pid: stat.prior for pid, stat in globals_.items()})
+        report.pushed_to_index = True
+    return report
+
+
+def _stat(query: str, pid: int, ev: feedback.Evidence, prior_mean: float, config: feedback.PriorConfig) -> ClickStat:
+    return ClickStat(
+        query=query, product_id=pid, impressions=ev.impressions, expected=ev.expected, clicks=ev.clicks, sessions=ev.sessions,
+        prior=feedback.click_prior(ev, prior_mean=prior_mean, config=config),
+    )
+
+
+def events_purge(*, older_than_days: int | None = None, now: datetime | None = None) -> dict[str, int]:
+    """Delete impressions (with their clicks), photo references and discard counts older than the retention.
+
+    Returns:
+        Rows deleted per table.
+    """
+    days = settings.CLICK_RETENTION_DAYS if older_than_days is None else older_than_days
+    if days < 0:
+        raise ValueError(f"Retention must be >= 0 days, got {days}")
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    out = {}
+    out["photo_references"], _ = PhotoReference.objects.filter(created__lt=cutoff).delete()
+    out["clicks"], _ = SearchClick.objects.filter(created__lt=cutoff).delete()
+    deleted, per_model = SearchImpression.objects.filter(created__lt=cutoff).delete()
+    out["impressions"] = per_model.get(SearchImpression._meta.label, 0)
+    out["clicks"] += per_model.get(SearchClick._meta.label, 0)
+    out["discard_counts"], _ = EventDiscard.objects.filter(day__lt=cutoff.date()).delete()
+    if out["photo_references"]:
+        _bump_photo_refs_generation()
+    return out

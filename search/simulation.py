@@ -1,0 +1,408 @@
+"""Proof by simulation that clicks improve the ranking and that attacks barely move it (``manage.py simulate_clicks``).
+
+Shoppers follow the **cascade model** (Craswell, Zoeter, Taylor and Ramsey, "An experimental
+comparison of click position-bias models", WSDM 2008): they read the results page top down,
+click a result with probability equal to its attractiveness and stop there, or read on. The
+attractiveness of a result comes from its judged relevance like the satisfaction probability of
+ERR (Chapelle, Metzler, Zhang and Grinspan, CIKM 2009): ``a = (2^g - 1) / 2^g_max`` with gain
+``g = median_relevance - 1`` in 0..3, floored at :data:`NOISE_CLICK` (shoppers sometimes click
+irrelevant results too). Note that the click model we *estimate* with is the position-based
+model (:mod:`search.feedback`), not the cascade: the simulation also checks robustness to that
+mismatch.
+
+Every event goes through the real services (:func:`search.events.impression_record`,
+:func:`search.events.click_record` with every guard, :func:`search.events.click_aggregates_refresh`)
+and every ranking through the real selector (:func:`search.selectors.product_search`) on a real
+embedded index, on a simulated clock.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.utils import timezone
+
+from search import events
+from search.backends import get_backend
+from search.selectors import product_search
+
+logger = logging.getLogger(__name__)
+
+MODEL = "cascade (Craswell et al., WSDM 2008); attractiveness (2^g - 1) / 8 from CrowdFlower median relevance, floor 0.02"
+NOISE_CLICK = 0.02
+MAX_GAIN = 3
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+#: Text retrievers of the simulation: the CrowdFlower products have no photos, so their fused
+#: vector is their text vector seen through the zero-shot bridge; it is left out (weight 0).
+TEXT_WEIGHTS = {"fused_knn": 0.0}
+NO_CLICKS = {"clicks": 0.0, "photo_refs_knn": 0.0}
+
+
+@dataclass
+class SimulationConfig:
+    """Knobs of :func:`simulate`. ``sessions`` searches by simulated shoppers over ``days`` simulated days."""
+
+    sessions: int = 3000
+    seed: int = 0
+    holdout: float = 0.2
+    days: float = 14.0
+    refresh_every: int = 250
+    attack_clicks: int = 1000
+    botnet_sessions: int = 20
+    photo: bool = True
+    eval_depth: int = 100
+    query_zipf: float = 0.6
+
+
+def attractiveness(gain: float) -> float:
+    """Click probability of an examined result with gain ``g`` in 0..3: ``max(0.02, (2^g - 1) / 8)``."""
+    return max(NOISE_CLICK, (2.0 ** gain - 1.0) / 2.0 ** MAX_GAIN)
+
+
+# -- CrowdFlower ------------------------------------------------------------------------------------------
+@dataclass
+class JudgedCatalog:
+    products: list[tuple[str, str]]  # (title, description), index = catalog number
+    gains: dict[str, dict[int, int]]  # query -> catalog number -> gain 0..3
+
+
+def read_crowdflower(path: Path) -> JudgedCatalog:
+    """Judged products (deduplicated on title + description) and gains ``round(mean(median_relevance)) - 1``."""
+    index: dict[tuple[str, str], int] = {}
+    raw: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+    with path.open(newline="", encoding="utf-8") as fh:
+        for rec in csv.DictReader(fh):
+            key = (rec["product_title"].strip()[:500], rec["product_description"].strip())
+            n = index.setdefault(key, len(index))
+            raw[rec["query"].strip()][n].append(int(rec["median_relevance"]))
+    gains = {q: {n: int(round(sum(v) / len(v))) - 1 for n, v in judged.items()} for q, judged in raw.items()}
+    return JudgedCatalog(products=list(index), gains=gains)
+
+
+def catalog_load(catalog: JudgedCatalog, log: Callable[[str], None]) -> list[int]:
+    """Create the judged products (text only) and index them with the real services; returns product ids by catalog number."""
+    from search.services import products_index
+    from shop.models import Product
+    from shop.signals import indexing_deferred
+
+    with indexing_deferred():
+        rows = Product.objects.bulk_create(
+            [Product(external_id=f"crowdflower-{n}", title=t or "(untitled)", description=d) for n, (t, d) in enumerate(catalog.products)],
+            batch_size=1000,
+        )
+    ids = [p.pk for p in rows]
+    started = time.perf_counter()
+    for start in range(0, len(ids), 512):
+        products_index(product_ids=ids[start:start + 512])
+        log(f"  indexed {min(start + 512, len(ids))}/{len(ids)} products ({time.perf_counter() - started:.0f} s)")
+    return ids
+
+
+def catalog_reuse(catalog: JudgedCatalog) -> list[int] | None:
+    """Product ids of a catalog loaded by an earlier run in the same ``VAR_DIR``, with every event and other product removed."""
+    from django.core.cache import cache
+
+    from search.event_models import ClickStat, EventDiscard, PhotoReference, SearchImpression
+    from shop.models import Product
+
+    from search.services import products_index
+
+    known = dict(Product.objects.filter(external_id__startswith="crowdflower-").values_list("external_id", "pk"))
+    if len(known) != len(catalog.products):
+        return None
+    Product.objects.exclude(external_id__startswith="crowdflower-").delete()  # the earlier run's grocery products
+    for model in (PhotoReference, SearchImpression, ClickStat, EventDiscard):
+        model.objects.all().delete()
+    cache.clear()
+    ids = [known[f"crowdflower-{n}"] for n in range(len(catalog.products))]
+    if get_backend().count() < len(ids):  # an earlier run stopped during the photo part
+        for start in range(0, len(ids), 1024):
+            products_index(product_ids=ids[start:start + 1024])
+    return ids
+
+
+def ndcg_at_10(gains: dict[str, dict[int, int]], runs: dict[str, list[int]]) -> float:
+    """Mean nDCG@10 (ranx 0.3.21, linear gains) of ranked product ids against judged gains."""
+    from ranx import Qrels, Run, evaluate
+
+    queries = [q for q in runs if q in gains]
+    if not queries:
+        return 0.0
+    qrels = Qrels({q: {str(pid): int(g) for pid, g in gains[q].items()} for q in queries})
+    run = Run({q: ({str(pid): float(len(ids) - i) for i, pid in enumerate(ids)} or {"none": 0.0}) for q, ids in ((q, runs[q]) for q in queries)})
+    return float(evaluate(qrels, run, "ndcg@10"))
+
+
+# -- the simulation ----------------------------------------------------------------------------------------------
+class Simulator:
+    """Runs shoppers, attacks and measurements on the catalog loaded in the current database and index."""
+
+    def __init__(self, config: SimulationConfig, log: Callable[[str], None] = print):
+        self.config = config
+        self.rng = np.random.default_rng(config.seed)
+        self.log = log
+        self.clock = timezone.now() - timedelta(days=config.days)
+
+    def tick(self, seconds: float) -> datetime:
+        self.clock += timedelta(seconds=seconds)
+        return self.clock
+
+    def ip(self) -> str:
+        a, b = self.rng.integers(0, 256, size=2)
+        return f"198.51.{a}.{b}"
+
+    def ranking(self, query: str, *, depth: int, weights: dict | None = None) -> list[int]:
+        page = product_search(text=query, per_page=depth, weights={**TEXT_WEIGHTS, **(weights or {})})
+        return [p.pk for p in page.products]
+
+    def refresh(self) -> events.RefreshReport:
+        return events.click_aggregates_refresh(now=self.clock)
+
+    def shopper_session(self, n: int, query: str, gains: dict[int, int]) -> bool:
+        """One shopper: search, scan the page top down, click at most one result (cascade). Returns True on a click."""
+        key, ip = f"shopper-{self.config.seed}-{n}", self.ip()
+        page = product_search(text=query, weights=TEXT_WEIGHTS)
+        now = self.clock
+        recorded = events.impression_record(
+            query=query, product_ids=[p.pk for p in page.products], session_key=key, page=1, per_page=page.per_page,
+            total=page.total, user_agent=BROWSER, now=now,
+        )
+        for position, product in enumerate(page.products, start=1):
+            if self.rng.random() < attractiveness(gains.get(product.pk, 0)):
+                outcome = events.click_record(
+                    token=recorded.token, product_id=product.pk, position=position, session_key=key,
+                    user_agent=BROWSER, ip=ip, now=now + timedelta(seconds=5 + position),
+                )
+                return outcome.counted
+        return False
+
+    def attack(self, query: str, target: int, *, sessions: int, clicks: int, label: str) -> dict:
+        """``sessions`` sessions send ``clicks`` forged clicks in all on ``target``, as fast as the endpoint takes them."""
+        per_session = clicks // sessions
+        counted = 0
+        reasons: dict[str, int] = defaultdict(int)
+        for s in range(sessions):
+            key, ip = f"{label}-{s}", self.ip()
+            page_no = 1
+            while True:  # the attacker pages until the target is on screen
+                page = product_search(text=query, page=page_no, weights=TEXT_WEIGHTS)
+                recorded = events.impression_record(
+                    query=query, product_ids=[p.pk for p in page.products], session_key=key, page=page_no,
+                    per_page=page.per_page, total=page.total, user_agent=BROWSER, now=self.tick(1),
+                )
+                ids = [p.pk for p in page.products]
+                if target in ids or not ids:
+                    break
+                page_no += 1
+            position = (page_no - 1) * page.per_page + ids.index(target) + 1
+            for _ in range(per_session):
+                outcome = events.click_record(
+                    token=recorded.token, product_id=target, position=position, session_key=key, user_agent=BROWSER, ip=ip,
+                    now=self.tick(0.5),
+                )
+                counted += outcome.counted
+                reasons[outcome.reason or "counted"] += 1
+        return {"counted": counted, "outcomes": dict(reasons)}
+
+
+def simulate_text(sim: Simulator, catalog: JudgedCatalog, product_ids: list[int]) -> dict:
+    """Shoppers on the CrowdFlower queries, nDCG@10 before and after, then the two attacks."""
+    cfg, log = sim.config, sim.log
+    gains = {q: {product_ids[n]: g for n, g in judged.items()} for q, judged in catalog.gains.items()}
+    queries = sorted(gains)
+    order = sim.rng.permutation(len(queries))
+    n_hold = int(round(cfg.holdout * len(queries)))
+    holdout = sorted(queries[i] for i in order[:n_hold])
+    traffic = sorted(queries[i] for i in order[n_hold:])
+    weights = 1.0 / np.arange(1, len(traffic) + 1) ** cfg.query_zipf
+    popularity = sim.rng.permutation(len(traffic))
+    probs = weights[popularity] / weights.sum()
+
+    log("nDCG@10 before clicks ...")
+    before = {q: sim.ranking(q, depth=cfg.eval_depth) for q in queries}
+    step = cfg.days * 86_400 / max(1, cfg.sessions)
+    clicked = 0
+    started = time.perf_counter()
+    for n in range(cfg.sessions):
+        q = traffic[int(sim.rng.choice(len(traffic), p=probs))]
+        sim.tick(step)
+        clicked += sim.shopper_session(n, q, gains[q])
+        if (n + 1) % cfg.refresh_every == 0:
+            sim.refresh()
+            log(f"  {n + 1}/{cfg.sessions} sessions, {clicked} counted clicks ({time.perf_counter() - started:.0f} s)")
+    report = sim.refresh()
+    after = {q: sim.ranking(q, depth=cfg.eval_depth) for q in queries}
+    no_clicks = {q: sim.ranking(q, depth=cfg.eval_depth, weights=NO_CLICKS) for q in queries}
+    result = {
+        "ndcg_before": ndcg_at_10(gains, before),
+        "ndcg_after": ndcg_at_10(gains, after),
+        "ndcg_traffic_queries": {"before": ndcg_at_10(gains, {q: before[q] for q in traffic}), "after": ndcg_at_10(gains, {q: after[q] for q in traffic})},
+        "ndcg_holdout_queries": {"before": ndcg_at_10(gains, {q: before[q] for q in holdout}), "after": ndcg_at_10(gains, {q: after[q] for q in holdout})},
+        "ndcg_after_without_clicks": ndcg_at_10(gains, no_clicks),
+        "queries": {"traffic": len(traffic), "holdout": len(holdout), "with_own_scores": report.head_queries},
+        "counted_clicks": clicked,
+        "prior_mean": round(report.prior_mean, 4),
+    }
+    log(f"nDCG@10 {result['ndcg_before']:.4f} -> {result['ndcg_after']:.4f}")
+    result["attack"] = attack_text(sim, traffic, gains)
+    return result
+
+
+def attack_text(sim: Simulator, traffic: list[str], gains: dict[str, dict[int, int]]) -> dict:
+    """Forged clicks on an irrelevant product just below the top 10 of a trafficked query: one session, then a botnet."""
+    cfg = sim.config
+    chosen = None
+    for q in traffic:
+        ranked = sim.ranking(q, depth=settings.SEARCH_PAGE_SIZE)
+        below = [pid for pid in ranked[10:] if gains[q].get(pid) == 0]
+        if below:
+            chosen = (q, below[0], ranked.index(below[0]) + 1)
+            break
+    if chosen is None:
+        return {"single_session_rank_change": 0, "botnet_rank_change": 0, "note": "no irrelevant product below the top 10"}
+    query, target, rank0 = chosen
+
+    def rank_now() -> int:
+        ranked = sim.ranking(query, depth=cfg.eval_depth)
+        return ranked.index(target) + 1 if target in ranked else cfg.eval_depth + 1
+
+    single = sim.attack(query, target, sessions=1, clicks=cfg.attack_clicks, label="attacker")
+    sim.refresh()
+    rank1 = rank_now()
+    botnet = sim.attack(query, target, sessions=cfg.botnet_sessions, clicks=cfg.attack_clicks, label="botnet")
+    sim.refresh()
+    rank2 = rank_now()
+    sim.log(f"attack on {query!r}: rank {rank0} -> {rank1} (one session) -> {rank2} (botnet)")
+    return {
+        "query": query, "target_rank_before": rank0,
+        "single_session_rank_change": rank0 - rank1, "single_session": single,
+        "botnet_rank_change": rank1 - rank2, "botnet": botnet, "botnet_total_rank_change": rank0 - rank2,
+        "bound": f"clicks move a product at most {settings.CLICK_MAX_LIFT_RANKS} ranks up and {settings.CLICK_MAX_DROP_RANKS} down from its rank without clicks",
+    }
+
+
+# -- Grocery photos ------------------------------------------------------------------------------------------------
+def _grocery_photos(folder: Path, listing: str) -> list[tuple[Path, int]]:
+    out = []
+    for line in (folder / listing).read_text().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) >= 2 and parts[1].isdigit():
+            out.append((folder / parts[0], int(parts[1])))
+    return out
+
+
+def _encode(paths: list[Path], name: str):
+    """Features of shoppers' photos; kept in ``VAR_DIR`` so a run with ``--var-dir`` encodes them once."""
+    from mlmodels.image import ImageFeatures
+    from mlmodels.images import open_image
+    from search.encoding import image_encoder
+
+    cached = Path(settings.VAR_DIR) / f"simulation-{name}-features.npz"
+    if cached.is_file():
+        with np.load(cached) as data:
+            if data["features"].shape[0] == len(paths):
+                return ImageFeatures(data["features"], data["logits"])
+    images = [open_image(p.read_bytes(), max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS).image for p in paths]
+    feats = image_encoder().encode(images)
+    np.savez(cached, features=feats.features, logits=feats.logits)
+    return feats
+
+
+def simulate_photos(sim: Simulator, text_product_ids: list[int]) -> dict:
+    """Grocery: val top-1 of photo search, before and after shoppers' train photos each end in a click on their product."""
+    from mlmodels.image import ImageFeatures
+    from search.services import products_index
+    from shop.importers import read_catalog
+    from shop.models import Product
+    from shop.services import catalog_import
+
+    log = sim.log
+    folder = Path(settings.CATALOG_DIR) / "grocery"
+    get_backend().delete(text_product_ids)  # photo queries search the grocery products only
+    summary = catalog_import([r for r in read_catalog("grocery", folder) if not r.skip_reason])
+    products_index(product_ids=summary.product_ids)
+    by_class = {int(p.specifications["class_id"]): p.pk for p in Product.objects.filter(pk__in=summary.product_ids)}
+    log(f"photo part: {len(by_class)} grocery products indexed; encoding shoppers' photos ...")
+    train = [(p, by_class[c]) for p, c in _grocery_photos(folder, "train.txt") if c in by_class]
+    val = [(p, by_class[c]) for p, c in _grocery_photos(folder, "val.txt") if c in by_class]
+    val_feats = _encode([p for p, _ in val], "grocery-val")
+    train_feats = _encode([p for p, _ in train], "grocery-train")
+
+    def feats(batch, i):
+        return ImageFeatures(batch.features[i:i + 1], batch.logits[i:i + 1])
+
+    def top1() -> float:
+        hits = 0
+        for i, (_, pid) in enumerate(val):
+            page = product_search(image=feats(val_feats, i), per_page=1)
+            hits += bool(page.products) and page.products[0].pk == pid
+        return hits / len(val)
+
+    before = top1()
+    log(f"  val top-1 before: {before:.4f}")
+    order = sim.rng.permutation(len(train))
+    step = sim.config.days * 86_400 / max(1, len(train))
+    clicked = 0
+    for n, i in enumerate(order):
+        _, pid = train[i]
+        key, ip = f"photo-shopper-{sim.config.seed}-{n}", sim.ip()
+        q = feats(train_feats, i)
+        now = sim.tick(step)
+        for page_no in range(1, 6):
+            page = product_search(image=q, page=page_no)
+            ids = [p.pk for p in page.products]
+            recorded = events.impression_record(
+                query="", product_ids=ids, session_key=key, page=page_no, per_page=page.per_page, total=page.total,
+                image_vector=q.features[0], user_agent=BROWSER, now=now,
+            )
+            if pid in ids or not ids:
+                break
+        if pid in ids:
+            outcome = events.click_record(
+                token=recorded.token, product_id=pid, position=(page_no - 1) * page.per_page + ids.index(pid) + 1,
+                session_key=key, user_agent=BROWSER, ip=ip, now=now + timedelta(seconds=8),
+            )
+            clicked += outcome.counted
+    sim.refresh()
+    after = top1()
+    products_index(product_ids=text_product_ids)  # back in the index (stored embeddings, no re-encoding)
+    log(f"  val top-1 after {clicked} counted clicks on {len(train)} shoppers' photos: {after:.4f}")
+    return {"top1_before": before, "top1_after": after, "train_photos": len(train), "val_photos": len(val), "counted_clicks": clicked}
+
+
+def simulate(config: SimulationConfig, log: Callable[[str], None] = print) -> dict:
+    """The whole proof: text feedback loop + attacks on CrowdFlower, then photo references on Grocery."""
+    started = time.perf_counter()
+    sim = Simulator(config, log)
+    catalog = read_crowdflower(Path(settings.CATALOG_DIR) / "crowdflower" / "train.csv")
+    log(f"CrowdFlower: {len(catalog.products)} judged products, {len(catalog.gains)} queries")
+    ids = catalog_reuse(catalog) or catalog_load(catalog, log)
+    text = simulate_text(sim, catalog, ids)
+    out = {
+        "ndcg_before": round(text.pop("ndcg_before"), 4),
+        "ndcg_after": round(text.pop("ndcg_after"), 4),
+        "attack": text.pop("attack"),
+        "sessions": config.sessions,
+        "model": MODEL,
+        "seed": config.seed,
+        "text": text,
+        "settings": {
+            k: getattr(settings, k) for k in (
+                "CLICK_HALF_LIFE_DAYS", "CLICK_PRIOR_STRENGTH", "CLICK_FULL_CREDIT_SESSIONS", "CLICK_QUERY_MIN_SESSIONS",
+                "CLICK_MAX_LIFT_RANKS", "CLICK_MAX_DROP_RANKS", "CLICK_POSITION_ETA", "CLICK_PRODUCT_CAP", "PHOTO_REFS_PER_PRODUCT",
+            )
+        } | {"SEARCH_WEIGHTS": dict(settings.SEARCH_WEIGHTS), "SEARCH_FUSION": settings.SEARCH_FUSION},
+    }
+    if config.photo:
+        out["photo"] = simulate_photos(sim, ids)
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    return out

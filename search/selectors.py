@@ -95,13 +95,14 @@ def product_search(
         hits = backend.search_text(None, filters=filters, limit=BROWSE_LIMIT)
         fused = [ranking.FusedResult(h.id, 0.0) for h in hits]
     else:
-        vectors = encoding.query_vectors(text or None, image)
+        vectors = encoding.query_vectors(text or None, image, backend=backend)
         hybrid = getattr(backend, "search_hybrid", None)
         if hybrid is not None:  # the engine fuses BM25 and kNN itself (Elasticsearch retrievers)
             query_vectors = {"text": vectors.text} if text else {}
             if image is not None:
                 query_vectors["image"] = vectors.image
-            query_vectors["fused"] = vectors.fused
+            if vectors.fused is not None:  # None: no loadable fusion space matches the live index
+                query_vectors["fused"] = vectors.fused
             fused = hybrid(text or None, query_vectors, filters=filters, k=n, method=method, weights=weights, rrf_k=settings.SEARCH_RRF_K)
         else:
             rankings = {}
@@ -110,7 +111,8 @@ def product_search(
                 rankings["text_knn"] = backend.search_vector("text", vectors.text, filters=filters, k=n)
             if image is not None:
                 rankings["image_knn"] = backend.search_vector("image", vectors.image, filters=filters, k=n)
-            rankings["fused_knn"] = backend.search_vector("fused", vectors.fused, filters=filters, k=n)
+            if vectors.fused is not None:
+                rankings["fused_knn"] = backend.search_vector("fused", vectors.fused, filters=filters, k=n)
             fused = ranking.blend(rankings, method=method, weights=weights, rrf_k=settings.SEARCH_RRF_K)
 
     ids = [r.id for r in fused]

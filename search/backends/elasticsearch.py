@@ -383,7 +383,7 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
     def rebuild(self, *, before_swap=None, keep: int | None = None, vector_dims=None, space=None) -> Iterator[ElasticsearchSearchBackend]:
         self._ensure()
         if space is None and vector_dims is None:  # same vectors as the live build: keep its record
-            space = self.index_space()
+            space = self._space  # read with the mapping by _ensure()
         new_index = self._new_index_name()
         dims = dict(vector_dims or self.vector_dims)
         body = es_mapping.index_body(dims, self.options, building=True)

@@ -152,24 +152,34 @@ def index_ref(backend) -> SpaceRef | None:
     return SpaceRef(recorded.get("name", "fusion"), recorded["version"], int(recorded["dim"]))
 
 
-def space_for_index(backend) -> FusionSpace | None:
-    """The space whose fused vectors match ``backend``'s live index (for queries and writes to it).
+def served_ref(backend) -> SpaceRef | None:
+    """The space whose fused vectors match ``backend``'s live index, named without loading it.
 
-    The version recorded with the index wins; an index without a record (built before
-    versions were recorded, or a backend that cannot record one) gets the active space if its
-    dimension fits, else the bridge if that fits. Returns ``None`` when no loadable space fits
-    the index's fused field (e.g. its head's artefact was deleted): callers then skip the fused
-    vector, and BM25 and the text and image kNN keep working. ``manage.py reindex`` fixes it.
+    The version recorded with the index wins. An index without a record (built before versions
+    were recorded, or by a backend that cannot record one) gets the active space if its
+    dimension fits the index's fused field, else the bridge if that fits, else ``None``.
     """
-    dim = backend.vector_dims.get("fused")
     ref = index_ref(backend)
     if ref is not None:
-        space = get_space(ref.version)
-    else:
-        space = get_space()
-        if space.dim != dim and BRIDGE_DIM == dim:
-            space = get_space(bridge_version())
-    if space.dim != dim:
+        return ref
+    dim = backend.vector_dims.get("fused")
+    for candidate in (active_ref(), bridge_ref()):
+        if candidate.dim == dim:
+            return candidate
+    return None
+
+
+def space_for_index(backend) -> FusionSpace | None:
+    """The loaded space for queries and writes to ``backend``'s live index (see :func:`served_ref`).
+
+    Returns ``None`` when no loadable space fits the index's fused field (e.g. its head's
+    artefact was deleted): callers then skip the fused vector, and BM25 and the text and image
+    kNN keep working. ``manage.py reindex`` fixes it.
+    """
+    ref = served_ref(backend)
+    space = get_space(ref.version) if ref is not None else None
+    dim = backend.vector_dims.get("fused")
+    if space is None or space.dim != dim:
         _problem(f"index:{ref.version if ref else 'unrecorded'}",
                  f"no loadable fusion space matches the live index's {dim}-d fused vectors; run `manage.py reindex`")
         return None
@@ -192,12 +202,15 @@ def space_status(backend=None) -> dict:
         info["note"] = f"cold start: zero-shot bridge ({cold_start_reason()})"
     if backend is not None:
         try:
-            live = index_ref(backend)
-        except Exception as exc:  # the engine may be down; search_status reports that separately
-            live = None
+            live = served_ref(backend)
+        except Exception as exc:  # noqa: BLE001 (the engine may be down; search_status reports that separately)
             info["index_note"] = f"the live index's fusion space is unknown ({exc})"
+            return info
         info["index_version"] = live.version if live else None
-        if live and live.version != ref.version:
+        if live is None:
+            info["index_note"] = ("no fusion space matches the live index's fused vectors, so search skips them: "
+                                  "run `manage.py reindex`")
+        elif live.version != ref.version:
             info["index_note"] = (f"the live index was built with {live.version}; search uses it until "
                                   f"`manage.py reindex` swaps in a build with {ref.version}")
     return info

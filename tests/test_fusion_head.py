@@ -290,7 +290,8 @@ def test_a_catalog_too_small_to_train_stays_on_the_bridge_and_status_says_why(db
         call_command("train_fusion")
     out = io.StringIO()
     call_command("search_status", stdout=out)
-    assert "cold start: zero-shot bridge (catalog too small to train: 50 products with photos, need >= 200)" in out.getvalue()
+    printed = " ".join(out.getvalue().split())
+    assert "cold start: zero-shot bridge (catalog too small to train: 50 products with photos, need >= 200)" in printed
 
 
 def test_an_interrupted_training_run_leaves_the_head_in_service(db, isolated, sample):
@@ -351,3 +352,6 @@ def test_train_fusion_then_reindex_swaps_heads_without_downtime(db, isolated):
     page = product_search(text="red apple", backend=backend)
     assert page.total and "fused_knn" in page.products[0].search_explain
     assert "index_note" not in get_space_info(backend)
+    out = io.StringIO()
+    call_command("search_status", stdout=out)
+    assert f"Fusion space: trained fusion head {version} (held-out text->photo nDCG@10" in " ".join(out.getvalue().split())

@@ -109,10 +109,17 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         if not self.alias.exists():
             with self._write_lock():
                 if not self.alias.exists():
-                    first = self._new_build_dir()
+                    first = self._new_build_dir(self._initial_space())
                     _Build(first, self.vector_dims, self.boosts)
                     self._swap_alias(first)
         return self.alias.resolve()
+
+    def _initial_space(self) -> dict | None:
+        """The fusion space to record with a first build: the active one, if its dimension is ours."""
+        from search.spaces import active_ref
+
+        ref = active_ref()
+        return ref.as_dict() if ref.dim == self.vector_dims.get("fused") else None
 
     def _new_build_dir(self, space: dict | None = None) -> Path:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")

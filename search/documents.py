@@ -25,12 +25,12 @@ def document_text(product: Product) -> str:
 
 
 def compose_document_text(*, title: str, brand: str = "", category_path: list[str] | None = None, description: str = "") -> str:
-    """``"title. brand. A > B. description[:DESCRIPTION_CHARS_FOR_ENCODER]"``, empty parts left out."""
-    parts = [title.strip(), brand]
-    if category_path:
-        parts.append(" > ".join(category_path))
-    if description:
-        parts.append(description.strip()[:DESCRIPTION_CHARS_FOR_ENCODER])
+    """``"<title>. <brand>. <A > B > C>. <description start>"`` with empty parts left out.
+
+    Shared by :func:`document_text` and code that encodes catalog rows without a database
+    (benchmarks, evaluation), so both feed the encoder the same text.
+    """
+    parts = [title.strip(), brand.strip(), " > ".join(category_path or []), description.strip()[:DESCRIPTION_CHARS_FOR_ENCODER]]
     return ". ".join(p for p in parts if p)
 
 

@@ -94,13 +94,14 @@ def product_search(
         hits = backend.search_text(None, filters=filters, limit=BROWSE_LIMIT)
         fused = [ranking.FusedResult(h.id, 0.0) for h in hits]
     else:
-        vectors = encoding.query_vectors(text or None, image)
+        vectors = encoding.query_vectors(text or None, image, backend=backend)
         hybrid = getattr(backend, "search_hybrid", None)
         if hybrid is not None:  # the engine fuses BM25 and kNN itself (Elasticsearch retrievers)
             query_vectors = {"text": vectors.text} if text else {}
             if image is not None:
                 query_vectors["image"] = vectors.image
-            query_vectors["fused"] = vectors.fused
+            if vectors.fused is not None:  # None: no loadable fusion space matches the live index
+                query_vectors["fused"] = vectors.fused
             fused = hybrid(
                 text or None, query_vectors, filters=filters, k=settings.SEARCH_CANDIDATES, method=method,
                 weights=all_weights, rrf_k=settings.SEARCH_RRF_K,
@@ -176,7 +177,7 @@ def search_rankings(
         rankings["text_knn"] = backend.search_vector("text", vectors.text, filters=filters, k=n)
     if vectors.image is not None:
         rankings["image_knn"] = backend.search_vector("image", vectors.image, filters=filters, k=n)
-    if vectors.fused is not None:
+    if vectors.fused is not None:  # None: no loadable fusion space matches the live index
         rankings["fused_knn"] = backend.search_vector("fused", vectors.fused, filters=filters, k=n)
     return rankings
 

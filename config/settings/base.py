@@ -249,6 +249,12 @@ INDEX_STALE_AFTER_S = env.int("INDEX_STALE_AFTER_S", default=600)
 
 # --- models -----------------------------------------------------------------------------------------
 ENCODER_DEVICE = env("ENCODER_DEVICE", default="auto")
+#: Trained fusion heads: one folder per version, and ``active.json`` naming the one in service
+#: for new index builds (``manage.py train_fusion`` writes both; ``reindex`` switches search).
+FUSION_HEAD_DIR = Path(env("FUSION_HEAD_DIR", default=str(VAR_DIR / "fusion")))
+#: Fewest products with photos ``train_fusion`` trains on; below it search stays on the
+#: zero-shot bridge. With 200 products a 20 % hold-out still leaves 40 queries to judge a head.
+FUSION_MIN_PRODUCTS = env.int("FUSION_MIN_PRODUCTS", default=200)
 
 LOGGING = {
     "version": 1,

@@ -159,6 +159,14 @@ class VectorIndex:
         self.fields: dict[str, _Field] = {}
         self.catch_up()
 
+    @staticmethod
+    def stored_dims(path: Path) -> dict[str, int] | None:
+        """Field dimensions recorded in the manifest under ``path``, or ``None`` for a new index."""
+        try:
+            return json.loads((path / MANIFEST).read_text()).get("dims")
+        except FileNotFoundError:
+            return None
+
     # -- manifest ---------------------------------------------------------------------------------
     def _read_manifest(self) -> dict:
         try:

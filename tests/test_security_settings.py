@@ -64,3 +64,14 @@ def test_no_secret_is_committed():
     assignment = re.compile(r"""^\s*SECRET_KEY\s*=\s*["'][^"']+["']""", re.MULTILINE)
     offenders = [p for p in tracked if p.endswith(".py") and assignment.search((ROOT / p).read_text(encoding="utf-8", errors="ignore"))]
     assert offenders == []
+
+
+def test_a_secret_key_starting_with_a_dollar_sign_is_taken_as_it_is(tmp_path):
+    # get_random_secret_key() draws from an alphabet with "$": django-environ would read such a
+    # value as a reference to another variable.
+    key = "$" + get_random_secret_key()[1:]
+    code = "from django.conf import settings as s; print(s.SECRET_KEY)"
+
+    result = _manage(tmp_path, "shell", "-c", code, SECRET_KEY=key, ALLOWED_HOSTS="shop.example.com")
+
+    assert result.stdout.strip().splitlines()[-1] == key, result.stderr

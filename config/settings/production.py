@@ -8,6 +8,8 @@ warnings (a test asserts it). Media (product photos) are served by the web serve
 
 from __future__ import annotations
 
+import os
+
 from django.core.exceptions import ImproperlyConfigured
 
 from config.settings.base import *  # noqa: F403
@@ -15,7 +17,8 @@ from config.settings.base import MIDDLEWARE, env
 
 DEBUG = False
 
-SECRET_KEY = env("SECRET_KEY", default="")
+# Read raw: django-environ would treat a key starting with "$" as a reference to another variable.
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith(("insecure", "django-insecure")):
     raise ImproperlyConfigured(
         "SECRET_KEY must be set in the environment to a random string of at least 50 characters, e.g. "

@@ -39,6 +39,10 @@ from mlmodels.device import select_device
 from mlmodels.image import IMAGE_DIM, ImageFeatures
 from mlmodels.text import TEXT_DIM
 
+#: ``linear`` is the default. Measured on held-out fashion (bench/fusion_head.py): the ``mlp``
+#: head (dropout 0.6) scored nDCG@10 0.530 vs 0.507 on "<colour> <type> for <gender>" queries
+#: but tied on a product's own text -> photo (0.548 vs 0.545; recall@1 0.359 vs 0.377), at
+#: twice the CPU time (24 s vs 13 s).
 HEAD_KINDS = ("linear", "mlp")
 DEFAULT_DIM = 256
 #: Training defaults, chosen on a dev split carved from the training products of the 7.7k

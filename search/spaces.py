@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 #: Trained heads kept loaded per process (the live index's and the active one, plus spares).
 MAX_LOADED = 4
+#: A head that failed to load is tried again after this many seconds (not on every query).
+RETRY_FAILED_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -60,12 +63,14 @@ class _Cache:
         self.active_config: dict | None = None
         self.spaces: dict[str, FusionSpace] = {}
         self.problems: dict[str, str] = {}  # version (or "active") -> why it is not used
+        self.failed_at: dict[str, float] = {}  # version -> monotonic time of the last failed load
 
     def clear(self) -> None:
         with self.lock:
             self.pointer_key, self.active, self.active_config = None, bridge_ref(), None
             self.spaces.clear()
             self.problems.clear()
+            self.failed_at.clear()
 
 
 _cache = _Cache()
@@ -129,9 +134,12 @@ def get_space(version: str | None = None) -> FusionSpace:
         space = _cache.spaces.get(version)
         if space is not None:
             return space
+        if time.monotonic() - _cache.failed_at.get(version, -RETRY_FAILED_S) < RETRY_FAILED_S:
+            return get_bridge(settings.ENCODER_DEVICE)
         try:
             space = load_artefact(head_dir() / version)
         except ArtefactError as exc:
+            _cache.failed_at[version] = time.monotonic()
             _problem(version, exc.reason)
             if version == _cache.active.version:  # the pointer stays cached: no retry until it changes
                 _problem("active", exc.reason)
@@ -141,6 +149,7 @@ def get_space(version: str | None = None) -> FusionSpace:
             _cache.spaces.pop(next(iter(_cache.spaces)))
         _cache.spaces[version] = space
         _cache.problems.pop(version, None)
+        _cache.failed_at.pop(version, None)
         return space
 
 

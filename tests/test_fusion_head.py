@@ -314,7 +314,27 @@ def test_an_interrupted_training_run_leaves_the_head_in_service(db, isolated, sa
     assert sorted(p.name for p in isolated.iterdir()) == ["active.json", first.version]
 
 
-def test_train_fusion_then_reindex_swaps_heads_without_downtime(db, isolated):
+def store_sample_embeddings(sample, products) -> None:
+    """Store the sample's encoder outputs for these imported products, keyed by the hashes the
+    indexer checks, so indexing reuses them instead of encoding the same photos and texts again."""
+    from search.documents import document_text
+    from search.encoding import sha1
+    from search.models import ProductEmbedding
+
+    pack = ProductEmbedding.pack
+    row_of = {r.external_id: i for i, r in enumerate(sample["rows"])}
+    for p in products:
+        i = row_of[p.external_id]
+        with p.primary_image.image.open("rb") as fh:
+            photo_hash = sha1(fh.read())
+        ProductEmbedding.objects.create(
+            product=p, text_vector=pack(sample["text"][i]), text_hash=sha1(document_text(p)),
+            image_features=pack(sample["photos"].features[i]), image_logits=pack(sample["photos"].logits[i], np.float16),
+            image_hash=photo_hash, fused_vector=pack(np.zeros(384)), space_version="-",
+        )
+
+
+def test_train_fusion_then_reindex_swaps_heads_without_downtime(db, isolated, sample):
     # given a real catalog sample imported and indexed with the zero-shot bridge
     from search.backends import get_backend
     from search.encoding import get_space_info
@@ -326,6 +346,7 @@ def test_train_fusion_then_reindex_swaps_heads_without_downtime(db, isolated):
     with indexing_deferred():
         Product.objects.all().delete()
     catalog_import(sample_rows(fashion_per_type=1))
+    store_sample_embeddings(sample, Product.objects.prefetch_related("images"))
     call_command("reindex", verbosity=0)
     backend = get_backend()
     assert backend.index_space()["name"] == "bridge" and backend.vector_dims["fused"] == 384

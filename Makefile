@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CATALOG_DIR ?= ../shared/data
 PORT ?= 8000
 
-.PHONY: setup demo serve test test-fast bench redis-server clean
+.PHONY: setup demo serve test test-fast bench redis-server chromium clean
 
 setup: $(VENV)/.installed
 
@@ -21,6 +21,10 @@ $(VENV)/.installed: pyproject.toml
 redis-server:
 	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
+# Browser tests drive Debian's Chromium through Playwright (never a downloaded browser build).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 demo: setup
 	$(PY) manage.py migrate --noinput
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) manage.py import_catalog flipkart
@@ -31,14 +35,16 @@ demo: setup
 serve: setup
 	$(PY) manage.py runserver 0.0.0.0:$(PORT)
 
-test: setup redis-server
+test: setup redis-server chromium
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) -m pytest
 
 test-fast: setup
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) -m pytest -m "not slow and not celery"
 
 bench: setup
-	CATALOG_DIR=$(CATALOG_DIR) $(PY) bench/run.py
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	mkdir -p var/bench
+	CATALOG_DIR=$(CATALOG_DIR) $(PY) bench/run.py --json var/bench/results.json
 
 clean:
-	rm -rf var .pytest_cache
+	rm -rf var .pytest_cache artifacts

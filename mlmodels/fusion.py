@@ -13,6 +13,7 @@ training, so search works on day one.
 from __future__ import annotations
 
 import hashlib
+from functools import cache
 from importlib import resources
 from typing import Protocol
 
@@ -41,6 +42,15 @@ class FusionSpace(Protocol):
         """Image encoder output for ``n`` photos -> ``(n, dim)`` float32, L2-normalised."""
 
 
+BRIDGE_DIM = 384  # the bridge lives in MiniLM's space
+
+
+@cache
+def bridge_version() -> str:
+    """Version of the zero-shot bridge, ``"bridge-<8 hex>"`` of its class names (no model load)."""
+    return "bridge-" + hashlib.sha1("|".join(imagenet_class_names()).encode()).hexdigest()[:8]
+
+
 def imagenet_class_names() -> list[str]:
     """The 1,000 ImageNet-1k class names, in logit order (``mlmodels/data/imagenet_classes.txt``)."""
     text = resources.files("mlmodels").joinpath("data/imagenet_classes.txt").read_text(encoding="utf-8")
@@ -60,14 +70,14 @@ class ZeroShotBridge:
     """
 
     name = "bridge"
-    dim = 384
+    dim = BRIDGE_DIM
 
     def __init__(self, text_encoder: TextEncoder):
         names = imagenet_class_names()
         embeddings = text_encoder.encode_document([CLASS_PROMPT.format(n) for n in names])
         self._mean = embeddings.mean(axis=0, keepdims=True)
         self._classes = embeddings - self._mean
-        self.version = "bridge-" + hashlib.sha1("|".join(names).encode()).hexdigest()[:8]
+        self.version = bridge_version()
 
     def text(self, text_vectors: np.ndarray) -> np.ndarray:
         return l2_normalise(np.asarray(text_vectors, np.float32) - self._mean)

@@ -8,6 +8,7 @@ a person can act on, before any model sees them.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 #: a 50 MP photo or a decompression bomb is refused before its pixels are decoded.
 DEFAULT_MAX_PIXELS = 40_000_000
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+#: What Pillow raises on damaged data, while reading the header or the pixels.
+_CORRUPT = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
 
 
 class ImageRejected(ValueError):
@@ -75,6 +78,8 @@ def open_image(
             raise ImageRejected(
                 f"The image declares more pixels than can be decoded safely; the limit is {_megapixels(max_pixels)} megapixels."
             ) from None
+        except _CORRUPT as exc:  # e.g. a JPEG cut off inside its header: "Truncated File Read"
+            raise ImageRejected(f"The image data is truncated or corrupt ({exc}).") from None
         fmt = probe.format or "unknown"
         if fmt not in ALLOWED_FORMATS:
             raise ImageRejected(f"Image format {fmt} is not accepted; use one of {', '.join(ALLOWED_FORMATS)}.")
@@ -94,7 +99,7 @@ def open_image(
             image = image.convert("RGB")
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageRejected(_too_many_pixels((width, height), max_pixels)) from None
-        except (OSError, SyntaxError, ValueError) as exc:
+        except _CORRUPT as exc:
             raise ImageRejected(f"The image data is truncated or corrupt ({exc}).") from None
     return DecodedImage(image=image, format=fmt, width=image.width, height=image.height)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from functools import cache
 
+from mlmodels.device import configure_cpu_threads
 from mlmodels.fusion import FusionSpace, ZeroShotBridge
 from mlmodels.image import ImageEncoder
 from mlmodels.text import TextEncoder
@@ -18,11 +19,13 @@ _lock = threading.Lock()
 
 @cache
 def _text_encoder(device: str | None) -> TextEncoder:
+    configure_cpu_threads()
     return TextEncoder(device=device)
 
 
 @cache
 def _image_encoder(device: str | None) -> ImageEncoder:
+    configure_cpu_threads()
     return ImageEncoder(device=device)
 
 

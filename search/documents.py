@@ -18,14 +18,19 @@ def category_parts(product: Product) -> list[str]:
 
 def document_text(product: Product) -> str:
     """What the text encoder reads: title, brand, category path and the start of the description."""
-    parts = [product.title.strip()]
-    if product.brand_id:
-        parts.append(product.brand.name)
-    cats = category_parts(product)
-    if cats:
-        parts.append(" > ".join(cats))
-    if product.description:
-        parts.append(product.description.strip()[:DESCRIPTION_CHARS_FOR_ENCODER])
+    return compose_document_text(
+        title=product.title, brand=product.brand.name if product.brand_id else "",
+        category_path=category_parts(product), description=product.description or "",
+    )
+
+
+def compose_document_text(*, title: str, brand: str = "", category_path: list[str] | None = None, description: str = "") -> str:
+    """``"<title>. <brand>. <A > B > C>. <description start>"`` with empty parts left out.
+
+    Shared by :func:`document_text` and code that encodes catalog rows without a database
+    (benchmarks, evaluation), so both feed the encoder the same text.
+    """
+    parts = [title.strip(), brand.strip(), " > ".join(category_path or []), description.strip()[:DESCRIPTION_CHARS_FOR_ENCODER]]
     return ". ".join(p for p in parts if p)
 
 

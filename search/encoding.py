@@ -1,7 +1,8 @@
 """Glue between the encoders (mlmodels) and search: product and query embeddings.
 
 ``vector_dims()`` is cheap (no model load) so backends can be created at start-up; the models
-themselves load on the first encode.
+themselves load on the first encode. Which fusion space is in service is decided in
+:mod:`search.spaces`.
 """
 
 from __future__ import annotations
@@ -18,35 +19,33 @@ from mlmodels.fusion import FusionSpace, fuse
 from mlmodels.image import IMAGE_DIM, ImageFeatures
 from mlmodels.images import DecodedImage
 from mlmodels.text import TEXT_DIM
+from search import spaces
 
 #: Text query vectors kept per process. Repeated queries (paging, popular searches) skip the
 #: encoder; 4,096 x 384 float32 is 6 MB.
 QUERY_CACHE_SIZE = 4096
 
 
-def get_space() -> FusionSpace:
-    """The fusion space in service: the zero-shot bridge (cold start)."""
-    from mlmodels.registry import get_bridge
+def get_space(version: str | None = None) -> FusionSpace:
+    """The active fusion space (a trained head if one is active and loads, else the bridge),
+    or the space named ``version``. See :mod:`search.spaces`."""
+    return spaces.get_space(version)
 
-    return get_bridge(settings.ENCODER_DEVICE)
 
-
-def get_space_info() -> dict:
-    """Name, dimension, version of the fusion space in service, and a note for ``search_status``."""
-    return {
-        "name": "bridge", "dim": space_dim(), "version": "zero-shot",
-        "note": "Cold start: the zero-shot bridge (ImageNet classes x MiniLM) maps photos into the text space.",
-    }
+def get_space_info(backend=None) -> dict:
+    """Name, dimension, version, held-out metrics of the active space, and a ``note`` for
+    ``search_status``; with ``backend``, also the live index's space. Loads no model."""
+    return spaces.space_status(backend)
 
 
 def space_dim() -> int:
-    """Dimension of the fused vector field, without loading any model."""
-    return 384
+    """Dimension of the active space's fused vectors, without loading any model."""
+    return spaces.active_ref().dim
 
 
-def vector_dims() -> dict[str, int]:
-    """Vector field -> dimension for the search backends."""
-    return {"text": TEXT_DIM, "image": IMAGE_DIM, "fused": space_dim()}
+def vector_dims(fused_dim: int | None = None) -> dict[str, int]:
+    """Vector field -> dimension for the search backends (fused: the active space's, or ``fused_dim``)."""
+    return {"text": TEXT_DIM, "image": IMAGE_DIM, "fused": fused_dim or space_dim()}
 
 
 def text_encoder():
@@ -115,12 +114,66 @@ def encode_image_query(image: DecodedImage) -> ImageFeatures:
     return image_encoder().encode([image.image])
 
 
-def query_vectors(text: str | None, image: ImageFeatures | None, *, fusion_overrides: dict | None = None) -> QueryVectors:
-    """Vectors for a text, photo or photo+text query; the fused query mixes both sides like products do."""
-    space = get_space()
+def query_vectors(
+    text: str | None, image: ImageFeatures | None, *, fusion_overrides: dict | None = None, backend=None,
+) -> QueryVectors:
+    """Vectors for a text, photo or photo+text query; the fused query mixes both sides like products do.
+
+    With ``backend``, the fused vector is made in the space of that backend's live index (which
+    lags the active space until ``reindex`` swaps); ``fused`` is ``None`` when no loadable space
+    matches that index. Without it, the active space is used.
+    """
+    space = spaces.space_for_index(backend) if backend is not None else get_space()
     t = encode_text_query(text) if text else None
-    t_space = space.text(t[None, :])[0] if t is not None else None
+    if space is None:
+        return QueryVectors(text=t, image=None if image is None else image.features[0], fused=None)
+    return query_vectors_from(t, image, space=space, fusion_overrides=fusion_overrides)
+
+
+def query_vectors_from(
+    text_vector: np.ndarray | None,
+    image: ImageFeatures | None,
+    *,
+    space: FusionSpace,
+    fusion_overrides: dict | None = None,
+) -> QueryVectors:
+    """A query's vectors from encoder outputs already computed (the relevance harness caches them).
+
+    Args:
+        text_vector: ``(384,)`` MiniLM query vector, or ``None``.
+        image: features ``(1, 1280)`` and logits ``(1, 1000)`` of the query photo, or ``None``.
+        space: the fusion space the fused vector is built in.
+        fusion_overrides: ``{"text": w, "image": w}`` over ``FUSION_WEIGHTS``.
+    """
+    t_space = space.text(text_vector[None, :])[0] if text_vector is not None else None
     i_space = space.image(image)[0] if image is not None else None
     w_text, w_image = fusion_weights(fusion_overrides)
-    fused = fuse(t_space, i_space, text_weight=w_text, image_weight=w_image) if (t is not None or image is not None) else None
-    return QueryVectors(text=t, image=None if image is None else image.features[0], fused=fused)
+    fused = fuse(t_space, i_space, text_weight=w_text, image_weight=w_image) if (t_space is not None or i_space is not None) else None
+    return QueryVectors(text=text_vector, image=None if image is None else image.features[0], fused=fused)
+
+
+def fused_vectors(
+    text_vectors: np.ndarray | None,
+    image: ImageFeatures | None,
+    *,
+    space: FusionSpace,
+    fusion_overrides: dict | None = None,
+) -> np.ndarray:
+    """Fused vectors of ``n`` products that all have the same sides, as ``services.products_embed`` builds them.
+
+    Args:
+        text_vectors: ``(n, 384)`` MiniLM document vectors, or ``None`` (photo-only products).
+        image: features ``(n, 1280)`` and logits ``(n, 1000)``, or ``None`` (text-only products).
+        space: the fusion space.
+        fusion_overrides: ``{"text": w, "image": w}`` over ``FUSION_WEIGHTS``.
+
+    Returns:
+        ``(n, space.dim)`` float32, L2-normalised.
+
+    Raises:
+        ValueError: both sides are missing.
+    """
+    w_text, w_image = fusion_weights(fusion_overrides)
+    t_space = space.text(text_vectors) if text_vectors is not None else None
+    i_space = space.image(image) if image is not None else None
+    return fuse(t_space, i_space, text_weight=w_text, image_weight=w_image)

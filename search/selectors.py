@@ -22,7 +22,7 @@ from django.db.models import Prefetch
 from mlmodels.image import ImageFeatures
 from search import click_selectors, encoding, ranking
 from search.backends import get_backend
-from search.backends.base import BaseSearchBackend, SearchFilters
+from search.backends.base import BaseSearchBackend, Hit, SearchFilters
 from shop.models import Category, Product, ProductImage
 
 SORTS = ("relevance", "price_asc", "price_desc", "rating")
@@ -88,38 +88,35 @@ def product_search(
     filters = filters or SearchFilters()
     per_page = per_page or settings.SEARCH_PAGE_SIZE
     method = method or settings.SEARCH_FUSION
-    weights = {**settings.SEARCH_WEIGHTS, **(weights or {})}
-    n = settings.SEARCH_CANDIDATES
+    all_weights = {**settings.SEARCH_WEIGHTS, **(weights or {})}
 
     if not text and image is None:
         hits = backend.search_text(None, filters=filters, limit=BROWSE_LIMIT)
         fused = [ranking.FusedResult(h.id, 0.0) for h in hits]
     else:
-        vectors = encoding.query_vectors(text or None, image)
+        vectors = encoding.query_vectors(text or None, image, backend=backend)
         hybrid = getattr(backend, "search_hybrid", None)
         if hybrid is not None:  # the engine fuses BM25 and kNN itself (Elasticsearch retrievers)
             query_vectors = {"text": vectors.text} if text else {}
             if image is not None:
                 query_vectors["image"] = vectors.image
-            query_vectors["fused"] = vectors.fused
-            fused = hybrid(text or None, query_vectors, filters=filters, k=n, method=method, weights=weights, rrf_k=settings.SEARCH_RRF_K)
+            if vectors.fused is not None:  # None: no loadable fusion space matches the live index
+                query_vectors["fused"] = vectors.fused
+            fused = hybrid(
+                text or None, query_vectors, filters=filters, k=settings.SEARCH_CANDIDATES, method=method,
+                weights=all_weights, rrf_k=settings.SEARCH_RRF_K,
+            )
         else:
-            rankings = {}
-            if text:
-                rankings["bm25"] = backend.search_text(text, filters=filters, limit=n)
-                rankings["text_knn"] = backend.search_vector("text", vectors.text, filters=filters, k=n)
-            if image is not None:
-                rankings["image_knn"] = backend.search_vector("image", vectors.image, filters=filters, k=n)
-            rankings["fused_knn"] = backend.search_vector("fused", vectors.fused, filters=filters, k=n)
+            rankings = search_rankings(backend=backend, text=text, vectors=vectors, filters=filters)
             # -- click feedback: shoppers' photos as extra references (search.click_selectors) --
-            if image is not None and weights.get("photo_refs_knn", 0):
-                rankings["photo_refs_knn"] = click_selectors.photo_refs_ranking(vectors.image, filters=filters, k=n)
-            fused = ranking.blend(rankings, method=method, weights=weights, rrf_k=settings.SEARCH_RRF_K)
+            if image is not None and all_weights.get("photo_refs_knn", 0):
+                rankings["photo_refs_knn"] = click_selectors.photo_refs_ranking(vectors.image, filters=filters, k=settings.SEARCH_CANDIDATES)
+            fused = rankings_blend(rankings, method=method, weights=weights)
         # -- click feedback: the click prior, with its weight and the rank caps (search.feedback) --
-        if weights.get("clicks", 0):
+        if all_weights.get("clicks", 0):
             priors = click_selectors.click_priors(text=text, product_ids=[r.id for r in fused])
             fused = ranking.apply_click_prior(
-                fused, priors, weight=weights["clicks"], scale=ranking.click_prior_scale(method, settings.SEARCH_RRF_K),
+                fused, priors, weight=all_weights["clicks"], scale=ranking.click_prior_scale(method, settings.SEARCH_RRF_K),
                 max_lift=settings.CLICK_MAX_LIFT_RANKS, max_drop=settings.CLICK_MAX_DROP_RANKS,
             )
 
@@ -146,6 +143,68 @@ def product_search(
     return SearchPage(
         products=products, total=len(ids), page=max(1, page), per_page=per_page, facets=facets,
         took_ms=(time.perf_counter() - started) * 1000, method=method,
+    )
+
+
+def search_rankings(
+    *,
+    backend: BaseSearchBackend,
+    text: str,
+    vectors: encoding.QueryVectors,
+    filters: SearchFilters | None = None,
+    candidates: int | None = None,
+) -> dict[str, list[Hit]]:
+    """Run every retriever a query calls for; the lists ``rankings_blend`` fuses.
+
+    Words run BM25 and a kNN on the text vector; a photo runs a kNN on the image vector; any
+    query runs a kNN on the fused vector. The relevance harness (``search.evaluation``) calls
+    this too, so what it measures is what the storefront ranks.
+
+    Args:
+        backend: the engine to ask.
+        text: cleaned query text ("" for a photo-only query).
+        vectors: the query's vectors (``encoding.query_vectors``); ``vectors.image`` set for a photo.
+        filters: applied inside every retriever.
+        candidates: hits per retriever (default ``SEARCH_CANDIDATES``).
+
+    Returns:
+        Retriever name (``bm25``, ``text_knn``, ``image_knn``, ``fused_knn``) -> hits, best first.
+    """
+    n = candidates or settings.SEARCH_CANDIDATES
+    rankings: dict[str, list[Hit]] = {}
+    if text:
+        rankings["bm25"] = backend.search_text(text, filters=filters, limit=n)
+        rankings["text_knn"] = backend.search_vector("text", vectors.text, filters=filters, k=n)
+    if vectors.image is not None:
+        rankings["image_knn"] = backend.search_vector("image", vectors.image, filters=filters, k=n)
+    if vectors.fused is not None:  # None: no loadable fusion space matches the live index
+        rankings["fused_knn"] = backend.search_vector("fused", vectors.fused, filters=filters, k=n)
+    return rankings
+
+
+def rankings_blend(
+    rankings: dict[str, list[Hit]],
+    *,
+    method: str | None = None,
+    weights: dict[str, float] | None = None,
+    rrf_k: int | None = None,
+) -> list[ranking.FusedResult]:
+    """Fuse retriever lists the storefront's way: ``ranking.blend`` with settings as defaults.
+
+    Args:
+        rankings: output of :func:`search_rankings`.
+        method: ``rrf`` or ``linear`` (default ``SEARCH_FUSION``).
+        weights: per-retriever weights laid over ``SEARCH_WEIGHTS``.
+        rrf_k: RRF constant (default ``SEARCH_RRF_K``).
+
+    Raises:
+        ValueError: unknown method, or ``rrf_k`` not positive.
+    """
+    return ranking.blend(
+        rankings,
+        method=method or settings.SEARCH_FUSION,
+        weights={**settings.SEARCH_WEIGHTS, **(weights or {})},
+        rrf_k=rrf_k or settings.SEARCH_RRF_K,
     )
 
 

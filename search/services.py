@@ -17,10 +17,10 @@ from django.conf import settings
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from mlmodels.fusion import fuse
+from mlmodels.fusion import FusionSpace, fuse
 from mlmodels.image import ImageFeatures
 from mlmodels.images import ImageRejected, open_image
-from search import encoding
+from search import encoding, spaces
 from search.backends import get_backend
 from search.backends.base import BaseSearchBackend, DocumentsRejected
 from search.documents import document_text, to_search_document
@@ -48,13 +48,16 @@ def _products(ids: Iterable[int]):
     )
 
 
-def products_embed(products: Sequence[Product], *, force: bool = False) -> tuple[dict[int, ProductEmbedding], dict[int, str]]:
+def products_embed(
+    products: Sequence[Product], *, force: bool = False, space: FusionSpace | None = None,
+) -> tuple[dict[int, ProductEmbedding], dict[int, str]]:
     """Compute (or reuse) embeddings for ``products`` and save them.
 
     Text is re-encoded only when it changed, a photo only when its bytes changed, unless
-    ``force``. Returns (product id -> embedding, product id -> reason its photo was not used).
+    ``force``; the fused vector is always recomputed, in ``space`` (default: the active space).
+    Returns (product id -> embedding, product id -> reason its photo was not used).
     """
-    space = encoding.get_space()
+    space = space or encoding.get_space()
     existing = {e.product_id: e for e in ProductEmbedding.objects.filter(product__in=[p.pk for p in products])}
     texts = {p.pk: document_text(p) for p in products}
     photo_errors: dict[int, str] = {}
@@ -122,9 +125,17 @@ def products_index(*, product_ids: Sequence[int], backend: BaseSearchBackend | N
         backend.delete(report.missing)
     if not products:
         return report
-    embeddings, photo_errors = products_embed(products, force=force)
+    # Fused vectors must live in the space of the index they are written to (the live index
+    # keeps its head until `reindex` swaps in a build made with a newly trained one).
+    space = spaces.space_for_index(backend)
+    embeddings, photo_errors = products_embed(products, force=force, space=space)
+    docs = [to_search_document(p, embeddings.get(p.pk)) for p in products]
+    if space is None:
+        logger.warning("No fusion space matches the index's fused field; %d products indexed without fused vectors", len(docs))
+        for doc in docs:
+            doc.vectors.pop("fused", None)
     try:
-        backend.add_bulk([to_search_document(p, embeddings.get(p.pk)) for p in products])
+        backend.add_bulk(docs)
         rejected: dict[int, str] = {}
     except DocumentsRejected as exc:  # the engine refused these for good; the rest were written
         rejected = exc.rejected
@@ -161,4 +172,4 @@ def product_unindex(*, product_id: int, backend: BaseSearchBackend | None = None
 
 def products_mark_stale(*, queryset=None) -> int:
     """Mark products pending (e.g. after a new fusion head) so the sweeper or a reindex refreshes them."""
-    return (queryset or Product.objects.all()).update(index_state=IndexState.PENDING)
+    return (Product.objects.all() if queryset is None else queryset).update(index_state=IndexState.PENDING)

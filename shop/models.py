@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.text import slugify
@@ -63,6 +64,29 @@ class Category(models.Model):
         return self.ancestors_and_self()[0]
 
 
+class Merchant(models.Model):
+    """A seller who owns products. Its ``staff`` may add and edit only the merchant's own products."""
+
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=220, unique=True)
+    staff = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="merchants",
+        help_text="Users who manage this merchant's products (in the admin and through the API).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs):
+        if not self.slug:
+            self.slug = _unique_slug(Merchant, self.name)
+        super().save(*args, **kwargs)
+
+
 class IndexState(models.TextChoices):
     PENDING = "pending", "Pending"
     INDEXED = "indexed", "Indexed"
@@ -75,6 +99,10 @@ class Product(models.Model):
     external_id = models.CharField(
         max_length=100, unique=True, null=True, blank=True,
         help_text="The id in the source catalog (e.g. Flipkart uniq_id); imports are idempotent on it.",
+    )
+    merchant = models.ForeignKey(
+        Merchant, null=True, blank=True, related_name="products", on_delete=models.PROTECT,
+        help_text="Who sells it; empty for products imported from a catalog (only superusers edit those).",
     )
     title = models.CharField(max_length=500)
     description = models.TextField(blank=True)

@@ -1,3 +1,14 @@
+"""Storefront URLs (the admin is mounted in ``config.urls``)."""
+
 from django.urls import path
 
-urlpatterns = []
+from shop import views
+
+app_name = "shop"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("search/", views.search, name="search"),
+    path("search/photo/", views.search_photo, name="search_photo"),
+    path("p/<int:product_id>/", views.product_detail, name="product"),
+]

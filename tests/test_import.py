@@ -45,6 +45,16 @@ def write_flipkart(folder: Path, rows: list[dict]) -> None:
 
 
 @pytest.fixture(autouse=True)
+def empty_catalog(db) -> None:
+    """These tests count every product, brand and category: start from an empty catalog whatever a
+    session fixture (``indexed_catalog``) loaded before; the test's transaction restores it after."""
+    Product.objects.all().delete()
+    while Category.objects.exists():  # leaves first: a parent is protected while it has children
+        Category.objects.filter(children__isnull=True).delete()
+    Brand.objects.all().delete()
+
+
+@pytest.fixture(autouse=True)
 def media_root(settings, tmp_path) -> Path:
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT

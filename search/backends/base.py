@@ -112,7 +112,8 @@ class BaseSearchBackend(abc.ABC):
 
     Args:
         params: the backend's entry in ``SEARCH_BACKENDS``.
-        vector_dims: vector field name -> dimension, e.g. ``{"text": 384, "image": 1280, "fused": 384}``.
+        vector_dims: vector field name -> dimension, e.g. ``{"text": 384, "image": 1280, "fused": 384}``,
+            for new indexes; an existing index keeps the dimensions it was built with.
     """
 
     def __init__(self, params: dict, vector_dims: dict[str, int]):
@@ -144,7 +145,12 @@ class BaseSearchBackend(abc.ABC):
     @abc.abstractmethod
     @contextlib.contextmanager
     def rebuild(
-        self, *, before_swap: Callable[[BaseSearchBackend], None] | None = None, keep: int | None = None
+        self,
+        *,
+        before_swap: Callable[[BaseSearchBackend], None] | None = None,
+        keep: int | None = None,
+        vector_dims: dict[str, int] | None = None,
+        space: dict | None = None,
     ) -> Iterator[BaseSearchBackend]:
         """Build a new index beside the live one; swap it in atomically when the block succeeds.
 
@@ -153,7 +159,21 @@ class BaseSearchBackend(abc.ABC):
         live index are blocked (to catch up with them), then the alias swaps. On an exception
         (in the block or in ``before_swap``) the new index is discarded and the live one stays.
         ``keep`` previous builds are kept for rollback (``None``: the backend's default).
+
+        Args:
+            before_swap: see above.
+            keep: see above.
+            vector_dims: dimensions of the new index's vector fields (default: this backend's);
+                a new fusion head changes the fused field's.
+            space: the fusion space the new index's fused vectors are made in
+                (``{"name", "version", "dim"}``), recorded with the index (see :meth:`index_space`).
         """
+
+    def index_space(self) -> dict | None:
+        """The fusion space recorded with the live index at build time (``{"name", "version",
+        "dim"}``), or ``None`` when the index has no record. Queries and writes to this index
+        must make fused vectors in that space (see ``search.spaces.space_for_index``)."""
+        return None
 
     # -- reading -------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -76,6 +76,10 @@ HYBRID_MODES = ("auto", "retrievers", "client")
 #: swap's ``before_swap`` catch-up takes seconds), and how often it tries again.
 WRITE_BLOCK_WAIT_S = 60.0
 WRITE_BLOCK_RETRY_S = 0.2
+#: How often a reader asks which build the read alias points to, to follow the fusion space
+#: recorded in that build's mapping (``_meta.fusion_space``) after a swap in another process.
+#: One ``GET _alias`` per process every few seconds.
+SPACE_CHECK_INTERVAL_S = 5.0
 
 
 class _WriteBlocked(SearchUnavailable):
@@ -132,6 +136,9 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
         self._features: ClusterFeatures | None = None
         self._ready = build_index is not None
         self._lock = threading.RLock()
+        self._space: dict | None = None  # fusion space recorded with the live build (or this build)
+        self._space_targets: list[str] | None = None
+        self._space_checked = 0.0
 
     # -- cluster and aliases ---------------------------------------------------------------------
     @property
@@ -195,7 +202,12 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
                 raise
 
     def _check_mapping(self) -> None:
-        """Fail clearly when the live index's vector dimensions differ from the encoders'.
+        """Fail clearly when the live index's text or image vector dimensions differ from the encoders'.
+
+        The fused field follows the live index instead: a newly trained fusion head changes its
+        dimension, and search keeps serving the old head's vectors until ``reindex`` swaps in a
+        build made with the new one (``search.spaces``). The fusion space recorded in the
+        mapping's ``_meta`` is read here too.
 
         Raises:
             SearchBackendError: naming the field, its indexed dimension and the expected one.
@@ -203,11 +215,15 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
         with translated_errors("read the index mapping"):
             mappings = self.client.indices.get_mapping(index=self.read_alias).body
         for index, entry in mappings.items():
-            props = (entry.get("mappings") or {}).get("properties") or {}
-            for role, dims in self.vector_dims.items():
+            mapping = entry.get("mappings") or {}
+            props = mapping.get("properties") or {}
+            self._space = (mapping.get("_meta") or {}).get("fusion_space")
+            for role, dims in list(self.vector_dims.items()):
                 field = es_mapping.VECTOR_FIELD_NAMES[role]
                 mapped = (props.get(field) or {}).get("dims")
-                if mapped is not None and int(mapped) != int(dims):
+                if mapped is not None and int(mapped) != int(dims) and role == "fused":
+                    self.vector_dims["fused"] = int(mapped)
+                elif mapped is not None and int(mapped) != int(dims):
                     raise SearchBackendError(
                         f"Mapping conflict in {index}: field {field!r} holds {mapped}-dimensional vectors but the encoders "
                         f"produce {dims}. Run `manage.py reindex --backend elasticsearch` to build an index with the new mapping."
@@ -364,13 +380,20 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
             self.client.indices.refresh(index=self._write_target())
 
     @contextlib.contextmanager
-    def rebuild(self, *, before_swap=None, keep: int | None = None) -> Iterator[ElasticsearchSearchBackend]:
+    def rebuild(self, *, before_swap=None, keep: int | None = None, vector_dims=None, space=None) -> Iterator[ElasticsearchSearchBackend]:
         self._ensure()
+        if space is None and vector_dims is None:  # same vectors as the live build: keep its record
+            space = self._space  # read with the mapping by _ensure()
         new_index = self._new_index_name()
+        dims = dict(vector_dims or self.vector_dims)
+        body = es_mapping.index_body(dims, self.options, building=True)
+        if space is not None:
+            body["mappings"]["_meta"] = {"fusion_space": space}
         with translated_errors(f"create the index {new_index}"):
-            self.client.indices.create(index=new_index, **es_mapping.index_body(self.vector_dims, self.options, building=True))
-        builder = type(self)(self.params, self.vector_dims, client=self.client, build_index=new_index)
+            self.client.indices.create(index=new_index, **body)
+        builder = type(self)(self.params, dims, client=self.client, build_index=new_index)
         builder._features = self._features
+        builder._space = space
         blocked: list[str] = []
         try:
             yield builder
@@ -405,6 +428,7 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
                 with contextlib.suppress(Exception):
                     self.client.indices.put_settings(index=index, settings=es_mapping.write_block(False))
         logger.info("Swapped %s and %s to %s (%d documents)", self.read_alias, self.write_alias, new_index, held)
+        self.vector_dims, self._space, self._space_targets = dims, space, [new_index]
         self._prune(self.keep_builds if keep is None else keep)
 
     def builds(self) -> list[str]:
@@ -618,6 +642,22 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
         """
         words = re.findall(r"\w+", (text or "").lower())
         return [w for w in words if w not in es_mapping.ENGLISH_STOP_WORDS]
+
+    def index_space(self) -> dict | None:
+        """The fusion space in the live build's mapping ``_meta``; the read alias is re-checked
+        every ``SPACE_CHECK_INTERVAL_S`` so a swap made by another process is followed."""
+        if self._build_index is not None:
+            return self._space
+        with self._lock:
+            now = time.monotonic()
+            if self._space_targets is None or now - self._space_checked >= SPACE_CHECK_INTERVAL_S:
+                self._ensure()
+                self._space_checked = now
+                targets = self._alias_targets(self.read_alias)
+                if targets != self._space_targets:
+                    self._check_mapping()
+                    self._space_targets = targets
+            return self._space
 
     def describe(self) -> dict:
         facts: dict = {"backend": "elasticsearch", "alias": self.read_alias}

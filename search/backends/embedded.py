@@ -3,19 +3,24 @@
 Layout under ``INDEX_DIR``::
 
     products            -> products-20261129T233000123456   (the alias: a symlink)
-    products-<stamp>/   bm25/ (tantivy)  vectors/ (see _vectors.py)
+    products-<stamp>/   bm25/ (tantivy)  vectors/ (see _vectors.py)  space.json (fusion space)
     .write.lock         one writer at a time, across processes
 
 Many processes read (web workers), one writes at a time (a Celery worker, a command). A reader
 checks the alias and the indexes' generation at most every ``REFRESH_INTERVAL_S`` and catches
 up incrementally, so a worker's writes are visible to the web within about a second. A rebuild
 fills a new ``products-<stamp>`` directory and swaps the symlink atomically (``rename(2)``).
+
+Each build keeps the vector dimensions it was created with and records the fusion space of its
+fused vectors (``space.json``), so a new fusion head with another dimension is served only once
+a rebuild made with it has been swapped in; until then readers keep the old build's dims.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -42,6 +47,7 @@ KEEP_BUILDS = 1
 LOCK_TIMEOUT_S = 60.0
 #: Upper bound on ids fetched for a filtered kNN; filters on a 100k catalog stay below it.
 MAX_FILTERED_IDS = 1_000_000
+SPACE_FILE = "space.json"
 
 
 _held = threading.local()  # write-lock depth per index root, per thread
@@ -52,11 +58,22 @@ class IndexLocked(SearchUnavailable):
 
 
 class _Build:
-    """The open indexes of one build directory."""
+    """The open indexes of one build directory.
+
+    A build keeps the fused dimension it was made with (the fusion head's), whatever ``dims``
+    says; text and image dimensions must match ``dims`` (else a ValueError asks for a reindex).
+    """
 
     def __init__(self, path: Path, dims: dict[str, int], boosts: dict[str, float]):
         self.path = path
+        try:
+            self.space: dict | None = json.loads((path / SPACE_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            self.space = None
         self.bm25 = BM25Index(path / "bm25", boosts)
+        stored = VectorIndex.stored_dims(path / "vectors") or {}
+        if "fused" in stored and "fused" in dims:
+            dims = {**dims, "fused": stored["fused"]}
         self.vectors = VectorIndex(path / "vectors", dims)
 
     def write(self, upserts: Sequence[SearchDocument], deletes: Sequence[int]) -> None:
@@ -92,15 +109,24 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         if not self.alias.exists():
             with self._write_lock():
                 if not self.alias.exists():
-                    first = self._new_build_dir()
+                    first = self._new_build_dir(self._initial_space())
                     _Build(first, self.vector_dims, self.boosts)
                     self._swap_alias(first)
         return self.alias.resolve()
 
-    def _new_build_dir(self) -> Path:
+    def _initial_space(self) -> dict | None:
+        """The fusion space to record with a first build: the active one, if its dimension is ours."""
+        from search.spaces import active_ref
+
+        ref = active_ref()
+        return ref.as_dict() if ref.dim == self.vector_dims.get("fused") else None
+
+    def _new_build_dir(self, space: dict | None = None) -> Path:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         path = self.root / f"{self.alias.name}-{stamp}"
         path.mkdir(parents=True)
+        if space is not None:
+            (path / SPACE_FILE).write_text(json.dumps(space), encoding="utf-8")
         return path
 
     def _swap_alias(self, build: Path) -> None:
@@ -119,6 +145,7 @@ class EmbeddedSearchBackend(BaseSearchBackend):
             try:
                 if self._build is None or self._build.path != target:
                     self._build = _Build(target, self.vector_dims, self.boosts)
+                    self.vector_dims = dict(self._build.vectors.dims)
                 else:
                     self._build.catch_up()
             except (OSError, ValueError) as exc:
@@ -167,6 +194,7 @@ class EmbeddedSearchBackend(BaseSearchBackend):
     def add_bulk(self, docs: Sequence[SearchDocument]) -> None:
         if not docs:
             return
+        self._open()  # vector dims are the live build's
         for doc in docs:
             for name, vec in doc.vectors.items():
                 if vec is not None:
@@ -186,9 +214,11 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         self._open(force=True)
 
     @contextlib.contextmanager
-    def rebuild(self, *, before_swap=None, keep: int | None = None) -> Iterator[EmbeddedSearchBackend]:
-        new_dir = self._new_build_dir()
-        builder = EmbeddedSearchBackend(self.params, self.vector_dims, build_dir=new_dir)
+    def rebuild(self, *, before_swap=None, keep: int | None = None, vector_dims=None, space=None) -> Iterator[EmbeddedSearchBackend]:
+        if space is None and vector_dims is None:  # same vectors as the live build: keep its record
+            space = self.index_space()
+        new_dir = self._new_build_dir(space)
+        builder = EmbeddedSearchBackend(self.params, vector_dims or self.vector_dims, build_dir=new_dir)
         try:
             yield builder
             with self._write_lock():
@@ -213,8 +243,8 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         return self._open().bm25.search(query, filters, limit)
 
     def search_vector(self, field: str, vector: np.ndarray, *, filters: SearchFilters | None = None, k: int = 100) -> list[Hit]:
-        vector = self._check_vector(field, vector)
         build = self._open()
+        vector = self._check_vector(field, vector)
         allowed = None
         if filters is not None and not filters.is_empty:
             allowed = set(build.bm25.filtered_ids(filters, MAX_FILTERED_IDS))
@@ -227,8 +257,12 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         return self._open().bm25.ids()
 
     def get_vectors(self, field: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        build = self._open()
         self._check_vector(field, np.zeros(self.vector_dims.get(field, 0), np.float32))
-        return self._open().vectors.get(field, ids)
+        return build.vectors.get(field, ids)
+
+    def index_space(self) -> dict | None:
+        return self._open().space
 
     def terms(self, text: str) -> list[str]:
         """Analysed BM25 terms of ``text`` (used to tell a shopper their query had only stop words)."""
@@ -241,6 +275,7 @@ class EmbeddedSearchBackend(BaseSearchBackend):
             "backend": "embedded (tantivy BM25 + hnswlib kNN)",
             "index": str(build.path),
             "documents": build.bm25.count(),
+            "fusion_space": (build.space or {}).get("version", "not recorded"),
             "vectors": {name: build.vectors.size(name) for name in self.vector_dims},
             "size_mb": round(size / 1e6, 1),
         }

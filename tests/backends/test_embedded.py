@@ -165,12 +165,24 @@ def test_writes_by_another_process_become_visible(tmp_path, index_dir, writer, r
     assert 7 not in ids_of(reader.search_text("curtain"))
 
 
-def test_an_index_built_for_other_dimensions_asks_for_a_reindex(index_dir, writer):
+def test_an_index_built_for_other_encoder_dimensions_asks_for_a_reindex(index_dir, writer):
     # given
-    other_dims = {**TEST_DIMS, "fused": 32}
+    other_dims = {**TEST_DIMS, "text": 32}
     # when / then
     with pytest.raises(ValueError, match="run `manage.py reindex`"):
         EmbeddedSearchBackend(embedded_params(index_dir), other_dims).count()
+
+
+def test_an_index_keeps_serving_the_fused_dimension_it_was_built_with(index_dir, writer):
+    # given a process that expects a new fusion head's 32-d fused vectors (not reindexed yet)
+    reader = EmbeddedSearchBackend(embedded_params(index_dir), {**TEST_DIMS, "fused": 32})
+    # when it searches the live build, made with 16-d fused vectors
+    hits = reader.search_vector("fused", vectors_for(1)["fused"], k=1)
+    # then the build's own dimension is used until a rebuild with the new one is swapped in
+    assert reader.vector_dims["fused"] == TEST_DIMS["fused"] and ids_of(hits) == [1]
+    with reader.rebuild(vector_dims={**TEST_DIMS, "fused": 32}, space={"name": "fusion", "version": "fusion-test", "dim": 32}) as new:
+        new.add_bulk([SearchDocumentFactory(id=5, title="New head", vectors=vectors_for(5, {**TEST_DIMS, "fused": 32}))])
+    assert reader.vector_dims["fused"] == 32 and reader.index_space()["version"] == "fusion-test"
 
 
 def test_the_alias_is_a_symlink_to_one_build_and_old_builds_are_pruned(index_dir, writer):

@@ -243,15 +243,37 @@ def test_a_write_blocked_too_long_is_transient(fake_es):
         backend.add_bulk([product_doc(2)])
 
 
-def test_mapping_conflict_names_the_field(fake_es):
+def _cluster_with_live_mapping(mapping: dict) -> FakeCluster:
     cluster = FakeCluster()
-    cluster.indices["products-00000000-000000-000000"] = {
-        "mappings": {"properties": {"fused_vector": {"type": "dense_vector", "dims": 256}}}, "settings": {}, "docs": {}, "blocked": False,
-    }
+    cluster.indices["products-00000000-000000-000000"] = {"mappings": mapping, "settings": {}, "docs": {}, "blocked": False}
     cluster.aliases = {"products": {"products-00000000-000000-000000": {}}, "products-write": {"products-00000000-000000-000000": {"is_write_index": True}}}
+    return cluster
+
+
+def test_mapping_conflict_names_the_field(fake_es):
+    cluster = _cluster_with_live_mapping({"properties": {"text_vector": {"type": "dense_vector", "dims": 256}}})
     backend, _ = fake_es(cluster=cluster)
-    with pytest.raises(SearchBackendError, match="field 'fused_vector' holds 256-dimensional vectors but the encoders produce 8"):
+    with pytest.raises(SearchBackendError, match="field 'text_vector' holds 256-dimensional vectors but the encoders produce 8"):
         backend.add_bulk([product_doc(1)])
+
+
+def test_the_live_index_keeps_its_fusion_space_until_a_rebuild_swaps(fake_es):
+    # given a live build made with a 256-d fusion head, and a process expecting 8-d fused vectors
+    space = {"name": "fusion", "version": "fusion-0123abcd", "dim": 256}
+    cluster = _cluster_with_live_mapping(
+        {"properties": {"fused_vector": {"type": "dense_vector", "dims": 256}}, "_meta": {"fusion_space": space}}
+    )
+    backend, _ = fake_es(cluster=cluster)
+    # then it serves the live build's head and dimension
+    assert backend.index_space() == space and backend.vector_dims["fused"] == 256
+    # when a rebuild is made with another head, the new build records it in its mapping
+    other = {"name": "fusion", "version": "fusion-4567cdef", "dim": 8}
+    with backend.rebuild(vector_dims={**backend.vector_dims, "fused": 8}, space=other) as new:
+        new.add_bulk([product_doc(1)])
+    created = cluster.sent("PUT", r"^/products-2")[0].body
+    assert created["mappings"]["_meta"] == {"fusion_space": other}
+    assert created["mappings"]["properties"]["fused_vector"]["dims"] == 8
+    assert backend.index_space() == other and backend.vector_dims["fused"] == 8
 
 
 # -- failures and bad input -----------------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""``manage.py reindex``: rebuild the whole index beside the live one, then swap it in."""
+"""``manage.py reindex``: rebuild the whole index beside the live one, then swap it in.
+
+The new build's fused vectors are made in the active fusion space (a newly trained head
+included) and record it; search keeps using the live build, and its space, until the swap.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tqdm import tqdm
 
+from search import encoding
 from search.backends import get_backend, load_backend
 from search.backends.base import SearchBackendError
 from search.services import products_index
@@ -55,21 +60,26 @@ class Command(BaseCommand):
                     f"The new index lacks {len(absent)} of {len(catalog)} products (e.g. {sorted(absent)[:5]}); the live index was kept."
                 )
 
+        space = encoding.get_space()  # loads and checks the active head; the bridge if it cannot be used
         try:
-            self._rebuild(live, ids, opts, catch_up, failed)
+            self._rebuild(live, ids, opts, catch_up, failed, space)
         except SearchBackendError as exc:
             raise CommandError(f"Reindex failed, the live index was kept: {exc}") from exc
         after = live.count()
         took = time.perf_counter() - t0
         self.stdout.write(self.style.SUCCESS(
             f"Reindexed {after} products in {took:.1f} s ({after / took if took else 0:.1f} products/s); "
-            f"live index had {before}; {len(failed)} failed or with photo problems; {len(caught_up)} caught up during the build."
+            f"live index had {before}; {len(failed)} failed or with photo problems; {len(caught_up)} caught up during the build. "
+            f"Fused vectors: {space.name} {space.version} ({space.dim}-d)."
         ))
         for pid, reason in list(failed.items())[:10]:
             self.stdout.write(f"  product {pid}: {reason}")
 
-    def _rebuild(self, live, ids, opts, catch_up, failed) -> None:
-        with live.rebuild(before_swap=catch_up, keep=opts["keep"]) as new:
+    def _rebuild(self, live, ids, opts, catch_up, failed, space) -> None:
+        # The new build's fused vectors are made in (and record) the active space.
+        target = {"name": space.name, "version": space.version, "dim": space.dim}
+        dims = encoding.vector_dims(space.dim)
+        with live.rebuild(before_swap=catch_up, keep=opts["keep"], vector_dims=dims, space=target) as new:
             with tqdm(total=len(ids), desc="Reindexing", unit="product", disable=opts["verbosity"] == 0) as bar:
                 for start in range(0, len(ids), opts["batch_size"]):
                     batch = ids[start:start + opts["batch_size"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 from django.db.models import Count
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from search.backends import get_backend
@@ -31,10 +32,20 @@ class Command(BaseCommand):
         table.add_row("total", str(sum(counts.values())))
         console.print(table)
 
-        space = get_space_info()
-        console.print(f"Fusion space: {space['name']} ({space['dim']}-d, version {space['version']}). {space['note']}")
+        backend = None
         try:
-            facts = get_backend().describe()
+            backend = get_backend()
+            space = get_space_info(backend)
+        except SearchBackendError:
+            space = get_space_info()
+        console.print(f"Fusion space: {escape(space['note'])}; {space['dim']}-d fused vectors.")
+        if space.get("index_note"):
+            console.print(f"[yellow]Note: {escape(space['index_note'])}.[/yellow]")
+        for version, reason in space["problems"].items():
+            if version != "active":
+                console.print(f"[yellow]Fusion head {escape(version)} not used: {escape(reason)}[/yellow]")
+        try:
+            facts = (backend or get_backend()).describe()
             console.print("Index: " + ", ".join(f"{k}={v}" for k, v in facts.items()))
             indexed = counts.get(IndexState.INDEXED, 0) + counts.get(IndexState.FAILED, 0)
             if facts.get("documents") is not None and facts["documents"] != indexed:

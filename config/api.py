@@ -1,0 +1,220 @@
+"""REST API plumbing shared by every endpoint: error bodies, expiring tokens, throttles.
+
+Every error leaves the API as ``{"error": {"code": "...", "message": "...", "field": "..."}}``
+(``field`` is empty when the error is not about one input), with the HTTP status telling the
+kind: 400 bad input, 401 no or bad credentials, 403 not allowed, 404 no such object, 415 wrong
+content type, 429 too many requests, 503 search engine unavailable.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import SuspiciousOperation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from django.utils import timezone
+from rest_framework import exceptions, serializers, status
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.authtoken.models import Token
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+
+from mlmodels.images import ImageRejected
+from search.backends.base import SearchUnavailable
+from search.forms import SearchRequestError
+
+logger = logging.getLogger(__name__)
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Machine-readable kind, e.g. invalid, not_found, token_expired, throttled.")
+    message = serializers.CharField(help_text="What went wrong and how to fix it, for a person.")
+    field = serializers.CharField(allow_blank=True, help_text="The input the error is about, or empty.")
+    details = serializers.DictField(required=False, help_text="Every field's errors, when several inputs were invalid.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Body of every 4xx/5xx answer (documented in the OpenAPI schema)."""
+
+    error = ErrorDetailSerializer()
+
+
+def error_body(code: str, message: str, field: str = "", details: dict | None = None) -> dict:
+    body: dict[str, Any] = {"code": code, "message": message, "field": field}
+    if details:
+        body["details"] = details
+    return {"error": body}
+
+
+def _first_message(detail: Any) -> tuple[str, str, str]:
+    """(field, message, code) of the first error in a DRF ``detail`` structure."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            sub_field, message, code = _first_message(value)
+            name = str(key) if key != api_settings.NON_FIELD_ERRORS_KEY else ""
+            return (f"{name}.{sub_field}" if name and sub_field else name or sub_field), message, code
+        return "", "Invalid input.", "invalid"
+    if isinstance(detail, list):
+        if not detail:
+            return "", "Invalid input.", "invalid"
+        first = detail[0]
+        if isinstance(first, (dict, list)):
+            return _first_message(first)
+        return "", str(first), getattr(first, "code", "invalid") or "invalid"
+    return "", str(detail), getattr(detail, "code", "invalid") or "invalid"
+
+
+def _plain(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {str(k): _plain(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        return [_plain(v) for v in detail]
+    return str(detail)
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    """DRF ``EXCEPTION_HANDLER``: turn any known error into the one error body.
+
+    Search and photo errors raised by the shared search code (``SearchRequestError``,
+    ``ImageRejected``, ``SearchUnavailable``) map to 400/400/503. Unknown exceptions return
+    ``None`` so Django logs them and answers 500 (a bug to fix, never an expected outcome).
+    """
+    if isinstance(exc, SearchRequestError):
+        code = "image_rejected" if exc.field == "image" else "invalid"
+        return Response(error_body(code, exc.reason, exc.field), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, ImageRejected):
+        return Response(error_body("image_rejected", exc.reason, "image"), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, SearchUnavailable):
+        logger.warning("Search unavailable: %s", exc)
+        return Response(
+            error_body("search_unavailable", "Search is unavailable for a moment; try again in a few seconds."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"},
+        )
+    if isinstance(exc, SuspiciousOperation):
+        return Response(error_body("bad_request", str(exc) or "The request was refused."), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or "Not found.")
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    if not isinstance(exc, exceptions.APIException):
+        return None
+
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait))
+    if isinstance(exc, exceptions.ValidationError):
+        field, message, code = _first_message(exc.detail)
+        details = _plain(exc.detail) if isinstance(exc.detail, dict) and len(exc.detail) > 1 else None
+        return Response(error_body(code, message, field, details), status=exc.status_code, headers=headers)
+    _, message, code = _first_message(exc.detail)
+    if isinstance(exc, exceptions.NotAuthenticated):
+        message = "Authentication credentials were not provided: send 'Authorization: Token <key>' (see POST /api/auth/token/) or log in."
+    code = exc.get_codes() if isinstance(exc.get_codes(), str) else code
+    return Response(error_body(code, message), status=exc.status_code, headers=headers)
+
+
+def read_upload(upload, field: str, limit: int) -> bytes:
+    """The bytes of an uploaded file, at most ``limit + 1`` of them (so "too big" stays detectable).
+
+    Raises:
+        ValidationError: an upload handler already refused the file (it carries ``rejected_reason``).
+    """
+    reason = getattr(upload, "rejected_reason", None)
+    if reason:
+        raise exceptions.ValidationError({field: reason}, code="image_rejected")
+    return upload.read(limit + 1)
+
+
+# --- authentication ---------------------------------------------------------------------------
+
+
+class TokenExpired(exceptions.AuthenticationFailed):
+    default_code = "token_expired"
+
+
+def token_expires_at(token: Token) -> datetime:
+    """When ``token`` stops working: ``created + API_TOKEN_TTL_HOURS``."""
+    return token.created + timedelta(hours=settings.API_TOKEN_TTL_HOURS)
+
+
+class ExpiringTokenAuthentication(TokenAuthentication):
+    """DRF token authentication whose tokens expire ``API_TOKEN_TTL_HOURS`` after they were issued.
+
+    An expired token gets 401 with code ``token_expired`` and the time it expired; a new one
+    comes from ``POST /api/auth/token/``.
+    """
+
+    def authenticate_credentials(self, key: str):
+        user, token = super().authenticate_credentials(key)
+        expires = token_expires_at(token)
+        if timezone.now() >= expires:
+            raise TokenExpired(
+                f"The token expired at {expires.isoformat(timespec='seconds')}; get a new one from POST /api/auth/token/."
+            )
+        return user, token
+
+
+# --- throttling -------------------------------------------------------------------------------
+
+
+class _ScopedThrottle(SimpleRateThrottle):
+    """A rate limit read from ``REST_FRAMEWORK['DEFAULT_THROTTLE_RATES'][scope]`` at request time."""
+
+    anonymous_only = False
+
+    def get_rate(self) -> str | None:
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def get_cache_key(self, request, view) -> str | None:
+        if request.user and request.user.is_authenticated:
+            if self.anonymous_only:
+                return None
+            ident = f"user-{request.user.pk}"
+        else:
+            ident = self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class SearchAnonThrottle(_ScopedThrottle):
+    """Text search by anonymous clients, per IP (``search_anon``)."""
+
+    scope = "search_anon"
+    anonymous_only = True
+
+
+class PhotoSearchAnonThrottle(_ScopedThrottle):
+    """Photo search by anonymous clients, per IP (``search_photo_anon``): an image encode costs ~50x a text query."""
+
+    scope = "search_photo_anon"
+    anonymous_only = True
+
+
+class PhotoSearchUserThrottle(_ScopedThrottle):
+    """Photo search by signed-in users, per user (``search_photo_user``)."""
+
+    scope = "search_photo_user"
+
+
+class UploadThrottle(_ScopedThrottle):
+    """Product, photo and bulk uploads, per user (``uploads``)."""
+
+    scope = "uploads"
+
+
+class LoginThrottle(_ScopedThrottle):
+    """Token requests, per IP (``login``): slows password guessing."""
+
+    scope = "login"
+
+    def get_cache_key(self, request, view) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

@@ -1,0 +1,208 @@
+"""Search endpoints: ``GET /api/search`` (words, filters) and ``POST /api/search/image`` (a photo).
+
+Both parse their input with :func:`search.forms.parse_search_request` and run it with
+``SearchRequest.run()``, exactly as the storefront does, so a query gives the same products,
+the same order and the same error reasons on the web page, through the API and on the
+command line.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import QueryDict
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api import ErrorSerializer, PhotoSearchAnonThrottle, PhotoSearchUserThrottle, SearchAnonThrottle, read_upload
+from search.forms import MAX_PAGE, SearchRequestError, parse_search_request
+from search.query import MAX_QUERY_CHARS
+from search.selectors import SORTS, SearchPage
+
+#: Largest page an API client may ask for.
+MAX_PAGE_SIZE = 100
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("", "0", "false", "no", "off")
+
+
+class SearchHitSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    external_id = serializers.CharField(allow_null=True)
+    title = serializers.CharField()
+    brand = serializers.CharField(source="brand.name", default=None, allow_null=True)
+    category = serializers.CharField(source="category.path", default=None, allow_null=True)
+    price = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True)
+    list_price = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True)
+    currency = serializers.CharField()
+    rating = serializers.FloatField(allow_null=True)
+    image = serializers.SerializerMethodField(help_text="Absolute URL of the primary photo, or null.")
+    score = serializers.FloatField(source="search_score", help_text="Final fused score (higher is better).")
+
+    def get_image(self, product) -> str | None:
+        image = product.primary_image
+        if image is None:
+            return None
+        request = self.context.get("request")
+        return request.build_absolute_uri(image.image.url) if request else image.image.url
+
+
+class SearchHitExplainSerializer(SearchHitSerializer):
+    # Not required in the schema: hits carry it only when the request asked for explain=true.
+    explain = serializers.DictField(
+        source="search_explain", required=False, help_text="Score parts: BM25 and each kNN (raw, rank, contribution); only with explain=true."
+    )
+
+
+class FacetSerializer(serializers.Serializer):
+    value = serializers.CharField()
+    label = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class SearchPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Products matching in all.")
+    page = serializers.IntegerField()
+    page_size = serializers.IntegerField()
+    num_pages = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True, help_text="URL of the next page (GET only), or null.")
+    previous = serializers.CharField(allow_null=True)
+    results = SearchHitExplainSerializer(many=True, help_text="`explain` is present only with explain=true.")
+    facets = serializers.DictField(child=FacetSerializer(many=True), help_text="category, brand and price facets with counts.")
+    notices = serializers.ListField(child=serializers.CharField(), help_text="Remarks about the query (e.g. language).")
+    method = serializers.CharField(help_text="Fusion used: rrf or linear.")
+    took_ms = serializers.FloatField()
+
+
+FILTER_PARAMETERS = [
+    OpenApiParameter("category", str, description="Category path, root first, e.g. 'Home Furnishing > Bath Linen'; includes subcategories."),
+    OpenApiParameter("brand", str, many=True, explode=True, description="Brand name; repeat for several (any matches)."),
+    OpenApiParameter("price_min", float, description="Lowest price (inclusive), in INR."),
+    OpenApiParameter("price_max", float, description="Highest price (inclusive), in INR."),
+    OpenApiParameter("sort", str, enum=list(SORTS), description="Order of results (default relevance)."),
+    OpenApiParameter("page", int, description=f"1-based page, at most {MAX_PAGE}."),
+    OpenApiParameter("page_size", int, description=f"Results per page, 1 to {MAX_PAGE_SIZE} (default {settings.SEARCH_PAGE_SIZE})."),
+    OpenApiParameter("explain", bool, description="Add each result's score parts (BM25, kNN ranks and contributions)."),
+    OpenApiParameter("fusion", str, enum=["rrf", "linear"], description="Override the fusion method (experiments)."),
+]
+ERROR_RESPONSES = {
+    400: OpenApiResponse(ErrorSerializer, description="Unusable input; `error.field` names it and `error.message` says why."),
+    429: OpenApiResponse(ErrorSerializer, description="Rate limit reached; see Retry-After."),
+    503: OpenApiResponse(ErrorSerializer, description="The search engine cannot answer right now; retry."),
+}
+
+
+def _page_size(params: QueryDict) -> int:
+    raw = (params.get("page_size") or "").strip()
+    if not raw:
+        return settings.SEARCH_PAGE_SIZE
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+        raise SearchRequestError(f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE}.", "page_size")
+    return int(raw)
+
+
+def _explain(params: QueryDict) -> bool:
+    raw = (params.get("explain") or "").strip().lower()
+    if raw not in TRUE + FALSE:
+        raise SearchRequestError("explain must be true or false.", "explain")
+    return raw in TRUE
+
+
+def _page_url(request: Request, page: int) -> str:
+    params = request.query_params.copy()
+    params["page"] = str(page)
+    return request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+
+
+def page_response(request: Request, result: SearchPage, *, explain: bool, links: bool) -> Response:
+    """The JSON body of a results page (shared by text and photo search)."""
+    hit_serializer = SearchHitExplainSerializer if explain else SearchHitSerializer
+    last = min(result.num_pages, MAX_PAGE)
+    body = {
+        "count": result.total,
+        "page": result.page,
+        "page_size": result.per_page,
+        "num_pages": result.num_pages,
+        "next": _page_url(request, result.page + 1) if links and result.page < last else None,
+        "previous": _page_url(request, result.page - 1) if links and 1 < result.page <= last + 1 else None,
+        "results": hit_serializer(result.products, many=True, context={"request": request}).data,
+        "facets": {name: FacetSerializer(values, many=True).data for name, values in result.facets.items()},
+        "notices": list(result.notices),
+        "method": result.method,
+        "took_ms": round(result.took_ms, 2),
+    }
+    return Response(body)
+
+
+class SearchView(APIView):
+    """Search products by words, with filters, sorting and pages, ranked like the storefront."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [SearchAnonThrottle]
+
+    @extend_schema(
+        operation_id="search_products",
+        summary="Search products by words",
+        parameters=[
+            OpenApiParameter("q", str, description=f"The words, up to {MAX_QUERY_CHARS} characters; may be empty when filters are set."),
+            *FILTER_PARAMETERS,
+        ],
+        responses={200: SearchPageSerializer, **ERROR_RESPONSES},
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        search = parse_search_request(params, per_page=_page_size(params))
+        explain = _explain(params)
+        return page_response(request, search.run(), explain=explain, links=True)
+
+
+class ImageSearchRequestSerializer(serializers.Serializer):
+    image = serializers.FileField(help_text="The photo (JPEG, PNG, WebP, GIF, BMP or TIFF; type read from the content).")
+    q = serializers.CharField(required=False, allow_blank=True, help_text="Optional words to search with the photo.")
+    category = serializers.CharField(required=False, allow_blank=True)
+    brand = serializers.ListField(child=serializers.CharField(), required=False)
+    price_min = serializers.FloatField(required=False)
+    price_max = serializers.FloatField(required=False)
+    sort = serializers.ChoiceField(choices=list(SORTS), required=False)
+    page = serializers.IntegerField(required=False)
+    page_size = serializers.IntegerField(required=False)
+    explain = serializers.BooleanField(required=False)
+
+
+class ImageSearchView(APIView):
+    """Search products by a photo (and optional words and filters) sent as multipart/form-data.
+
+    Paging repeats the upload with ``page=N``; the photo's vector is computed again.
+    """
+
+    permission_classes = [AllowAny]
+    parser_classes = [MultiPartParser]
+    throttle_classes = [PhotoSearchAnonThrottle, PhotoSearchUserThrottle]
+
+    @extend_schema(
+        operation_id="search_products_by_photo",
+        summary="Search products by a photo",
+        request={"multipart/form-data": ImageSearchRequestSerializer},
+        responses={
+            200: SearchPageSerializer, **ERROR_RESPONSES,
+            415: OpenApiResponse(ErrorSerializer, description="Not multipart/form-data."),
+        },
+        parameters=[OpenApiParameter("explain", OpenApiTypes.BOOL, description="Add each result's score parts.")],
+    )
+    def post(self, request: Request) -> Response:
+        upload = request.FILES.get("image")
+        if upload is None:
+            raise ValidationError({"image": "Attach a photo in the 'image' field of a multipart/form-data request."})
+        params = request.query_params.copy()
+        for key in request.data:
+            if key != "image":
+                params.setlist(key, [str(v) for v in request.data.getlist(key)])
+        per_page, explain = _page_size(params), _explain(params)
+        data = read_upload(upload, "image", settings.MAX_IMAGE_BYTES)
+        search = parse_search_request(params, image_bytes=data, per_page=per_page)
+        return page_response(request, search.run(), explain=explain, links=False)

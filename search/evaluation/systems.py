@@ -1,0 +1,312 @@
+"""Index a judged catalog in a throwaway engine and rank its queries the storefront's way.
+
+Every system is a ranking the storefront can produce: one retriever's list
+(``search.selectors.search_rankings``) or their fusion (``search.selectors.rankings_blend``,
+i.e. ``search.ranking.blend`` with ``SEARCH_WEIGHTS`` / ``SEARCH_RRF_K`` / ``SEARCH_FUSION``).
+Products are embedded as ``search.services.products_embed`` embeds them (same encoders, same
+``encoding.fused_vectors``), but straight from the data set files, with no database rows.
+
+Fusion spaces: ``bridge`` (the zero-shot bridge), ``fusion`` (a head trained here on the data
+set's training pairs, when ``mlmodels.head`` is available), and the space the storefront has in
+service (``encoding.get_space()``), which ``hybrid`` uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from mlmodels.fusion import FusionSpace
+from mlmodels.image import IMAGE_DIM, ImageFeatures
+from mlmodels.text import TEXT_DIM
+from search import encoding
+from search.backends.base import Hit, SearchDocument
+from search.backends.embedded import EmbeddedSearchBackend
+from search.evaluation import encoders
+from search.evaluation.datasets import SEED, Dataset
+from search.evaluation.metrics import METRICS, evaluate_run
+from search.selectors import rankings_blend, search_rankings
+
+logger = logging.getLogger(__name__)
+
+#: Results scored per query: recall@100 needs the top 100.
+RUN_DEPTH = 100
+NO_HEAD = "no trained head available"
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Encoded:
+    """Encoder outputs of a data set's products and queries (rows in data set order)."""
+
+    product_text: np.ndarray | None
+    product_image: ImageFeatures | None
+    query_text: np.ndarray | None
+    query_image: ImageFeatures | None
+    rejected_products: dict[int, str] = field(default_factory=dict)
+    rejected_queries: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class SystemSpec:
+    """How one system ranks: a single retriever's list, or a blend of the lists in one space.
+
+    Attributes:
+        name: e.g. ``bm25``, ``hybrid``.
+        space: key of the fusion space whose rankings it reads.
+        retriever: the retriever whose list is the ranking (single-list systems).
+        blend: ``{"method", "weights", "rrf_k"}`` passed to ``rankings_blend`` (blend systems);
+            ``{}`` is the storefront's settings.
+        about: one line for the report.
+    """
+
+    name: str
+    space: str
+    retriever: str | None = None
+    blend: dict | None = None
+    about: str = ""
+
+
+@dataclass
+class Evaluation:
+    """Everything ``evaluate`` reports for one data set."""
+
+    dataset: str
+    n_queries: int
+    n_products: int
+    systems: dict[str, dict[str, float]]
+    about: dict[str, str]
+    notes: list[str]
+    settings: dict
+    sweep: dict | None = None
+
+    def as_json(self) -> dict:
+        out = {"dataset": self.dataset, "n_queries": self.n_queries, "n_products": self.n_products,
+               "systems": self.systems, "about": self.about, "notes": self.notes, "settings": self.settings}
+        if self.sweep is not None:
+            out["sweep"] = self.sweep
+        return out
+
+
+def encode_dataset(ds: Dataset, progress: Progress | None = None) -> Encoded:
+    """Encode (or read from the cache) every product and query of ``ds``."""
+    say = progress or (lambda _msg: None)
+    product_text = product_image = query_text = query_image = None
+    rejected_products: dict[int, str] = {}
+    rejected_queries: dict[int, str] = {}
+    if ds.index_text:
+        say(f"text of {len(ds.products)} products")
+        product_text = encoders.text_vectors([p.encoder_text for p in ds.products], kind="document", tag=f"{ds.name}-products")
+    if ds.index_photos:
+        with_photo = [i for i, p in enumerate(ds.products) if p.image_path is not None]
+        rejected_products = {i: "no photo" for i in range(len(ds.products)) if ds.products[i].image_path is None}
+        say(f"photos of {len(with_photo)} products")
+        feats, bad = encoders.image_features([ds.products[i].image_path for i in with_photo], tag=f"{ds.name}-products")
+        product_image = _scatter(feats, with_photo, len(ds.products))
+        rejected_products.update({with_photo[r]: reason for r, reason in bad.items()})
+    texts = [q.text for q in ds.queries]
+    if any(texts):
+        say(f"text of {len(texts)} queries")
+        query_text = encoders.text_vectors(texts, kind="query", tag=f"{ds.name}-queries")
+    photos = [i for i, q in enumerate(ds.queries) if q.image_path is not None]
+    if photos:
+        say(f"{len(photos)} query photos")
+        feats, bad = encoders.image_features([ds.queries[i].image_path for i in photos], tag=f"{ds.name}-queries")
+        query_image = _scatter(feats, photos, len(ds.queries))
+        rejected_queries = {photos[r]: reason for r, reason in bad.items()}
+    return Encoded(product_text, product_image, query_text, query_image, rejected_products, rejected_queries)
+
+
+def _scatter(feats: ImageFeatures, rows: list[int], n: int) -> ImageFeatures:
+    features = np.zeros((n, IMAGE_DIM), np.float32)
+    logits = np.zeros((n, feats.logits.shape[1]), np.float32)
+    features[rows], logits[rows] = feats.features, feats.logits
+    return ImageFeatures(features, logits)
+
+
+def build_index(ds: Dataset, enc: Encoded, space: FusionSpace, root: Path, *, field_boosts: dict | None = None) -> EmbeddedSearchBackend:
+    """A fresh embedded engine under ``root`` holding ``ds``'s products, with fused vectors in ``space``.
+
+    Products whose photo was rejected (photo-only catalogs) are left out; they are counted in
+    the notes by the caller.
+    """
+    dims = {"text": TEXT_DIM, "image": IMAGE_DIM, "fused": space.dim}
+    backend = EmbeddedSearchBackend(
+        {"INDEX_DIR": root, "INDEX": "eval", "FIELD_BOOSTS": field_boosts or settings.SEARCH_FIELD_BOOSTS}, dims,
+    )
+    keep = [i for i in range(len(ds.products)) if ds.index_text or i not in enc.rejected_products]
+    has_photo = [i for i in keep if enc.product_image is not None and i not in enc.rejected_products]
+    fused = np.zeros((len(ds.products), space.dim), np.float32)
+    with_photo = set(has_photo)
+    for rows, image in ((has_photo, True), ([i for i in keep if i not in with_photo], False)):
+        if not rows:
+            continue
+        text = enc.product_text[rows] if enc.product_text is not None else None
+        feats = ImageFeatures(enc.product_image.features[rows], enc.product_image.logits[rows]) if image else None
+        fused[rows] = encoding.fused_vectors(text, feats, space=space)
+    docs = []
+    for i in keep:
+        p = ds.products[i]
+        vectors = {"fused": fused[i]}
+        if enc.product_text is not None:
+            vectors["text"] = enc.product_text[i]
+        if i in with_photo:
+            vectors["image"] = enc.product_image.features[i]
+        if ds.index_text:
+            docs.append(SearchDocument(id=p.id, external_id=p.external_id, title=p.title, brand=p.brand,
+                                       category_path=p.category_path, description=p.description, vectors=vectors))
+        else:
+            docs.append(SearchDocument(id=p.id, external_id=p.external_id, vectors=vectors))
+    backend.reset_index()
+    for start in range(0, len(docs), 5000):
+        backend.add_bulk(docs[start:start + 5000])
+    backend.refresh()
+    return backend
+
+
+def query_rankings(ds: Dataset, enc: Encoded, backend: EmbeddedSearchBackend, space: FusionSpace) -> dict[str, dict[str, list[Hit]]]:
+    """Query id -> retriever -> hits, from ``search_rankings`` exactly as a storefront query runs."""
+    out = {}
+    for row, q in enumerate(ds.queries):
+        if row in enc.rejected_queries:
+            continue
+        text_vec = enc.query_text[row] if q.text else None
+        image = ImageFeatures(enc.query_image.features[row:row + 1], enc.query_image.logits[row:row + 1]) if q.image_path else None
+        vectors = encoding.query_vectors_from(text_vec, image, space=space)
+        out[q.id] = search_rankings(backend=backend, text=q.text, vectors=vectors)
+    return out
+
+
+def ranked_ids(rankings: dict[str, list[Hit]], spec: SystemSpec) -> list[int]:
+    """The top :data:`RUN_DEPTH` ids of one query under ``spec``."""
+    if spec.retriever is not None:
+        return [h.id for h in rankings.get(spec.retriever, [])[:RUN_DEPTH]]
+    return [r.id for r in rankings_blend(rankings, **(spec.blend or {}))[:RUN_DEPTH]]
+
+
+def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str) -> list[SystemSpec]:
+    """The systems compared on ``dataset``, given the spaces available."""
+    has_head = "fusion" in spaces
+    if dataset == "crowdflower":
+        specs = [
+            SystemSpec("bm25", service_key, retriever="bm25", about="BM25 alone (tantivy, SEARCH_FIELD_BOOSTS)"),
+            SystemSpec("text_knn", service_key, retriever="text_knn", about="kNN on the MiniLM text vector alone"),
+            SystemSpec("fused_knn", service_key, retriever="fused_knn", about=f"kNN on the fused vector alone ({spaces[service_key].name} space)"),
+            SystemSpec("rrf_bm25_text", service_key, blend={"method": "rrf", "rrf_k": 60, "weights": _only("bm25", "text_knn")},
+                       about="plain RRF (k=60, equal weights) of BM25 and text kNN: the reference"),
+            SystemSpec("hybrid", service_key, blend={}, about="the storefront's text ranking (settings SEARCH_FUSION/WEIGHTS/RRF_K)"),
+        ]
+    elif dataset == "grocery":
+        specs = [
+            SystemSpec("image_knn", service_key, retriever="image_knn", about="kNN on EfficientNet photo features alone"),
+            SystemSpec("fused", "bridge", retriever="fused_knn", about="photo query into the fused field (bridge space)"),
+            SystemSpec("hybrid", service_key, blend={}, about="the storefront's photo ranking (image kNN + fused kNN, settings)"),
+        ]
+        if has_head:
+            specs += [
+                SystemSpec("fusion", "fusion", retriever="fused_knn", about="photo query into the fused field (trained head)"),
+                SystemSpec("hybrid_fusion", "fusion", blend={}, about="the storefront's photo ranking with the trained head in service"),
+            ]
+    else:
+        specs = [
+            SystemSpec("bridge", "bridge", retriever="fused_knn", about="text query against photos through the zero-shot bridge"),
+        ]
+        if has_head:
+            specs.append(SystemSpec("fusion", "fusion", retriever="fused_knn", about="text query against photos through the trained head"))
+        specs.append(SystemSpec("hybrid", service_key, blend={}, about="the storefront's text ranking (all retrievers, settings)"))
+    return specs
+
+
+def _only(*names: str) -> dict[str, float]:
+    return {name: (1.0 if name in names else 0.0) for name in ("bm25", "text_knn", "fused_knn", "image_knn")}
+
+
+def train_head(ds: Dataset, progress: Progress | None = None, **kwargs) -> tuple[FusionSpace | None, str]:
+    """Train a fusion head on ``ds.training`` (never on evaluated products); ``(None, reason)`` if none can be."""
+    try:
+        from mlmodels.head import train_fusion_head
+    except ImportError:
+        return None, f"{NO_HEAD}: mlmodels.head (train_fusion_head) is not installed; the 'fusion' system is skipped"
+    if ds.training is None or not ds.training.texts:
+        return None, f"{NO_HEAD}: {ds.name} has no training pairs"
+    say = progress or (lambda _msg: None)
+    pairs = ds.training
+    say(f"photos of {len(pairs.image_paths)} training pairs")
+    feats, bad = encoders.image_features(pairs.image_paths, tag=f"{ds.name}-train")
+    keep = [i for i in range(len(pairs.texts)) if i not in bad]
+    texts = encoders.text_vectors(pairs.texts, kind="document", tag=f"{ds.name}-train")
+    say(f"training a fusion head on {len(keep)} pairs")
+    import time
+
+    started = time.perf_counter()
+    head = train_fusion_head(texts[keep], feats.features[keep], group_ids=np.asarray(pairs.groups)[keep], seed=SEED, **kwargs)
+    took = time.perf_counter() - started
+    return head, f"fusion head trained on {len(keep)} (photo, text) pairs in {took:.1f} s (seed {SEED}); no evaluated product among them"
+
+
+def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | None = None) -> Evaluation:
+    """Index ``ds`` once per fusion space, rank every query with every system, and score the runs.
+
+    Args:
+        ds: the data set (possibly ``limited``).
+        sweep: also grid-search the blend on a dev half of the queries (see :func:`sweep_blend`).
+        progress: callable receiving one line per step.
+    """
+    from mlmodels.registry import get_bridge
+
+    say = progress or (lambda _msg: None)
+    notes = list(ds.notes)
+    enc = encode_dataset(ds, say)
+    if enc.rejected_queries:
+        notes.append(f"{len(enc.rejected_queries)} query photos were rejected by the decoder and left out.")
+    if enc.rejected_products:
+        notes.append(f"{len(enc.rejected_products)} product photos were rejected; photo-only catalogs leave those products out.")
+    spaces: dict[str, FusionSpace] = {"bridge": get_bridge(settings.ENCODER_DEVICE)}
+    service = encoding.get_space()
+    service_key = "bridge" if service.version == spaces["bridge"].version else "service"
+    if service_key == "service":
+        spaces["service"] = service
+    if ds.name in ("grocery", "fashion"):
+        head, message = train_head(ds, say)
+        notes.append(message)
+        if head is not None:
+            spaces["fusion"] = head
+    specs = system_specs(ds.name, spaces, service_key)
+    needed = {s.space for s in specs}
+    rankings: dict[str, dict[str, dict[str, list[Hit]]]] = {}
+    with tempfile.TemporaryDirectory(prefix="eval-index-") as tmp:
+        for key in sorted(needed):
+            say(f"indexing {len(ds.products)} products ({key} space) and running {len(ds.queries)} queries")
+            backend = build_index(ds, enc, spaces[key], Path(tmp) / key)
+            rankings[key] = query_rankings(ds, enc, backend, spaces[key])
+    metrics = [*METRICS, "top1", "top5"] if ds.name == "grocery" else list(METRICS)
+    results = {}
+    for spec in specs:
+        run = {qid: ranked_ids(r, spec) for qid, r in rankings[spec.space].items()}
+        results[spec.name] = evaluate_run(ds.qrels, run, metrics)
+    n_queries = max((r["n_queries"] for r in results.values()), default=0)
+    for r in results.values():
+        r.pop("n_queries", None)
+    unjudged = len(ds.queries) - n_queries - len(enc.rejected_queries)
+    if unjudged > 0:
+        notes.append(f"{unjudged} queries have no relevant product and are left out of the means.")
+    out = Evaluation(
+        dataset=ds.name, n_queries=n_queries, n_products=len(ds.products) - (0 if ds.index_text else len(enc.rejected_products)),
+        systems=results, about={s.name: s.about for s in specs}, notes=notes,
+        settings={"SEARCH_FUSION": settings.SEARCH_FUSION, "SEARCH_RRF_K": settings.SEARCH_RRF_K,
+                  "SEARCH_WEIGHTS": dict(settings.SEARCH_WEIGHTS), "SEARCH_FIELD_BOOSTS": dict(settings.SEARCH_FIELD_BOOSTS),
+                  "FUSION_WEIGHTS": dict(settings.FUSION_WEIGHTS), "service_space": spaces[service_key].name},
+    )
+    if sweep:
+        from search.evaluation.sweep import sweep_blend
+
+        say("sweeping fusion settings on the dev half")
+        out.sweep = sweep_blend(ds.qrels, rankings[service_key], metrics=metrics)
+    return out

@@ -1,0 +1,55 @@
+"""``manage.py evaluate {crowdflower,grocery,fashion}``: relevance of the storefront's ranking on judged data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from rich.console import Console
+
+from search.evaluation.datasets import DATASETS, DatasetError, load_dataset
+
+
+class Command(BaseCommand):
+    help = (
+        "Print nDCG@10, MRR@10 and recall@100 of BM25, each kNN and the storefront's fused ranking on a judged "
+        "data set (CrowdFlower text queries, Grocery photos, fashion text -> photo), each catalog indexed into a "
+        "throwaway engine. Encoder outputs are cached in VAR_DIR/eval-cache."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("dataset", choices=DATASETS)
+        parser.add_argument("--data", type=Path, help="Folder in the format of CATALOG_DIR/<dataset> (default: that folder)")
+        parser.add_argument("--json", type=Path, dest="json_out", help="Write the results as JSON to this file")
+        parser.add_argument("--chart", type=Path, help="Save a PNG bar chart comparing the systems")
+        parser.add_argument("--split", default="val", help="Grocery: evaluate the photos listed in <split>.txt (default val)")
+        parser.add_argument("--sweep", action="store_true",
+                            help="Grid-search fusion method, RRF k and weights on a dev half of the queries; report the test half")
+        parser.add_argument("--limit", type=int, default=0, help="Evaluate a seeded sample of this many queries")
+
+    def handle(self, *args, **opts):
+        from search.evaluation import report
+        from search.evaluation.systems import evaluate_dataset
+
+        if opts["limit"] < 0:
+            raise CommandError("--limit must be 0 (all queries) or more")
+        folder = opts["data"] or Path(settings.CATALOG_DIR) / opts["dataset"]
+        try:
+            ds = load_dataset(opts["dataset"], folder, split=opts["split"])
+        except DatasetError as exc:
+            raise CommandError(str(exc)) from exc
+        if not ds.queries:
+            raise CommandError(f"{folder} holds no queries for {opts['dataset']}.")
+        ds = ds.limited(opts["limit"])
+        err = Console(stderr=True)
+        with err.status(f"evaluating {ds.name}") as status:
+            ev = evaluate_dataset(ds, sweep=opts["sweep"], progress=lambda msg: status.update(f"{ds.name}: {msg}"))
+        console = Console(file=self.stdout, width=170)
+        report.print_table(ev, console)
+        if opts["json_out"]:
+            report.write_json(ev, opts["json_out"])
+            console.print(f"JSON written to {opts['json_out']}")
+        if opts["chart"]:
+            report.write_chart(ev, opts["chart"])
+            console.print(f"Chart saved to {opts['chart']}")

@@ -1,0 +1,131 @@
+"""Product writes through the API: bad input gets a 4xx with the field and the reason, and nothing is half-written."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.base import ContentFile
+
+from shop.models import Product, ProductImage
+
+
+@pytest.fixture
+def alice(world):
+    return world.client("merchant_a")
+
+
+def _snapshot():
+    return sorted(Product.objects.values_list("pk", "title", "price", "list_price", "merchant_id"))
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        ({}, "title", "required"),
+        ({"title": "   "}, "title", "blank"),
+        ({"title": "Towel", "price": "-5"}, "price", "greater than or equal to 0"),
+        ({"title": "Towel", "price": "cheap"}, "price", "valid number"),
+        ({"title": "Towel", "price": "1e400"}, "price", ""),
+        ({"title": "Towel", "price": "100", "list_price": "50"}, "list_price", "cannot be below the price"),
+        ({"title": "Towel", "currency": "rupees"}, "currency", "three-letter"),
+        ({"title": "Towel", "rating": 7}, "rating", "less than or equal to 5"),
+        ({"title": "Towel", "specifications": ["not", "an", "object"]}, "specifications", ""),
+        ({"title": "Towel", "external_id": "bolt-1"}, "external_id", "already has the external id"),
+        ({"title": "Towel", "category": " > ".join(["level"] * 9)}, "category", "the limit is 6"),
+        ({"title": "x" * 501}, "title", "no more than 500"),
+        ({"title": "Towel", "merchant": "no-such-merchant"}, "merchant", "does not exist"),
+    ],
+)
+def test_bad_product_input_is_400_and_writes_nothing(world, alice, body, field, reason):
+    before = _snapshot()
+
+    response = alice.post("/api/products/", body, format="json")
+
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["field"] == field and reason in error["message"]
+    assert _snapshot() == before
+
+
+def test_several_bad_fields_are_all_listed(alice):
+    response = alice.post("/api/products/", {"price": "-1", "rating": 9}, format="json")
+
+    error = response.json()["error"]
+    assert set(error["details"]) == {"title", "price", "rating"}
+
+
+def test_negative_price_on_update_changes_nothing(world, alice):
+    response = alice.patch(f"/api/products/{world.product_a.pk}/", {"title": "New name", "price": "-1"}, format="json")
+
+    assert response.status_code == 400 and response.json()["error"]["field"] == "price"
+    world.product_a.refresh_from_db()
+    assert world.product_a.title == "Acme cotton bath towel"
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [("title=Towel", "application/x-www-form-urlencoded"), ("title: Towel", "text/plain"), ("<p/>", "application/xml")],
+)
+def test_wrong_content_type_is_415(world, alice, content, content_type):
+    before = _snapshot()
+
+    response = alice.generic("POST", "/api/products/", content, content_type=content_type)
+
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert _snapshot() == before
+
+
+def test_malformed_json_is_400_parse_error(alice):
+    response = alice.generic("POST", "/api/products/", '{"title": "Towel",', content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "parse_error"
+
+
+def test_create_with_brand_and_category_paths(alice, world):
+    response = alice.post(
+        "/api/products/",
+        {"title": "Acme hand towel", "brand": "Acme", "category": "Home > Bath > Towels", "price": "199.00",
+         "list_price": "249.00", "specifications": {"material": "cotton"}, "external_id": "acme-2"},
+        format="json",
+    )
+
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["brand"], body["category"], body["price"], body["merchant"]) == ("Acme", "Home > Bath > Towels", "199.00", world.merchant_a.slug)
+    assert body["index_state"] == "pending"
+
+
+def test_unknown_product_and_unknown_path_are_json_404(client, world):
+    assert client.get("/api/products/999999/").json()["error"]["code"] == "not_found"
+    assert client.get("/api/products/abc/").status_code == 404
+    response = client.get("/api/nothing-here")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    assert "did you mean /api/products/" in client.post("/api/products").json()["error"]["message"]
+
+
+def test_list_pages_and_rejects_bad_page(world):
+    client = world.client("anonymous")
+    page = client.get("/api/products/", {"page_size": 2})
+    bad = client.get("/api/products/", {"page": "zero"})
+
+    assert page.status_code == 200 and page.json()["count"] == 3
+    assert bad.status_code == 404 and "Invalid page" in bad.json()["error"]["message"]
+
+
+def test_delete_removes_the_product_and_its_photos(world, alice):
+    alice.post(f"/api/products/{world.product_a.pk}/images/", {"image": ContentFile(b"x", name="x.jpg")}, format="multipart")
+
+    response = alice.delete(f"/api/products/{world.product_a.pk}/")
+
+    assert response.status_code == 204
+    assert not Product.objects.filter(pk=world.product_a.pk).exists()
+    assert not ProductImage.objects.filter(product_id=world.product_a.pk).exists()
+
+
+def test_index_state_shows_the_failure_reason_to_the_owner(world, alice):
+    Product.objects.filter(pk=world.product_a.pk).update(index_state="failed", index_error="Photo 'a.jpg' was not used: corrupt.")
+
+    body = alice.get(f"/api/products/{world.product_a.pk}/index-state/").json()
+
+    assert body["index_state"] == "failed" and "corrupt" in body["index_error"]

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
 from search.backends.base import SearchBackendError
+from search.events import impression_record_for_page
 from search.forms import SearchRequestError, decode_query_photo, parse_search_request
 from search.query import normalise_query
 from search.selectors import SearchPage, similar_products
@@ -53,13 +54,18 @@ def search(request: HttpRequest) -> HttpResponse:
         if image is None:
             return _search_error(request, state, PHOTO_EXPIRED, status=400, expired_photo=True)
     try:
-        page = parse_search_request(request.GET, image=image).run()
+        search_request = parse_search_request(request.GET, image=image)
+        page = search_request.run()
     except SearchRequestError as exc:
         return _search_error(request, state, exc.reason, status=400)
     except SearchBackendError:
         logger.exception("Search failed for %r", request.get_full_path()[:500])
         return _search_error(request, state, UNAVAILABLE, status=503)
-    return render(request, "shop/search.html", _results_context(request, state, page))
+    context = _results_context(request, state, page)
+    # -- click feedback: record what this shopper was shown; clicks come back with the token --
+    context["impression"] = impression_record_for_page(request=request, search=search_request, page=page)
+    context["impression_offset"] = (page.page - 1) * page.per_page
+    return render(request, "shop/search.html", context)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

@@ -387,3 +387,15 @@ def test_clicks_reorder_two_products_and_an_attack_does_not(indexed_catalog, set
     attacked = ranked(query)
     assert attacked.index(target) >= 12 - 1
     assert attacked.index(second) < attacked.index(first)
+
+
+def test_the_storefront_records_an_impression_and_gives_the_page_its_token(indexed_catalog, client):
+    client.defaults["HTTP_USER_AGENT"] = BROWSER
+    response = client.get("/search/?q=towel")
+    assert response.status_code == 200
+    imp = SearchImpression.objects.get()
+    assert imp.query == "towel" and imp.product_ids
+    html = response.content.decode()
+    assert f'data-impression="{events.impression_token(imp.pk)}"' in html and "search/clicks.js" in html
+    pid = imp.product_ids[0]
+    assert beacon(client, {"impression_id": events.impression_token(imp.pk), "product_id": pid, "position": 1}).status_code == 204

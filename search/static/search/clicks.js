@@ -1,19 +1,26 @@
-// Click tracking for search results: on a click on <a data-click-product="ID" data-click-position="N">
-// inside an element with data-impression="TOKEN", send the click with navigator.sendBeacon
-// (it does not delay the navigation). Without JavaScript, links can point at the redirect
-// endpoint /events/click/TOKEN/ID/ instead.
+// Click tracking for search results. Inside an element with data-impression="TOKEN" (and
+// data-offset="N", the position before the page's first result), a click on a link to a
+// product page (/p/ID/) or on <a data-click-product="ID" data-click-position="N"> is sent with
+// navigator.sendBeacon, which does not delay the navigation. Without JavaScript, links can point
+// at the redirect endpoint /events/click/TOKEN/ID/ instead.
 (function () {
   "use strict";
   document.addEventListener("click", function (event) {
-    var link = event.target.closest && event.target.closest("a[data-click-product]");
-    if (!link || !navigator.sendBeacon) return;
-    var box = link.closest("[data-impression]");
+    if (!navigator.sendBeacon || !event.target.closest) return;
+    var link = event.target.closest("a");
+    var box = link && link.closest("[data-impression]");
     if (!box || !box.dataset.impression) return;
-    var body = JSON.stringify({
-      impression_id: box.dataset.impression,
-      product_id: parseInt(link.dataset.clickProduct, 10),
-      position: parseInt(link.dataset.clickPosition, 10)
-    });
+    var id = link.dataset.clickProduct;
+    var position = link.dataset.clickPosition;
+    if (!id) {
+      var match = (link.getAttribute("href") || "").match(/\/p\/(\d+)\/?$/);
+      if (!match) return;
+      id = match[1];
+      var cards = Array.prototype.slice.call(box.children);
+      var card = cards.filter(function (c) { return c.contains(link); })[0];
+      position = parseInt(box.dataset.offset || "0", 10) + cards.indexOf(card) + 1;
+    }
+    var body = JSON.stringify({ impression_id: box.dataset.impression, product_id: parseInt(id, 10), position: parseInt(position, 10) });
     navigator.sendBeacon("/events/click", new Blob([body], { type: "text/plain" }));
   }, true);
 })();

@@ -38,6 +38,7 @@ def main() -> int:
     if not (root / "products").exists():
         raise SystemExit(f"No index at {root}: run bench/run.py --scenarios synthetic-{args.products // 1000}k first.")
     backend = EmbeddedSearchBackend({"INDEX_DIR": root, "INDEX": "products"}, vector_dims())
+    backend.count()  # open the index before profiling (loading 100k graphs takes seconds)
     run.warm_up()
     texts = run.text_queries(args.queries)
     photos = run.query_photos(args.queries)

@@ -1,4 +1,4 @@
-"""Tables of the benchmark results (rich), with ratios to the baseline run in the same session."""
+"""Tables of the benchmark results (rich), with ratios to the baseline run beside it."""
 
 from __future__ import annotations
 

@@ -11,11 +11,14 @@ from django.db import models
 from django.utils.text import slugify
 
 
-class Brand(models.Model):
+class NamedModel(models.Model):
+    """A unique name with a slug made from it on first save (brands, merchants)."""
+
     name = models.CharField(max_length=200, unique=True)
     slug = models.SlugField(max_length=220, unique=True)
 
     class Meta:
+        abstract = True
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -23,8 +26,12 @@ class Brand(models.Model):
 
     def save(self, *args, **kwargs):
         if not self.slug:
-            self.slug = _unique_slug(Brand, self.name)
+            self.slug = _unique_slug(type(self), self.name)
         super().save(*args, **kwargs)
+
+
+class Brand(NamedModel):
+    pass
 
 
 class Category(models.Model):
@@ -64,27 +71,14 @@ class Category(models.Model):
         return self.ancestors_and_self()[0]
 
 
-class Merchant(models.Model):
+class Merchant(NamedModel):
     """A seller who owns products. Its ``staff`` may add and edit only the merchant's own products."""
 
-    name = models.CharField(max_length=200, unique=True)
-    slug = models.SlugField(max_length=220, unique=True)
     staff = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="merchants",
         help_text="Users who manage this merchant's products (in the admin and through the API).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def save(self, *args, **kwargs):
-        if not self.slug:
-            self.slug = _unique_slug(Merchant, self.name)
-        super().save(*args, **kwargs)
 
 
 class IndexState(models.TextChoices):

@@ -65,18 +65,7 @@ def rrf(rankings: Mapping[str, Sequence[Hit]], *, weights: Mapping[str, float] |
     """
     if k <= 0:
         raise ValueError(f"RRF k must be positive, got {k}")
-    weights = weights or {}
-    fused: dict[int, FusedResult] = {}
-    for name, hits in rankings.items():
-        w = float(weights.get(name, 1.0))
-        if w == 0:
-            continue
-        for rank, hit in enumerate(hits, start=1):
-            r = fused.setdefault(hit.id, FusedResult(hit.id, 0.0))
-            c = w / (k + rank)
-            r.score += c
-            r.parts.append(ScorePart(name, hit.score, rank, c))
-    return _sorted(fused)
+    return _accumulate(rankings, weights, lambda w, hits: lambda rank, hit: w / (k + rank))
 
 
 def normalise(hits: Sequence[Hit], method: str = "minmax") -> dict[int, float]:
@@ -107,19 +96,11 @@ def linear(
     As Elasticsearch's ``linear`` retriever with ``normalizer: minmax`` (Elasticsearch docs,
     "Linear retriever"); a document a retriever did not return gets 0 from it.
     """
-    weights = weights or {}
-    fused: dict[int, FusedResult] = {}
-    for name, hits in rankings.items():
-        w = float(weights.get(name, 1.0))
-        if w == 0:
-            continue
+    def contribution(w: float, hits: Sequence[Hit]):
         norm = normalise(hits, normalisation)
-        for rank, hit in enumerate(hits, start=1):
-            r = fused.setdefault(hit.id, FusedResult(hit.id, 0.0))
-            c = w * norm[hit.id]
-            r.score += c
-            r.parts.append(ScorePart(name, hit.score, rank, c))
-    return _sorted(fused)
+        return lambda rank, hit: w * norm[hit.id]
+
+    return _accumulate(rankings, weights, contribution)
 
 
 def blend(
@@ -253,6 +234,27 @@ def cap_lift(base: Sequence[int], desired: Sequence[int], max_lift: int, max_dro
         placed.add(pick)
         out.append(pick)
     return out
+
+
+def _accumulate(rankings: Mapping[str, Sequence[Hit]], weights: Mapping[str, float] | None, contribution) -> list[FusedResult]:
+    """Sum each retriever's weighted contribution per document, recording the parts.
+
+    ``contribution(w, hits)`` returns ``f(rank, hit) -> float`` for one retriever's list; a
+    retriever with weight 0 is left out.
+    """
+    weights = weights or {}
+    fused: dict[int, FusedResult] = {}
+    for name, hits in rankings.items():
+        w = float(weights.get(name, 1.0))
+        if w == 0:
+            continue
+        score_of = contribution(w, hits)
+        for rank, hit in enumerate(hits, start=1):
+            r = fused.setdefault(hit.id, FusedResult(hit.id, 0.0))
+            c = score_of(rank, hit)
+            r.score += c
+            r.parts.append(ScorePart(name, hit.score, rank, c))
+    return _sorted(fused)
 
 
 def _sorted(fused: dict[int, FusedResult]) -> list[FusedResult]:

@@ -219,3 +219,13 @@ def test_evaluate_crowdflower_sample_writes_valid_json_and_chart(tmp_path, setti
     assert result["systems"]["bm25"]["ndcg@10"] > 0.6
     assert result["systems"]["hybrid"]["ndcg@10"] > 0.6
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fashion_with_a_trained_head_also_ranks_the_storefront_way_in_the_head_space():
+    from search.evaluation.systems import system_specs
+
+    with_head = {s.name: s for s in system_specs("fashion", {"bridge": object(), "fusion": object()}, "bridge")}
+    assert with_head["hybrid_fusion"].space == "fusion" and with_head["hybrid_fusion"].blend == {}
+    assert with_head["hybrid"].space == "bridge"
+    without = {s.name for s in system_specs("fashion", {"bridge": object()}, "bridge")}
+    assert without == {"bridge", "hybrid"}

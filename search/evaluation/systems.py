@@ -221,6 +221,8 @@ def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str)
         if has_head:
             specs.append(SystemSpec("fusion", "fusion", retriever="fused_knn", about="text query against photos through the trained head"))
         specs.append(SystemSpec("hybrid", service_key, blend={}, about="the storefront's text ranking (all retrievers, settings)"))
+        if has_head:
+            specs.append(SystemSpec("hybrid_fusion", "fusion", blend={}, about="the storefront's text ranking with the trained head in service"))
     return specs
 
 

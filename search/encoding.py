@@ -71,11 +71,16 @@ def sha1(data: bytes | str) -> str:
 
 @dataclass(frozen=True)
 class QueryVectors:
-    """Vectors of one query. ``text`` ``(384,)``; ``image`` ``(1280,)``; ``fused`` ``(dim,)``; all L2-normalised."""
+    """Vectors of one query. ``text`` ``(384,)``; ``image`` ``(1280,)``; ``fused`` ``(dim,)``; all L2-normalised.
+
+    ``space`` names the fusion space ``fused`` was made in (``"bridge"`` or ``"fusion"``, a trained
+    head); ``None`` when there is no fused vector.
+    """
 
     text: np.ndarray | None = None
     image: np.ndarray | None = None
     fused: np.ndarray | None = None
+    space: str | None = None
 
 
 class _LRU:
@@ -149,7 +154,8 @@ def query_vectors_from(
     i_space = space.image(image)[0] if image is not None else None
     w_text, w_image = fusion_weights(fusion_overrides)
     fused = fuse(t_space, i_space, text_weight=w_text, image_weight=w_image) if (t_space is not None or i_space is not None) else None
-    return QueryVectors(text=text_vector, image=None if image is None else image.features[0], fused=fused)
+    return QueryVectors(text=text_vector, image=None if image is None else image.features[0], fused=fused,
+                        space=space.name if fused is not None else None)
 
 
 def fused_vectors(

@@ -88,13 +88,13 @@ def product_search(
     filters = filters or SearchFilters()
     per_page = per_page or settings.SEARCH_PAGE_SIZE
     method = method or settings.SEARCH_FUSION
-    all_weights = {**settings.SEARCH_WEIGHTS, **(weights or {})}
 
     if not text and image is None:
         hits = backend.search_text(None, filters=filters, limit=BROWSE_LIMIT)
         fused = [ranking.FusedResult(h.id, 0.0) for h in hits]
     else:
         vectors = encoding.query_vectors(text or None, image, backend=backend)
+        all_weights = blend_weights(space=vectors.space, photo=image is not None, overrides=weights)
         hybrid = getattr(backend, "search_hybrid", None)
         if hybrid is not None:  # the engine fuses BM25 and kNN itself (Elasticsearch retrievers)
             query_vectors = {"text": vectors.text} if text else {}
@@ -111,7 +111,7 @@ def product_search(
             # -- click feedback: shoppers' photos as extra references (search.click_selectors) --
             if image is not None and all_weights.get("photo_refs_knn", 0):
                 rankings["photo_refs_knn"] = click_selectors.photo_refs_ranking(vectors.image, filters=filters, k=settings.SEARCH_CANDIDATES)
-            fused = rankings_blend(rankings, method=method, weights=weights)
+            fused = rankings_blend(rankings, method=method, weights=all_weights)
         # -- click feedback: the click prior, with its weight and the rank caps (search.feedback) --
         if all_weights.get("clicks", 0):
             priors = click_selectors.click_priors(text=text, product_ids=[r.id for r in fused])
@@ -180,6 +180,20 @@ def search_rankings(
     if vectors.fused is not None:  # None: no loadable fusion space matches the live index
         rankings["fused_knn"] = backend.search_vector("fused", vectors.fused, filters=filters, k=n)
     return rankings
+
+
+def blend_weights(*, space: str | None, photo: bool, overrides: dict[str, float] | None = None) -> dict[str, float]:
+    """Retriever weights for one query: ``SEARCH_WEIGHTS``, then ``SEARCH_PHOTO_WEIGHTS_TRAINED_HEAD``
+    for a photo query whose fused vector comes from a trained head (``space == "fusion"``), then
+    ``overrides`` (per-request experiments).
+
+    Args:
+        space: ``QueryVectors.space`` (``"bridge"``, ``"fusion"`` or ``None``).
+        photo: the query has a photo (photo or photo + text).
+        overrides: weights laid over the rest.
+    """
+    head = settings.SEARCH_PHOTO_WEIGHTS_TRAINED_HEAD if photo and space == "fusion" else {}
+    return {**settings.SEARCH_WEIGHTS, **head, **(overrides or {})}
 
 
 def rankings_blend(

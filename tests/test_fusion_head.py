@@ -284,6 +284,18 @@ def test_train_fusion_skips_products_without_photos(db, isolated, sample):
     assert not (isolated / "active.json").exists()
 
 
+def test_photo_queries_lean_on_the_fused_vectors_only_when_a_trained_head_made_them(settings):
+    from search.selectors import blend_weights
+
+    settings.SEARCH_WEIGHTS = {"bm25": 1.0, "text_knn": 1.0, "fused_knn": 1.0, "image_knn": 4.0}
+    settings.SEARCH_PHOTO_WEIGHTS_TRAINED_HEAD = {"fused_knn": 2.0, "image_knn": 0.5}
+    assert blend_weights(space="fusion", photo=True) == {"bm25": 1.0, "text_knn": 1.0, "fused_knn": 2.0, "image_knn": 0.5}
+    assert blend_weights(space="bridge", photo=True)["image_knn"] == 4.0
+    assert blend_weights(space="fusion", photo=False)["fused_knn"] == 1.0  # words: measured on CrowdFlower, unchanged
+    assert blend_weights(space=None, photo=True)["image_knn"] == 4.0  # no fused vector (index without a loadable space)
+    assert blend_weights(space="fusion", photo=True, overrides={"image_knn": 3.0})["image_knn"] == 3.0
+
+
 def test_a_catalog_too_small_to_train_stays_on_the_bridge_and_status_says_why(db, isolated, sample):
     stored_catalog(sample, 50)
     with pytest.raises(CommandError, match="catalog too small to train: 50 products with photos, need >= 200"):
@@ -350,6 +362,18 @@ def test_train_fusion_then_reindex_swaps_heads_without_downtime(db, isolated, sa
     call_command("reindex", verbosity=0)
     backend = get_backend()
     assert backend.index_space()["name"] == "bridge" and backend.vector_dims["fused"] == 384
+    # a shopper's photo of a catalog product: its own photo features
+    shown = Product.objects.order_by("pk").first()
+    row = [r.external_id for r in sample["rows"]].index(shown.external_id)
+    photo = ImageFeatures(sample["photos"].features[row:row + 1], sample["photos"].logits[row:row + 1])
+
+    def photo_weights() -> dict[str, float]:
+        """The weight each photo retriever gave the top hit (linear fusion: weight x min-max score 1.0)."""
+        top = product_search(image=photo, backend=backend, method="linear").products[0]
+        assert top.pk == shown.pk
+        return {r: top.search_explain[r]["contribution"] for r in ("image_knn", "fused_knn")}
+
+    assert photo_weights() == {"image_knn": 4.0, "fused_knn": 1.0}  # the bridge: the photo's own features lead
 
     # when a head is trained and activated
     out = io.StringIO()
@@ -373,6 +397,8 @@ def test_train_fusion_then_reindex_swaps_heads_without_downtime(db, isolated, sa
     page = product_search(text="red apple", backend=backend)
     assert page.total and "fused_knn" in page.products[0].search_explain
     assert "index_note" not in get_space_info(backend)
+    # and a photo query leans on the head's fused vectors (SEARCH_PHOTO_WEIGHTS_TRAINED_HEAD)
+    assert photo_weights() == {"image_knn": 0.5, "fused_knn": 2.0}
     out = io.StringIO()
     call_command("search_status", stdout=out)
     assert f"Fusion space: trained fusion head {version} (held-out text->photo nDCG@10" in " ".join(out.getvalue().split())

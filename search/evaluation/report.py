@@ -38,14 +38,16 @@ def print_table(ev: Evaluation, console: Console) -> None:
     for note in ev.notes:
         console.print(f"  - {note}")
     if ev.sweep:
-        print_sweep(ev.sweep, console)
+        print_sweep(ev.sweep, console, space=ev.settings.get("service_space", "service"))
+    if ev.sweep_fusion:
+        print_sweep(ev.sweep_fusion, console, space="trained head")
 
 
-def print_sweep(sweep: dict, console: Console) -> None:
+def print_sweep(sweep: dict, console: Console, *, space: str) -> None:
     chosen = sweep["chosen"]
     console.print(
-        f"\nSweep: {sweep['tried']} settings tried on {sweep['dev_queries']} dev queries ({sweep['objective']}); "
-        f"scored on {sweep['test_queries']} test queries."
+        f"\nSweep ({space} space): {sweep['tried']} settings tried on {sweep['dev_queries']} dev queries "
+        f"({sweep['objective']}); scored on {sweep['test_queries']} test queries."
     )
     table = Table()
     for col in ("setting", "method", "rrf_k", "weights", "dev ndcg@10", "test ndcg@10", "test mrr@10", "test recall@100"):

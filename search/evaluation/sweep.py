@@ -65,6 +65,7 @@ def sweep_blend(
     metrics: list[str] | None = None,
     weights: tuple[float, ...] = WEIGHTS,
     rrf_ks: tuple[int, ...] = RRF_KS,
+    current: dict[str, float] | None = None,
 ) -> dict:
     """Grid-search ``rankings_blend`` settings on the dev half; score the winner on the test half.
 
@@ -73,6 +74,8 @@ def sweep_blend(
         rankings: query id -> retriever -> hits (``search_rankings`` output, computed once).
         metrics: reported metrics (default nDCG@10, MRR@10, recall@100); the objective is nDCG@10.
         weights, rrf_ks: the grid (defaults :data:`WEIGHTS`, :data:`RRF_KS`).
+        current: the weights the storefront uses for these queries (default ``SEARCH_WEIGHTS``),
+            reported beside the chosen setting.
 
     Returns:
         ``{"dev_queries", "test_queries", "tried", "chosen": {method, rrf_k, weights},
@@ -89,7 +92,7 @@ def sweep_blend(
         if score > best_score + 1e-12:
             best, best_score = setting, score
     default = {"method": settings.SEARCH_FUSION, "rrf_k": settings.SEARCH_RRF_K,
-               "weights": {r: settings.SEARCH_WEIGHTS.get(r, 1.0) for r in retrievers}}
+               "weights": {r: (current or settings.SEARCH_WEIGHTS).get(r, 1.0) for r in retrievers}}
     return {
         "objective": f"{OBJECTIVE} on the dev half", "dev_queries": len(dev), "test_queries": len(test), "tried": tried,
         "chosen": best,

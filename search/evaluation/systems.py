@@ -31,7 +31,7 @@ from search.backends.embedded import EmbeddedSearchBackend
 from search.evaluation import encoders
 from search.evaluation.datasets import SEED, Dataset
 from search.evaluation.metrics import METRICS, evaluate_run
-from search.selectors import rankings_blend, search_rankings
+from search.selectors import blend_weights, rankings_blend, search_rankings
 
 logger = logging.getLogger(__name__)
 
@@ -86,12 +86,16 @@ class Evaluation:
     notes: list[str]
     settings: dict
     sweep: dict | None = None
+    #: The same sweep with the trained head in service (photo data sets, when a head was trained).
+    sweep_fusion: dict | None = None
 
     def as_json(self) -> dict:
         out = {"dataset": self.dataset, "n_queries": self.n_queries, "n_products": self.n_products,
                "systems": self.systems, "about": self.about, "notes": self.notes, "settings": self.settings}
         if self.sweep is not None:
             out["sweep"] = self.sweep
+        if self.sweep_fusion is not None:
+            out["sweep_fusion"] = self.sweep_fusion
         return out
 
 
@@ -212,7 +216,8 @@ def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str)
         if has_head:
             specs += [
                 SystemSpec("fusion", "fusion", retriever="fused_knn", about="photo query into the fused field (trained head)"),
-                SystemSpec("hybrid_fusion", "fusion", blend={}, about="the storefront's photo ranking with the trained head in service"),
+                SystemSpec("hybrid_fusion", "fusion", blend={"weights": blend_weights(space="fusion", photo=True)},
+                           about="the storefront's photo ranking with the trained head in service"),
             ]
     else:
         specs = [
@@ -311,4 +316,9 @@ def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | N
 
         say("sweeping fusion settings on the dev half")
         out.sweep = sweep_blend(ds.qrels, rankings[service_key], metrics=metrics)
+        if "fusion" in rankings:
+            say("sweeping fusion settings on the dev half, trained head in service")
+            photo = any(q.image_path is not None for q in ds.queries)
+            out.sweep_fusion = sweep_blend(ds.qrels, rankings["fusion"], metrics=metrics,
+                                           current=blend_weights(space="fusion", photo=photo))
     return out

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import ErrorSerializer, PhotoSearchAnonThrottle, PhotoSearchUserThrottle, SearchAnonThrottle, read_upload
-from search.forms import MAX_PAGE, SearchRequestError, parse_search_request
+from search.forms import MAX_PAGE, SearchRequestError, parse_search_request, whole_number
 from search.query import MAX_QUERY_CHARS
 from search.selectors import SORTS, SearchPage
 
@@ -101,9 +101,10 @@ def _page_size(params: QueryDict) -> int:
     raw = (params.get("page_size") or "").strip()
     if not raw:
         return settings.SEARCH_PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    size = whole_number(raw)
+    if size is None or not 1 <= size <= MAX_PAGE_SIZE:
         raise SearchRequestError(f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE}.", "page_size")
-    return int(raw)
+    return size
 
 
 def _explain(params: QueryDict) -> bool:

@@ -120,7 +120,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.NotAuthenticated):
         message = "Authentication credentials were not provided: send 'Authorization: Token <key>' (see POST /api/auth/token/) or log in."
     code = exc.get_codes() if isinstance(exc.get_codes(), str) else code
-    return Response(error_body(code, message), status=exc.status_code, headers=headers)
+    return Response(error_body(code, message, getattr(exc, "field", "")), status=exc.status_code, headers=headers)
 
 
 def read_upload(upload, field: str, limit: int) -> bytes:

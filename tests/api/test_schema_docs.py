@@ -31,3 +31,15 @@ def test_docs_page_loads_its_assets_locally(client):
     assert asset in html
     assert not re.search(r"""(src|href)=["']https?://""", html), "the page must not load anything from the internet"
     assert finders.find(asset) is not None
+
+
+def test_schema_documents_paging_a_photo_search_by_its_token(client):
+    schema = client.get("/api/schema/?format=json").json()
+
+    page_by_token = schema["paths"]["/api/search/image"]["get"]
+    upload = schema["paths"]["/api/search/image"]["post"]
+    photo = next(p for p in page_by_token["parameters"] if p["name"] == "photo")
+    assert photo["required"] and photo["in"] == "query"
+    assert {"200", "400", "410"} <= set(page_by_token["responses"])
+    body = upload["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert "photo" in schema["components"]["schemas"][body]["properties"]

@@ -147,15 +147,16 @@ def test_the_redirect_serves_a_browser_whatever_it_accepts_and_head_counts_nothi
     assert SearchClick.objects.get().counted
 
 
-def test_an_out_of_range_product_id_is_a_404_not_a_crash(products):
+def test_a_mangled_or_out_of_range_product_id_is_a_json_404_not_a_crash(products):
     client, key = shopper()
     token = show(key, products).token
 
-    redirect = client.get(f"/events/click/{token}/{2**70}/")
     posted = beacon(client, {"impression_id": token, "product_id": 2**70, "position": 1})
     superscript = beacon(client, {"impression_id": token, "product_id": "²", "position": 1})
 
-    assert redirect.status_code == 404 and redirect.json() == {"counted": False, "reason": "unknown_product"}
+    for path in (f"/events/click/{token}/{2**70}/", f"/events/click/{token}/-1/", f"/events/click/{token}/²/", f"/events/click/a/b/{products[0].pk}x/"):
+        mangled = client.get(path)
+        assert mangled.status_code == 404 and mangled.json() == {"counted": False, "reason": "unknown_product"}, path
     assert posted.status_code == 404 and posted.json() == {"counted": False, "reason": "unknown_product"}
     assert superscript.status_code == 400 and superscript.json() == {"counted": False, "reason": "malformed"}
 

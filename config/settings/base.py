@@ -223,6 +223,9 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Stripped before naming operations and tags, so /api/products/ stays products_list (tag
+    # products) now that /events/ is documented too.
+    "SCHEMA_PATH_PREFIX": r"/(api/)?",
     "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI served from the drf-spectacular-sidecar package: the docs page works offline.
     # (Redoc is left out: its page template loads web fonts from the internet.)

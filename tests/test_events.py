@@ -154,7 +154,11 @@ def test_a_mangled_or_out_of_range_product_id_is_a_json_404_not_a_crash(products
     posted = beacon(client, {"impression_id": token, "product_id": 2**70, "position": 1})
     superscript = beacon(client, {"impression_id": token, "product_id": "²", "position": 1})
 
-    for path in (f"/events/click/{token}/{2**70}/", f"/events/click/{token}/-1/", f"/events/click/{token}/²/", f"/events/click/a/b/{products[0].pk}x/"):
+    mangled_links = (
+        f"/events/click/{token}/{2**70}/", f"/events/click/{token}/-1/", f"/events/click/{token}/²/",
+        f"/events/click/a/b/{products[0].pk}x/",
+    )
+    for path in mangled_links:
         mangled = client.get(path)
         assert mangled.status_code == 404 and mangled.json() == {"counted": False, "reason": "unknown_product"}, path
     assert posted.status_code == 404 and posted.json() == {"counted": False, "reason": "unknown_product"}

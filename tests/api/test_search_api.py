@@ -172,7 +172,8 @@ def test_photo_pages_keep_the_words_and_filters(api):
 def test_an_expired_photo_token_is_410_asking_for_the_photo_again(api, settings):
     settings.SEARCH_PHOTO_TTL_S = 0  # the cache forgets the photo at once, as it does after the TTL
     product = Product.objects.filter(title__icontains="towel", images__isnull=False).first()
-    first = api.post("/api/search/image", {"image": ContentFile(_catalog_photo(product), name="snap.jpg"), "page_size": "2"}, format="multipart")
+    upload = {"image": ContentFile(_catalog_photo(product), name="snap.jpg"), "page_size": "2"}
+    first = api.post("/api/search/image", upload, format="multipart")
 
     expired = _get(api, first.json()["next"])
     unknown = api.get("/api/search/image", {"photo": "A" * 22})

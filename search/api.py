@@ -1,7 +1,7 @@
 """Search endpoints: ``GET /api/search`` (words, filters), ``POST /api/search/image`` (a photo) and
 ``GET /api/search/image?photo=<token>`` (more pages of a photo search, without a second upload).
 
-Both parse their input with :func:`search.forms.parse_search_request` and run it with
+Each parses its input with :func:`search.forms.parse_search_request` and runs it with
 ``SearchRequest.run()``, exactly as the storefront does, so a query gives the same products,
 the same order and the same error reasons on the web page, through the API and on the
 command line.

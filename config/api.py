@@ -2,8 +2,9 @@
 
 Every error leaves the API as ``{"error": {"code": "...", "message": "...", "field": "..."}}``
 (``field`` is empty when the error is not about one input), with the HTTP status telling the
-kind: 400 bad input, 401 no or bad credentials, 403 not allowed, 404 no such object, 415 wrong
-content type, 429 too many requests, 503 search engine unavailable.
+kind: 400 bad input, 401 no or bad credentials, 403 not allowed, 404 no such object, 410 an
+expired photo search, 415 wrong content type, 429 too many requests, 503 search engine unavailable.
+An ``APIException`` with a ``field`` attribute names that input in the body.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.NotAuthenticated):
         message = "Authentication credentials were not provided: send 'Authorization: Token <key>' (see POST /api/auth/token/) or log in."
     code = exc.get_codes() if isinstance(exc.get_codes(), str) else code
-    return Response(error_body(code, message), status=exc.status_code, headers=headers)
+    return Response(error_body(code, message, getattr(exc, "field", "")), status=exc.status_code, headers=headers)
 
 
 def read_upload(upload, field: str, limit: int) -> bytes:

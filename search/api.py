@@ -1,6 +1,7 @@
-"""Search endpoints: ``GET /api/search`` (words, filters) and ``POST /api/search/image`` (a photo).
+"""Search endpoints: ``GET /api/search`` (words, filters), ``POST /api/search/image`` (a photo) and
+``GET /api/search/image?photo=<token>`` (more pages of a photo search, without a second upload).
 
-Both parse their input with :func:`search.forms.parse_search_request` and run it with
+Each parses its input with :func:`search.forms.parse_search_request` and runs it with
 ``SearchRequest.run()``, exactly as the storefront does, so a query gives the same products,
 the same order and the same error reasons on the web page, through the API and on the
 command line.
@@ -13,7 +14,7 @@ from django.http import QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -21,9 +22,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import ErrorSerializer, PhotoSearchAnonThrottle, PhotoSearchUserThrottle, SearchAnonThrottle, read_upload
-from search.forms import MAX_PAGE, SearchRequestError, parse_search_request
+from mlmodels.image import ImageFeatures
+from search.forms import MAX_PAGE, SearchRequestError, decode_query_photo, parse_search_request, whole_number
 from search.query import MAX_QUERY_CHARS
 from search.selectors import SORTS, SearchPage
+from shop.query_photos import TOKEN_RE, query_photo_load, query_photo_store, query_photo_ttl
 
 #: Largest page an API client may ask for.
 MAX_PAGE_SIZE = 100
@@ -101,9 +104,10 @@ def _page_size(params: QueryDict) -> int:
     raw = (params.get("page_size") or "").strip()
     if not raw:
         return settings.SEARCH_PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    size = whole_number(raw)
+    if size is None or not 1 <= size <= MAX_PAGE_SIZE:
         raise SearchRequestError(f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE}.", "page_size")
-    return int(raw)
+    return size
 
 
 def _explain(params: QueryDict) -> bool:
@@ -113,14 +117,22 @@ def _explain(params: QueryDict) -> bool:
     return raw in TRUE
 
 
-def _page_url(request: Request, page: int) -> str:
-    params = request.query_params.copy()
+def _page_url(request: Request, params: QueryDict, page: int) -> str:
+    params = params.copy()
     params["page"] = str(page)
     return request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
 
 
-def page_response(request: Request, result: SearchPage, *, explain: bool, links: bool) -> Response:
-    """The JSON body of a results page (shared by text and photo search)."""
+def page_response(request: Request, result: SearchPage, *, explain: bool, link_params: QueryDict, extra: dict | None = None) -> Response:
+    """The JSON body of a results page (shared by text and photo search).
+
+    Args:
+        request: the request answered; ``next`` and ``previous`` are GET URLs on its path.
+        result: the page of results.
+        explain: add each hit's score parts.
+        link_params: the query parameters of ``next`` and ``previous`` (``page`` is replaced).
+        extra: more top-level keys (e.g. ``photo``, the token of a photo search).
+    """
     hit_serializer = SearchHitExplainSerializer if explain else SearchHitSerializer
     last = min(result.num_pages, MAX_PAGE)
     body = {
@@ -128,13 +140,14 @@ def page_response(request: Request, result: SearchPage, *, explain: bool, links:
         "page": result.page,
         "page_size": result.per_page,
         "num_pages": result.num_pages,
-        "next": _page_url(request, result.page + 1) if links and result.page < last else None,
-        "previous": _page_url(request, result.page - 1) if links and 1 < result.page <= last + 1 else None,
+        "next": _page_url(request, link_params, result.page + 1) if result.page < last else None,
+        "previous": _page_url(request, link_params, result.page - 1) if 1 < result.page <= last + 1 else None,
         "results": hit_serializer(result.products, many=True, context={"request": request}).data,
         "facets": {name: FacetSerializer(values, many=True).data for name, values in result.facets.items()},
         "notices": list(result.notices),
         "method": result.method,
         "took_ms": round(result.took_ms, 2),
+        **(extra or {}),
     }
     return Response(body)
 
@@ -158,7 +171,46 @@ class SearchView(APIView):
         params = request.query_params
         search = parse_search_request(params, per_page=_page_size(params))
         explain = _explain(params)
-        return page_response(request, search.run(), explain=explain, links=True)
+        return page_response(request, search.run(), explain=explain, link_params=params)
+
+
+class PhotoSearchPageSerializer(SearchPageSerializer):
+    photo = serializers.CharField(help_text=(
+        "Token of the photo's encoded features (22 characters), kept for SEARCH_PHOTO_TTL_S seconds after the upload: "
+        "`next` and `previous` use it, and GET /api/search/image?photo=<token> searches the same photo again "
+        "with other words, filters, sorting or pages."
+    ))
+
+
+class PhotoExpired(APIException):
+    """410: a well-formed photo token the cache no longer holds (expired, or never issued)."""
+
+    status_code = 410
+    default_code = "photo_expired"
+    field = "photo"
+
+
+def _photo_features(params: QueryDict) -> tuple[str, ImageFeatures]:
+    """The token in ``photo`` and the features stored under it.
+
+    Raises:
+        ValidationError: no token, or not one this API issues (400, field ``photo``).
+        PhotoExpired: the token is well formed but unknown or expired (410).
+    """
+    token = (params.get("photo") or "").strip()
+    if not TOKEN_RE.match(token):
+        raise ValidationError({"photo": (
+            "Give the 22-character token from the 'photo' field of a POST /api/search/image answer, "
+            "or search by a new photo with POST /api/search/image."
+        )})
+    features = query_photo_load(token)
+    if features is None:
+        minutes = max(1, query_photo_ttl() // 60)
+        raise PhotoExpired(
+            f"This photo search is unknown or expired (a photo is kept {minutes} minutes after its upload); "
+            "upload the photo again with POST /api/search/image."
+        )
+    return token, features
 
 
 class ImageSearchRequestSerializer(serializers.Serializer):
@@ -177,19 +229,52 @@ class ImageSearchRequestSerializer(serializers.Serializer):
 class ImageSearchView(APIView):
     """Search products by a photo (and optional words and filters) sent as multipart/form-data.
 
-    Paging repeats the upload with ``page=N``; the photo's vector is computed again.
+    The photo's encoded features are kept under a token (:mod:`shop.query_photos`, the same store
+    the storefront's photo search uses) for ``SEARCH_PHOTO_TTL_S`` seconds; ``next`` and
+    ``previous`` are ``GET /api/search/image?photo=<token>&page=N`` links, which search with the
+    stored features and never encode the photo again.
     """
 
     permission_classes = [AllowAny]
     parser_classes = [MultiPartParser]
-    throttle_classes = [PhotoSearchAnonThrottle, PhotoSearchUserThrottle]
+
+    def get_throttles(self):
+        if self.request.method == "POST":  # only an upload runs the image encoder
+            return [PhotoSearchAnonThrottle(), PhotoSearchUserThrottle()]
+        return [SearchAnonThrottle()]
+
+    @extend_schema(
+        operation_id="search_products_by_photo_token",
+        summary="More pages of a photo search (no second upload)",
+        description=(
+            "Searches again with a photo uploaded earlier to POST /api/search/image, named by the `photo` "
+            "token of that answer; its `next` and `previous` links are requests to this endpoint. Words, "
+            f"filters, sorting and paging work as in GET /api/search. The token works for {settings.SEARCH_PHOTO_TTL_S} "
+            "seconds after the upload; after that the answer is 410 and the photo must be uploaded again."
+        ),
+        parameters=[
+            OpenApiParameter("photo", str, required=True, pattern=TOKEN_RE.pattern, description="The `photo` token of a POST /api/search/image answer."),
+            OpenApiParameter("q", str, description="Optional words to search with the photo."),
+            *FILTER_PARAMETERS,
+        ],
+        responses={
+            200: PhotoSearchPageSerializer, **ERROR_RESPONSES,
+            410: OpenApiResponse(ErrorSerializer, description="The photo token is unknown or expired (`error.code` photo_expired); upload the photo again."),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        token, features = _photo_features(params)
+        per_page, explain = _page_size(params), _explain(params)
+        search = parse_search_request(params, image=features, per_page=per_page)
+        return page_response(request, search.run(), explain=explain, link_params=params, extra={"photo": token})
 
     @extend_schema(
         operation_id="search_products_by_photo",
         summary="Search products by a photo",
         request={"multipart/form-data": ImageSearchRequestSerializer},
         responses={
-            200: SearchPageSerializer, **ERROR_RESPONSES,
+            200: PhotoSearchPageSerializer, **ERROR_RESPONSES,
             415: OpenApiResponse(ErrorSerializer, description="Not multipart/form-data."),
         },
         parameters=[OpenApiParameter("explain", OpenApiTypes.BOOL, description="Add each result's score parts.")],
@@ -204,5 +289,9 @@ class ImageSearchView(APIView):
                 params.setlist(key, [str(v) for v in request.data.getlist(key)])
         per_page, explain = _page_size(params), _explain(params)
         data = read_upload(upload, "image", settings.MAX_IMAGE_BYTES)
-        search = parse_search_request(params, image_bytes=data, per_page=per_page)
-        return page_response(request, search.run(), explain=explain, links=False)
+        features = decode_query_photo(data)
+        search = parse_search_request(params, image=features, per_page=per_page)
+        result = search.run()
+        token = query_photo_store(features)
+        params["photo"] = token
+        return page_response(request, result, explain=explain, link_params=params, extra={"photo": token})

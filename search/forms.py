@@ -84,6 +84,17 @@ def _price(params: Mapping, key: str) -> float | None:
     return value
 
 
+def whole_number(raw: str, *, max_digits: int = 9) -> int | None:
+    """``raw`` as an int when it is 1 to ``max_digits`` ASCII digits, else ``None``.
+
+    ``str.isdigit`` alone accepts superscripts such as "²" that ``int()`` refuses, and ``int()``
+    refuses strings over 4,300 digits; either would otherwise surface as a 500.
+    """
+    if not raw or len(raw) > max_digits or not (raw.isascii() and raw.isdigit()):
+        return None
+    return int(raw)
+
+
 def decode_query_photo(data: bytes) -> ImageFeatures:
     """Decode and encode a shopper's photo. Raises SearchRequestError with the reason it was refused."""
     try:
@@ -115,8 +126,8 @@ def parse_search_request(
     sort = _get(params, "sort") or "relevance"
     if sort not in SORTS:
         raise SearchRequestError(f"Unknown sort {sort[:30]!r}; choose one of {', '.join(SORTS)}.", "sort")
-    page_raw = _get(params, "page") or "1"
-    if not page_raw.isdigit() or not 1 <= int(page_raw) <= MAX_PAGE:
+    page = whole_number(_get(params, "page") or "1")
+    if page is None or not 1 <= page <= MAX_PAGE:
         raise SearchRequestError(f"Page must be a whole number from 1 to {MAX_PAGE}.", "page")
     method = _get(params, "fusion") or None
     if method is not None and method not in FUSION_METHODS:
@@ -128,6 +139,6 @@ def parse_search_request(
     except QueryRejected as exc:
         raise SearchRequestError(exc.reason, "q") from None
     return SearchRequest(
-        text=cleaned.text, image=image, filters=filters, sort=sort, page=int(page_raw),
+        text=cleaned.text, image=image, filters=filters, sort=sort, page=page,
         per_page=per_page or settings.SEARCH_PAGE_SIZE, method=method, notices=list(cleaned.notices),
     )

@@ -7,7 +7,8 @@ from search import views_analytics, views_events
 app_name = "search_events"
 
 urlpatterns = [
-    path("events/click", views_events.click_beacon, name="click"),
-    path("events/click/<str:token>/<int:product_id>/", views_events.click_redirect, name="click_redirect"),
+    path("events/click", views_events.ClickBeaconView.as_view(), name="click"),
+    # Any two segments reach the view (a mangled link gets its JSON 404, not the storefront's page).
+    path("events/click/<path:token>/<str:product_id>/", views_events.ClickRedirectView.as_view(), name="click_redirect"),
     path("staff/analytics/", views_analytics.analytics, name="analytics"),
 ]

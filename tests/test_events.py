@@ -124,6 +124,47 @@ def test_the_redirect_endpoint_counts_and_sends_the_shopper_to_the_product(produ
     assert client.get(f"/events/click/{token}/999999/").status_code == 404
 
 
+def test_a_signed_in_shopper_beacon_needs_no_csrf_token(products, django_user_model):
+    client = Client(HTTP_USER_AGENT=BROWSER, enforce_csrf_checks=True)
+    client.force_login(django_user_model.objects.create_user("shopper", password="pw"))
+    token = show(client.session.session_key, products).token
+
+    response = beacon(client, {"impression_id": token, "product_id": products[0].pk, "position": 1})
+
+    assert response.status_code == 204 and SearchClick.objects.get().counted
+
+
+def test_the_redirect_serves_a_browser_whatever_it_accepts_and_head_counts_nothing(products):
+    client, key = shopper()
+    token = show(key, products).token
+
+    head = client.head(f"/events/click/{token}/{products[1].pk}/")
+    clicks_after_head = SearchClick.objects.count()
+    html_only = client.get(f"/events/click/{token}/{products[1].pk}/", HTTP_ACCEPT="text/html")
+
+    assert head.status_code == 405 and clicks_after_head == 0  # link prefetchers send HEAD
+    assert html_only.status_code == 302 and "no-cache" in html_only["Cache-Control"]
+    assert SearchClick.objects.get().counted
+
+
+def test_a_mangled_or_out_of_range_product_id_is_a_json_404_not_a_crash(products):
+    client, key = shopper()
+    token = show(key, products).token
+
+    posted = beacon(client, {"impression_id": token, "product_id": 2**70, "position": 1})
+    superscript = beacon(client, {"impression_id": token, "product_id": "²", "position": 1})
+
+    mangled_links = (
+        f"/events/click/{token}/{2**70}/", f"/events/click/{token}/-1/", f"/events/click/{token}/²/",
+        f"/events/click/a/b/{products[0].pk}x/",
+    )
+    for path in mangled_links:
+        mangled = client.get(path)
+        assert mangled.status_code == 404 and mangled.json() == {"counted": False, "reason": "unknown_product"}, path
+    assert posted.status_code == 404 and posted.json() == {"counted": False, "reason": "unknown_product"}
+    assert superscript.status_code == 400 and superscript.json() == {"counted": False, "reason": "malformed"}
+
+
 # -- clicks: each guard ------------------------------------------------------------------------------------------
 def test_a_replayed_click_is_refused_and_not_counted(products):
     client, key = shopper()

@@ -243,6 +243,7 @@ def test_unknown_product_is_404(client, indexed_catalog):
         ({"q": "towel", "price_min": "900", "price_max": "100"}, 400, "minimum price is above the maximum"),
         ({"q": "towel", "page": "abc"}, 400, "Page must be a whole number"),
         ({"q": "towel", "page": "0"}, 400, "Page must be a whole number"),
+        ({"q": "towel", "page": "²"}, 400, "Page must be a whole number"),
         ({"q": "towel", "sort": "cheapest"}, 400, "Unknown sort 'cheapest'"),
         ({"q": "towel", "img": "not-a-token"}, 400, "Your photo search expired; upload the photo again"),
     ],

@@ -78,7 +78,10 @@ def owning_merchant(request: Request, data: dict) -> Merchant | None:
             OpenApiParameter("merchant", str, description="Only this merchant's products (slug)."),
             OpenApiParameter("mine", bool, description="Only products you may change (merchant staff)."),
         ],
-        responses={200: ProductSerializer(many=True), **_errors(400, 404, 429)},
+        responses={
+            200: ProductSerializer(many=True), **_errors(400, 429),
+            404: OpenApiResponse(ErrorSerializer, description="The page is past the last page (`error.field` is `page`)."),
+        },
     ),
     retrieve=extend_schema(summary="One product", responses={200: ProductSerializer, **_errors(404, 429)}),
     create=extend_schema(

@@ -105,6 +105,17 @@ def test_anonymous_photo_search_is_limited_harder_than_text_search(db, tight_lim
     assert limited.json()["error"]["code"] == "throttled" and int(limited["Retry-After"]) > 0
 
 
+def test_paging_a_photo_search_by_token_counts_as_a_text_search(db, tight_limits):
+    client = APIClient()
+    uploads = [_photo_query(client).status_code for _ in range(3)]
+
+    # the photo limit is used up, yet pages by token (no image encoding) go on, under the text limit
+    pages = [client.get("/api/search/image", {"photo": "A" * 22}).status_code for _ in range(4)]
+
+    assert uploads == [400, 400, 429]
+    assert pages == [410, 410, 410, 429]
+
+
 def test_signed_in_users_are_not_held_to_the_anonymous_photo_limit(world, tight_limits):
     client = world.client("shopper")
 

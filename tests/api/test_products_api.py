@@ -104,13 +104,39 @@ def test_unknown_product_and_unknown_path_are_json_404(client, world):
     assert "did you mean /api/products/" in client.post("/api/products").json()["error"]["message"]
 
 
-def test_list_pages_and_rejects_bad_page(world):
+def test_list_pages(world):
     client = world.client("anonymous")
-    page = client.get("/api/products/", {"page_size": 2})
-    bad = client.get("/api/products/", {"page": "zero"})
 
-    assert page.status_code == 200 and page.json()["count"] == 3
-    assert bad.status_code == 404 and "Invalid page" in bad.json()["error"]["message"]
+    first = client.get("/api/products/")
+    last = client.get("/api/products/", {"page": "last"})
+
+    assert first.status_code == 200 and first.json()["count"] == 3 and first.json()["next"] is None
+    assert last.status_code == 200 and [p["id"] for p in last.json()["results"]] == [p["id"] for p in first.json()["results"]]
+
+
+@pytest.mark.parametrize("page", ["zero", "abc", "0", "-1", "1.5", "1e3", "²", "9" * 5000])
+def test_a_malformed_page_number_is_400_naming_the_page(world, page):
+    response = world.client("anonymous").get("/api/products/", {"page": page})
+
+    assert response.status_code == 400, response.content
+    assert response.json() == {"error": {
+        "code": "invalid", "field": "page", "message": "The page must be a whole number from 1 (or 'last').",
+    }}
+
+
+def test_a_page_past_the_end_is_404_naming_the_page(world):
+    response = world.client("anonymous").get("/api/products/", {"page": "99999"})
+
+    assert response.status_code == 404
+    assert response.json() == {"error": {
+        "code": "not_found", "field": "page", "message": "Page 99999 is past the end: the last page is 1 (3 results, 24 per page).",
+    }}
+
+
+def test_the_first_page_of_an_empty_list_is_empty_not_404(world):
+    response = world.client("anonymous").get("/api/products/", {"merchant": "nobody", "page": "1"})
+
+    assert response.status_code == 200 and response.json()["results"] == []
 
 
 def test_delete_removes_the_product_and_its_photos(world, alice):

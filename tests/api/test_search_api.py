@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core.files.base import ContentFile
@@ -89,6 +90,12 @@ def test_query_in_chinese_is_answered_with_a_notice(api):
         ({"q": "towel", "sort": "random"}, "sort", "Unknown sort"),
         ({"q": "towel", "page": "0"}, "page", "whole number"),
         ({"q": "towel", "page": "two"}, "page", "whole number"),
+        ({"q": "towel", "page": "abc"}, "page", "whole number"),
+        ({"q": "towel", "page": "-1"}, "page", "whole number"),
+        ({"q": "towel", "page": "99999"}, "page", "from 1 to 200"),
+        ({"q": "towel", "page": "²"}, "page", "whole number"),
+        ({"q": "towel", "page": "9" * 5000}, "page", "whole number"),
+        ({"q": "towel", "page_size": "²"}, "page_size", "1 to 100"),
         ({"q": "towel", "page_size": "1000"}, "page_size", "1 to 100"),
         ({"q": "towel", "explain": "maybe"}, "explain", "true or false"),
         ({"q": "towel", "fusion": "magic"}, "fusion", "Unknown fusion"),
@@ -120,7 +127,72 @@ def test_photo_search_finds_the_product_first(api):
 
     assert response.status_code == 200, response.content
     assert response.json()["results"][0]["id"] == product.pk
-    assert response.json()["next"] is None  # paging repeats the upload
+
+
+def _get(api: APIClient, url: str):
+    """GET an absolute link from a response body, as a client following ``next`` would."""
+    parts = urlsplit(url)
+    return api.get(f"{parts.path}?{parts.query}")
+
+
+def test_photo_search_pages_by_its_token_without_a_second_upload(api):
+    product = Product.objects.filter(title__icontains="towel", images__isnull=False).first()
+    photo = _catalog_photo(product)
+
+    first = api.post("/api/search/image", {"image": ContentFile(photo, name="snap.jpg"), "page_size": "5"}, format="multipart").json()
+    second = _get(api, first["next"])
+    back = _get(api, second.json()["previous"])
+    uploaded_again = api.post(
+        "/api/search/image", {"image": ContentFile(photo, name="snap.jpg"), "page_size": "5", "page": "2"}, format="multipart",
+    ).json()
+
+    # then page 2 by token is exactly page 2 of a second upload, and "previous" leads back to page 1
+    assert first["previous"] is None and len(first["photo"]) == 22
+    assert parse_qs(urlsplit(first["next"]).query) == {"photo": [first["photo"]], "page_size": ["5"], "page": ["2"]}
+    assert second.status_code == 200, second.content
+    assert second.json()["page"] == 2 and second.json()["count"] == first["count"] == uploaded_again["count"]
+    assert [r["id"] for r in second.json()["results"]] == [r["id"] for r in uploaded_again["results"]]
+    assert [r["id"] for r in back.json()["results"]] == [r["id"] for r in first["results"]]
+    assert second.json()["photo"] == first["photo"]
+
+
+def test_photo_pages_keep_the_words_and_filters(api):
+    product = Product.objects.filter(title__icontains="towel", images__isnull=False).select_related("category").first()
+    root = product.category.path.split(" > ")[0]
+    upload = {"image": ContentFile(_catalog_photo(product), name="snap.jpg"), "q": "towel", "category": root, "page_size": "2"}
+
+    first = api.post("/api/search/image", upload, format="multipart").json()
+    second = _get(api, first["next"]).json()
+
+    assert parse_qs(urlsplit(first["next"]).query)["q"] == ["towel"]
+    assert second["page"] == 2 and second["count"] == first["count"]
+    assert second["results"] and all(r["category"].startswith(root) for r in second["results"])
+
+
+def test_an_expired_photo_token_is_410_asking_for_the_photo_again(api, settings):
+    settings.SEARCH_PHOTO_TTL_S = 0  # the cache forgets the photo at once, as it does after the TTL
+    product = Product.objects.filter(title__icontains="towel", images__isnull=False).first()
+    upload = {"image": ContentFile(_catalog_photo(product), name="snap.jpg"), "page_size": "2"}
+    first = api.post("/api/search/image", upload, format="multipart")
+
+    expired = _get(api, first.json()["next"])
+    unknown = api.get("/api/search/image", {"photo": "A" * 22})
+
+    assert first.status_code == 200
+    for response in (expired, unknown):
+        assert response.status_code == 410
+        error = response.json()["error"]
+        assert error["code"] == "photo_expired" and error["field"] == "photo"
+        assert "upload the photo again with POST /api/search/image" in error["message"]
+
+
+@pytest.mark.parametrize("params", [{}, {"photo": ""}, {"photo": "not-a-token"}, {"photo": "A" * 23}, {"photo": "A" * 21 + "/"}])
+def test_a_missing_or_malformed_photo_token_is_400(api, params):
+    response = api.get("/api/search/image", params)
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["field"] == "photo" and "POST /api/search/image" in error["message"]
 
 
 def test_photo_with_words_and_filters(api):

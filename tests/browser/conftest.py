@@ -80,12 +80,30 @@ def _serve_media(route, request) -> None:
         route.fulfill(status=404, body=b"")
 
 
-@pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(viewport={"width": 1366, "height": 900}, base_url=live_server.url)
+#: A desktop Chrome's user agent. Headless Chromium says "HeadlessChrome", which the click guards
+#: treat as a bot (no impression, no click), as they should.
+DESKTOP_CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"
+
+
+def _new_page(browser, live_server, **options):
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, base_url=live_server.url, **options)
     context.route(f"**{settings.MEDIA_URL}**", _serve_media)
     page = context.new_page()
     page.set_default_timeout(60_000)  # the first query loads the encoders in the server thread
+    return context, page
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context, page = _new_page(browser, live_server)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def shopper_page(browser, live_server):
+    """A page whose browser reports a desktop Chrome user agent, so its impressions and clicks count."""
+    context, page = _new_page(browser, live_server, user_agent=DESKTOP_CHROME)
     yield page
     context.close()
 

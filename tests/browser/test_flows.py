@@ -7,11 +7,13 @@ run in-process, so a product saved in the admin is indexed when its transaction 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from django.conf import settings
 from playwright.sync_api import expect
 
+from search.event_models import SearchClick
 from shop.merchant_services import merchant_staff_add
 from shop.models import Merchant, Product
 
@@ -65,6 +67,26 @@ def test_shopper_searches_filters_pages_uploads_a_photo_and_opens_a_product(page
     page.wait_for_url(re.compile(rf"/p/{towel.pk}/"))
     expect(page.locator("h1")).to_have_text(towel.title)
     screenshot("05-product-page")
+
+
+def test_a_click_on_a_result_comes_back_by_beacon_and_counts(shopper_page, shop_catalog):
+    # given a results page that recorded its impression
+    page = shopper_page
+    page.goto("/search/?q=cotton+bath+towel")
+    expect(page.locator("[data-impression]")).to_have_count(1)
+    first = page.locator(CARD_TITLES).first
+    product_id = int(re.search(r"/p/(\d+)/", first.get_attribute("href")).group(1))
+
+    # when the shopper clicks the first result
+    first.click()
+    page.wait_for_url(re.compile(rf"/p/{product_id}/"))
+
+    # then clicks.js's beacon (text/plain, no CSRF token) reached POST /events/click and counted
+    deadline = time.monotonic() + 15
+    while not SearchClick.objects.filter(product_id=product_id).exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    click = SearchClick.objects.get(product_id=product_id)
+    assert click.counted and click.position == 1
 
 
 #: A real bath mat photo from the Flipkart catalog (read from CATALOG_DIR, never copied).

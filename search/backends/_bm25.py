@@ -48,7 +48,8 @@ class BM25Index:
 
     Args:
         path: directory of the index (created if missing).
-        field_boosts: field -> boost for BM25 (settings ``SEARCH_FIELD_BOOSTS``).
+        field_boosts: field -> boost for BM25 (settings ``SEARCH_FIELD_BOOSTS``); ``title_phrase``
+            boosts titles holding a query of two or more words as a phrase (0 or absent: off).
     """
 
     def __init__(self, path: Path, field_boosts: dict[str, float]):
@@ -58,6 +59,7 @@ class BM25Index:
         self.analyzer = build_analyzer()
         self.index.register_tokenizer(ANALYZER, self.analyzer)
         self.boosts = {f: float(field_boosts.get(f, 1.0)) for f in TEXT_FIELDS}
+        self.phrase_boost = float(field_boosts.get("title_phrase", 0.0))
 
     # -- writes (caller holds the engine's write lock) -----------------------------------------
     def write(self, upserts: Sequence[SearchDocument], deletes: Sequence[int]) -> None:
@@ -127,6 +129,9 @@ class BM25Index:
             ]))
             for t in terms
         ]
+        if len(terms) > 1 and self.phrase_boost > 0:
+            phrase = tantivy.Query.phrase_query(self.schema, "title", terms)
+            per_term.append((tantivy.Occur.Should, tantivy.Query.boost_query(phrase, self.phrase_boost)))
         q = tantivy.Query.boolean_query(per_term)
         if filter_q is not None:
             q = tantivy.Query.boolean_query([(tantivy.Occur.Must, q), (tantivy.Occur.Must, tantivy.Query.const_score_query(filter_q, 0.0))])

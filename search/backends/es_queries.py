@@ -78,23 +78,23 @@ def text_query(query: str, boosts: Mapping[str, float], *, popularity_boost: flo
 
     ``multi_match`` (``best_fields``, ``fuzziness: AUTO``: 0 edits up to 2 characters, 1 up to
     5, 2 beyond) over ``title^3 brand^2 category^1.5 description`` (boosts from settings), or a
-    match on ``title.prefix`` for words still being typed; a ``rank_feature`` on ``popularity``
+    match on ``title.prefix`` for words still being typed, a ``match_phrase`` on ``title`` boosted
+    by ``boosts["title_phrase"]`` for queries of two or more words; a ``rank_feature`` on ``popularity``
     adds a saturated click prior when ``popularity_boost`` > 0.
     """
     text = limit_terms(query)
-    fields = [f"{name}^{boost:g}" for name, boost in boosts.items() if boost > 0]
-    matching = {
-        "bool": {
-            "should": [
-                {"multi_match": {
-                    "query": text, "fields": fields, "type": "best_fields", "fuzziness": "AUTO",
-                    "prefix_length": FUZZY_PREFIX_LENGTH, "max_expansions": FUZZY_MAX_EXPANSIONS,
-                }},
-                {"match": {"title.prefix": {"query": text, "operator": "and", "boost": PREFIX_BOOST}}},
-            ],
-            "minimum_should_match": 1,
-        }
-    }
+    fields = [f"{name}^{boost:g}" for name, boost in boosts.items() if boost > 0 and name != "title_phrase"]
+    should: list[dict] = [
+        {"multi_match": {
+            "query": text, "fields": fields, "type": "best_fields", "fuzziness": "AUTO",
+            "prefix_length": FUZZY_PREFIX_LENGTH, "max_expansions": FUZZY_MAX_EXPANSIONS,
+        }},
+        {"match": {"title.prefix": {"query": text, "operator": "and", "boost": PREFIX_BOOST}}},
+    ]
+    phrase_boost = boosts.get("title_phrase", 0.0)
+    if phrase_boost > 0 and len(text.split()) > 1:
+        should.append({"match_phrase": {"title": {"query": text, "boost": phrase_boost}}})
+    matching = {"bool": {"should": should, "minimum_should_match": 1}}
     if popularity_boost <= 0:
         return matching
     return {"bool": {"must": [matching], "should": [{"rank_feature": {"field": "popularity", "saturation": {}, "boost": popularity_boost}}]}}

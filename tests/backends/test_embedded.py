@@ -205,3 +205,24 @@ def test_stored_vectors_are_returned_by_id(writer):
     # then: 9 has no photo, 999 does not exist
     assert set(stored) == {1}
     np.testing.assert_allclose(stored[1], vectors_for(1)["image"], atol=1e-6)
+
+
+# -- BM25 phrase boost ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(("phrase_boost", "first"), [(0.0, None), (2.0, 1)])
+def test_a_title_holding_the_query_as_a_phrase_ranks_first_only_with_the_phrase_boost(tmp_path, phrase_boost, first):
+    # given two titles with the same words, one holding "wine rack" as a phrase
+    params = {**embedded_params(tmp_path / "index"), "FIELD_BOOSTS": {**settings.SEARCH_FIELD_BOOSTS, "title_phrase": phrase_boost}}
+    backend = EmbeddedSearchBackend(params, TEST_DIMS)
+    backend.add_bulk([SearchDocumentFactory(id=1, title="Teak wine rack for glass"),
+                      SearchDocumentFactory(id=2, title="Teak wine glass for rack")])
+    # when a shopper searches the phrase
+    hits = backend.search_text("wine rack", limit=10)
+    # then both match; the phrase decides only when it is boosted
+    assert sorted(h.id for h in hits) == [1, 2]
+    if first is None:
+        assert hits[0].score == pytest.approx(hits[1].score)
+    else:
+        assert hits[0].id == first and hits[0].score > hits[1].score
+    # and a one-word query is scored by its terms alone
+    one = backend.search_text("rack", limit=10)
+    assert one[0].score == pytest.approx(one[1].score)

@@ -100,6 +100,19 @@ def test_bm25_search_with_filters_is_valid(spec, fake_es):
     assert "query_string" not in json.dumps(body)
 
 
+def test_phrase_boost_on_the_title_is_valid_and_only_for_several_words(spec, fake_es):
+    from search.backends import es_queries
+
+    boosts = {**BOOSTS, "title_phrase": 2.0}
+    body = es_queries.text_search_body("wine rack", None, 10, boosts)
+    spec.validate("search", body)
+    should = body["query"]["bool"]["should"]
+    assert {"match_phrase": {"title": {"query": "wine rack", "boost": 2.0}}} in should
+    assert all("title_phrase" not in f for f in should[0]["multi_match"]["fields"])
+    one = es_queries.text_search_body("rack", None, 10, boosts)
+    assert "match_phrase" not in json.dumps(one)
+
+
 def test_browse_by_filters_is_valid(spec, fake_es):
     backend, cluster = fake_es()
     backend.search_text(None, filters=SearchFilters(brands=("Acme",)), limit=5000)

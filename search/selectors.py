@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from django.conf import settings
@@ -89,6 +89,42 @@ def product_search(
     per_page = per_page or settings.SEARCH_PAGE_SIZE
     method = method or settings.SEARCH_FUSION
 
+    fused = _ranked(backend=backend, text=text, image=image, filters=filters, method=method, weights=weights)
+    ids = [r.id for r in fused]
+    facets = _facets(ids, filters)
+    if filters.brands:  # disjunctive brand facet: every brand the query finds, so a second can be added
+        unbranded = replace(filters, brands=())
+        others = _ranked(backend=backend, text=text, image=image, filters=unbranded, method=method, weights=weights)
+        facets["brand"] = _facets([r.id for r in others], unbranded)["brand"]
+    ordered = _sorted_ids(fused, sort)
+    start = (max(1, page) - 1) * per_page
+    page_ids = ordered[start:start + per_page]
+    by_id = {r.id: r for r in fused}
+    rows = (
+        Product.objects.filter(pk__in=page_ids)
+        .select_related("brand", "category")
+        .prefetch_related(Prefetch("images", queryset=ProductImage.objects.order_by("-is_primary", "position", "id")))
+        .in_bulk()
+    )
+    products = []
+    for pid in page_ids:
+        p = rows.get(pid)
+        if p is None:  # deleted since it was indexed
+            continue
+        p.search_score = by_id[pid].score
+        p.search_explain = by_id[pid].explain()
+        products.append(p)
+    return SearchPage(
+        products=products, total=len(ids), page=max(1, page), per_page=per_page, facets=facets,
+        took_ms=(time.perf_counter() - started) * 1000, method=method,
+    )
+
+
+def _ranked(
+    *, backend: BaseSearchBackend, text: str, image: ImageFeatures | None, filters: SearchFilters, method: str,
+    weights: dict[str, float] | None,
+) -> list[ranking.FusedResult]:
+    """Every product the query finds under ``filters``, best first (browse: by rating)."""
     if not text and image is None:
         hits = backend.search_text(None, filters=filters, limit=BROWSE_LIMIT)
         fused = [ranking.FusedResult(h.id, 0.0) for h in hits]
@@ -120,30 +156,7 @@ def product_search(
                 max_lift=settings.CLICK_MAX_LIFT_RANKS, max_drop=settings.CLICK_MAX_DROP_RANKS,
             )
 
-    ids = [r.id for r in fused]
-    facets = _facets(ids, filters)
-    ordered = _sorted_ids(fused, sort)
-    start = (max(1, page) - 1) * per_page
-    page_ids = ordered[start:start + per_page]
-    by_id = {r.id: r for r in fused}
-    rows = (
-        Product.objects.filter(pk__in=page_ids)
-        .select_related("brand", "category")
-        .prefetch_related(Prefetch("images", queryset=ProductImage.objects.order_by("-is_primary", "position", "id")))
-        .in_bulk()
-    )
-    products = []
-    for pid in page_ids:
-        p = rows.get(pid)
-        if p is None:  # deleted since it was indexed
-            continue
-        p.search_score = by_id[pid].score
-        p.search_explain = by_id[pid].explain()
-        products.append(p)
-    return SearchPage(
-        products=products, total=len(ids), page=max(1, page), per_page=per_page, facets=facets,
-        took_ms=(time.perf_counter() - started) * 1000, method=method,
-    )
+    return fused
 
 
 def search_rankings(

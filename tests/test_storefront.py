@@ -140,6 +140,23 @@ def test_brand_and_price_band_links_filter_the_results(client, indexed_catalog):
     assert {p.brand.name for p in by_brand.context["page"].products} == {brand.label}
 
 
+def test_a_second_brand_can_be_added_to_the_first_with_counts_that_hold(client, indexed_catalog):
+    # given a search narrowed to one brand
+    first, second = client.get("/search/", {"q": "cotton"}).context["brand_links"][:2]
+    narrowed = client.get(first.url)
+    # then the brand list still offers the other brands with their own counts, the chosen one marked
+    links = {link.label: link for link in narrowed.context["brand_links"]}
+    assert links[first.label].active and links[first.label].count == first.count
+    assert not links[second.label].active and links[second.label].count == second.count
+    # when the shopper adds the second brand
+    both = client.get(links[second.label].url)
+    # then the results are the products of either brand
+    page = both.context["page"]
+    assert page.total == first.count + second.count
+    assert {p.brand.name for p in page.products} == {first.label, second.label}
+    assert [link.label for link in both.context["brand_links"] if link.active] == [first.label, second.label]
+
+
 def test_page_two_differs_from_page_one(client, indexed_catalog):
     first = client.get("/search/", {"q": "cotton"})
     second = client.get("/search/", {"q": "cotton", "page": "2"})

@@ -42,6 +42,11 @@ def _fresh_rate_limits():
 
 @pytest.fixture
 def world(db) -> World:
+    """Exactly these three products (rows other fixtures committed are removed inside this test's transaction)."""
+    from shop.signals import indexing_deferred
+
+    with indexing_deferred():
+        Product.objects.all().delete()
     User = get_user_model()
     users = {
         "shopper": User.objects.create_user("shopper", password="pw-shopper"),

@@ -36,7 +36,8 @@ INPUT_SIZE = 224
 #: Photos per forward pass on CPU. Measured on 2 cores with Flipkart photos: batch 1 -> 70,
 #: 4 -> 79, 8 -> 60, 16 -> 41 photos/s (larger batches fall out of cache).
 CPU_BATCH_SIZE = 4
-#: The same with ONNX Runtime (one thread): see bench/image_encoder.py.
+#: The same with ONNX Runtime, one thread (bench/image_encoder.py, 32 Flipkart photos per call):
+#: 1 -> 142, 4 -> 147, 8 -> 132 photos/s.
 ONNX_CPU_BATCH_SIZE = 4
 RUNTIMES = ("auto", "onnx", "torch")
 _warned: set[str] = set()

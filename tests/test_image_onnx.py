@@ -272,3 +272,14 @@ def test_search_status_names_the_image_encoder_runtime(settings):
     # then
     assert "Image encoder: onnxruntime 1.31.1 on cpu (" in out.getvalue()
     assert "Image encoder: torch on cpu (IMAGE_ENCODER_RUNTIME=torch)." in out.getvalue()
+
+
+def test_an_unknown_runtime_setting_fails_manage_py_check(settings):
+    # given
+    from django.core.checks import run_checks
+
+    settings.IMAGE_ENCODER_RUNTIME = "tensorrt"
+    # when
+    errors = [e for e in run_checks() if e.id == "search.E006"]
+    # then
+    assert [(e.msg, e.hint) for e in errors] == [("IMAGE_ENCODER_RUNTIME is 'tensorrt'.", "Use one of: auto, onnx, torch.")]

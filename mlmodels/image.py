@@ -34,7 +34,8 @@ IMAGE_DIM = 1280
 NUM_CLASSES = 1000
 INPUT_SIZE = 224
 #: Photos per forward pass on CPU. Measured on 2 cores with Flipkart photos: batch 1 -> 70,
-#: 4 -> 79, 8 -> 60, 16 -> 41 photos/s (larger batches fall out of cache).
+#: 4 -> 79, 8 -> 60, 16 -> 41 photos/s (larger batches fall out of cache). With one thread
+#: (ENCODER_CPU_THREADS=1) bench/image_encoder.py later measured 1 -> 49, 4 -> 35, 8 -> 26.
 CPU_BATCH_SIZE = 4
 #: The same with ONNX Runtime, one thread (bench/image_encoder.py, 32 Flipkart photos per call):
 #: 1 -> 142, 4 -> 147, 8 -> 132 photos/s.

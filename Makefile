@@ -45,6 +45,7 @@ bench: setup
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	mkdir -p var/bench
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) bench/run.py --json var/bench/results.json
+	CATALOG_DIR=$(CATALOG_DIR) $(PY) bench/image_encoder.py --json var/bench/image_encoder.json
 
 clean:
 	rm -rf var .pytest_cache artifacts

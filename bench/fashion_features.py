@@ -61,8 +61,9 @@ def encode_fashion(folder: Path, cache: Path = DEFAULT_CACHE) -> FashionFeatures
             return FashionFeatures(**{k: z[k] for k in FashionFeatures.__dataclass_fields__})
     setup_django()
     from mlmodels.images import ImageRejected, open_image
-    from mlmodels.registry import get_image_encoder, get_text_encoder
+    from mlmodels.registry import get_text_encoder
     from search.documents import compose_document_text
+    from search.encoding import image_encoder
     from shop.importers import read_catalog
 
     rows = [r for r in read_catalog("fashion", folder) if not r.skip_reason]
@@ -77,7 +78,7 @@ def encode_fashion(folder: Path, cache: Path = DEFAULT_CACHE) -> FashionFeatures
     texts = [compose_document_text(title=r.title, brand=r.brand, category_path=r.category_path, description=r.description) for r in kept]
     text_vectors = get_text_encoder().encode_document(texts)
     print(f"{len(texts)} texts encoded in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    encoder = get_image_encoder()
+    encoder = image_encoder()
     feats, logits = [], []
     t0 = time.perf_counter()
     for start in range(0, len(images), CHUNK):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from functools import cache
+from pathlib import Path
 
 from mlmodels.device import configure_cpu_threads
 from mlmodels.fusion import FusionSpace, ZeroShotBridge
@@ -24,9 +25,9 @@ def _text_encoder(device: str | None) -> TextEncoder:
 
 
 @cache
-def _image_encoder(device: str | None) -> ImageEncoder:
-    configure_cpu_threads()
-    return ImageEncoder(device=device)
+def _image_encoder(device: str | None, runtime: str | None, cache_dir: str | None) -> ImageEncoder:
+    threads = configure_cpu_threads()
+    return ImageEncoder(device=device, runtime=runtime, cache_dir=cache_dir, threads=threads)
 
 
 @cache
@@ -40,10 +41,18 @@ def get_text_encoder(device: str | None = None) -> TextEncoder:
         return _text_encoder(device)
 
 
-def get_image_encoder(device: str | None = None) -> ImageEncoder:
-    """The shared :class:`ImageEncoder` (loaded on first call)."""
+def get_image_encoder(
+    device: str | None = None, runtime: str | None = None, cache_dir: str | Path | None = None,
+) -> ImageEncoder:
+    """The shared :class:`ImageEncoder` (loaded, and on CPU exported to ONNX if not cached, on first call).
+
+    Args:
+        device: ``ENCODER_DEVICE`` (``None``: the environment variable, else auto).
+        runtime: ``IMAGE_ENCODER_RUNTIME`` (``None``: the environment variable, else auto).
+        cache_dir: ``ENCODER_CACHE_DIR`` (``None``: the environment variable, else the user cache).
+    """
     with _lock:
-        return _image_encoder(device)
+        return _image_encoder(device, runtime, str(cache_dir) if cache_dir is not None else None)
 
 
 def get_bridge(device: str | None = None) -> FusionSpace:

@@ -57,7 +57,14 @@ def text_encoder():
 def image_encoder():
     from mlmodels.registry import get_image_encoder
 
-    return get_image_encoder(settings.ENCODER_DEVICE)
+    return get_image_encoder(settings.ENCODER_DEVICE, settings.IMAGE_ENCODER_RUNTIME, settings.ENCODER_CACHE_DIR)
+
+
+def image_encoder_status() -> str:
+    """The image encoder's runtime under the settings, for ``search_status`` (loads no model)."""
+    from mlmodels.image import describe_runtime
+
+    return describe_runtime(settings.ENCODER_DEVICE, settings.IMAGE_ENCODER_RUNTIME, settings.ENCODER_CACHE_DIR)
 
 
 def fusion_weights(overrides: dict[str, float] | None = None) -> tuple[float, float]:

@@ -47,12 +47,13 @@ def sample_rows(fashion_per_type: int = FASHION_PER_TYPE) -> list:
 def sample():
     """The sample encoded with the real encoders: texts as the indexer builds them, photos, titles."""
     from mlmodels.images import open_image
-    from mlmodels.registry import get_image_encoder, get_text_encoder
+    from mlmodels.registry import get_text_encoder
     from search.documents import compose_document_text
+    from search.encoding import image_encoder
 
     rows = sample_rows()
     texts = [compose_document_text(title=r.title, brand=r.brand, category_path=r.category_path, description=r.description) for r in rows]
-    photos = get_image_encoder().encode([open_image(r.image_path).image for r in rows])
+    photos = image_encoder().encode([open_image(r.image_path).image for r in rows])
     return {
         "rows": rows,
         "titles": [r.title for r in rows],

@@ -266,6 +266,11 @@ INDEX_STALE_AFTER_S = env.int("INDEX_STALE_AFTER_S", default=600)
 
 # --- models -----------------------------------------------------------------------------------------
 ENCODER_DEVICE = env("ENCODER_DEVICE", default="auto")
+#: ``auto`` runs the image encoder through ONNX Runtime on CPU (exported on first use; ~3.5x less
+#: CPU per photo than torch, see bench/RESULTS.md) and through torch on CUDA; ``torch`` keeps torch.
+IMAGE_ENCODER_RUNTIME = env("IMAGE_ENCODER_RUNTIME", default="auto")
+#: Where the image encoder's ONNX export is cached (one file per weights checksum + torch version).
+ENCODER_CACHE_DIR = Path(env("ENCODER_CACHE_DIR", default=str(VAR_DIR / "models")))
 #: Trained fusion heads: one folder per version, and ``active.json`` naming the one in service
 #: for new index builds (``manage.py train_fusion`` writes both; ``reindex`` switches search).
 FUSION_HEAD_DIR = Path(env("FUSION_HEAD_DIR", default=str(VAR_DIR / "fusion")))

@@ -19,6 +19,7 @@ SEARCH_INDEX_DIR = _tmp / "search-index"
 for _alias in ("default", "embedded"):
     SEARCH_BACKENDS[_alias] = {**_EMBEDDED, "INDEX_DIR": SEARCH_INDEX_DIR, "INDEX": "products"}
 FUSION_HEAD_DIR = _tmp / "fusion"
+ENCODER_CACHE_DIR = _tmp / "models"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(_tmp / "cache")}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -131,8 +131,12 @@ def _ranked(
     else:
         vectors = encoding.query_vectors(text or None, image, backend=backend)
         all_weights = blend_weights(space=vectors.space, photo=image is not None, overrides=weights)
+        # -- click feedback: shoppers' photos as extra references (search.click_selectors) --
+        refs: list[Hit] = []
+        if image is not None and all_weights.get("photo_refs_knn", 0):
+            refs = click_selectors.photo_refs_ranking(vectors.image, filters=filters, k=settings.SEARCH_CANDIDATES)
         hybrid = getattr(backend, "search_hybrid", None)
-        if hybrid is not None:  # the engine fuses BM25 and kNN itself (Elasticsearch retrievers)
+        if hybrid is not None and not refs:  # the engine fuses BM25 and kNN itself (Elasticsearch retrievers)
             query_vectors = {"text": vectors.text} if text else {}
             if image is not None:
                 query_vectors["image"] = vectors.image
@@ -142,11 +146,10 @@ def _ranked(
                 text or None, query_vectors, filters=filters, k=settings.SEARCH_CANDIDATES, method=method,
                 weights=all_weights, rrf_k=settings.SEARCH_RRF_K,
             )
-        else:
+        else:  # fused here: the embedded engine, or shoppers' photo references the engine does not hold
             rankings = search_rankings(backend=backend, text=text, vectors=vectors, filters=filters)
-            # -- click feedback: shoppers' photos as extra references (search.click_selectors) --
-            if image is not None and all_weights.get("photo_refs_knn", 0):
-                rankings["photo_refs_knn"] = click_selectors.photo_refs_ranking(vectors.image, filters=filters, k=settings.SEARCH_CANDIDATES)
+            if refs:
+                rankings["photo_refs_knn"] = refs
             fused = rankings_blend(rankings, method=method, weights=all_weights)
         # -- click feedback: the click prior, with its weight and the rank caps (search.feedback) --
         if all_weights.get("clicks", 0):

@@ -75,3 +75,15 @@ def test_a_secret_key_starting_with_a_dollar_sign_is_taken_as_it_is(tmp_path):
     result = _manage(tmp_path, "shell", "-c", code, SECRET_KEY=key, ALLOWED_HOSTS="shop.example.com")
 
     assert result.stdout.strip().splitlines()[-1] == key, result.stderr
+
+
+def test_a_fresh_checkout_without_a_var_folder_migrates_into_a_new_one(tmp_path):
+    # given a checkout where the folder for the database, media and index does not exist yet
+    var = tmp_path / "fresh" / "var"
+    # when the database is the first thing a command touches (no system check has run to create
+    # the file cache's folder on the way), with the default (development) settings
+    first_use = "from django.db import connection; connection.ensure_connection(); print('connected')"
+    result = _manage(tmp_path, "shell", "-c", first_use, DJANGO_SETTINGS_MODULE="config.settings.base", VAR_DIR=str(var))
+    # then the folder and the SQLite database are created
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "connected" in result.stdout and (var / "db.sqlite3").is_file()

@@ -8,6 +8,7 @@ bad input becomes a page with the reason (HTTP 400); an engine that cannot answe
 from __future__ import annotations
 
 import logging
+import math
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -17,6 +18,7 @@ from django.template import loader
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
+from config.api import PhotoSearchAnonThrottle, PhotoSearchUserThrottle
 from search.backends.base import SearchBackendError
 from search.events import impression_record_for_page
 from search.forms import SearchRequestError, decode_query_photo, parse_search_request
@@ -32,6 +34,7 @@ logger = logging.getLogger(__name__)
 PHOTO_EXPIRED = "Your photo search expired; upload the photo again."
 NO_PHOTO = "Choose a photo to search with (JPEG, PNG, WebP, GIF, BMP or TIFF)."
 UNAVAILABLE = "Search is temporarily unavailable. Please try again in a minute."
+TOO_MANY_PHOTOS = "Too many photo searches from here in the last minute: try again in {seconds} s, or search by words."
 #: "Looks similar" products on a product page: one row of the grid on a desktop screen.
 SIMILAR_LIMIT = 6
 #: Longest query echoed back into the search box on an error page (the rest is dropped).
@@ -79,6 +82,11 @@ def search_photo(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseRedirect(reverse("shop:home") + "#photo-search")
     state = search_ui.SearchState(request.POST)
+    wait = photo_search_wait(request)
+    if wait is not None:  # the API's photo-search limits, one budget per IP (anonymous) or user
+        response = _search_error(request, state, TOO_MANY_PHOTOS.format(seconds=wait), status=429)
+        response["Retry-After"] = str(wait)
+        return response
     upload = request.FILES.get("image")
     if upload is None:
         return _search_error(request, state, NO_PHOTO, status=400)
@@ -92,6 +100,16 @@ def search_photo(request: HttpRequest) -> HttpResponse:
     params = [("img", query_photo_store(features))]
     params += [(k, v) for k, v in state.hidden_fields("img", "explain") if k in ("q", "category", "brand")]
     return HttpResponseRedirect(f"{reverse('shop:search')}?{urlencode(params)}")
+
+
+def photo_search_wait(request: HttpRequest) -> int | None:
+    """Seconds to wait before another photo search (``None``: go ahead), by the REST API's photo
+    throttles (``search_photo_anon`` per IP, ``search_photo_user`` per user), so the storefront form
+    and the API share one budget. An allowed request is counted."""
+    for throttle in (PhotoSearchAnonThrottle(), PhotoSearchUserThrottle()):
+        if not throttle.allow_request(request, None):
+            return max(1, math.ceil(throttle.wait() or 1))
+    return None
 
 
 @require_safe

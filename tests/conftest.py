@@ -13,6 +13,19 @@ from django.conf import settings
 SAMPLE_PER_CATEGORY = 9  # 7 top-level categories -> 63 products
 
 
+@pytest.fixture(autouse=True)
+def _photo_search_budget_reset():
+    """Every test starts with the photo-search rate limit of the test client's address unused
+    (the storefront form and the API share it; tests that test the limit set their own rates)."""
+    from django.core.cache import cache
+
+    from config.api import PhotoSearchAnonThrottle
+
+    throttle = PhotoSearchAnonThrottle()
+    cache.delete(throttle.cache_format % {"scope": throttle.scope, "ident": "127.0.0.1"})
+    yield
+
+
 def flipkart_dir() -> Path:
     return Path(settings.CATALOG_DIR) / "flipkart"
 

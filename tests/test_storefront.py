@@ -368,3 +368,23 @@ def test_search_engine_failure_gives_503(client, indexed_catalog, tmp_path, monk
     # then
     assert response.status_code == 503
     assert "Search is temporarily unavailable" in response.content.decode()
+
+
+def test_the_photo_form_shares_the_api_photo_search_limit(client, settings, indexed_catalog):
+    # given a photo-search budget of two per minute for an anonymous address
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "search_photo_anon": "2/minute"},
+    }
+    photo = jpeg_bytes()
+    # when a third photo arrives within the minute, by the storefront form
+    statuses = [upload(client, photo).status_code for _ in range(3)]
+    # then it is refused with a reason and a wait, before any encoding, and words still search
+    assert statuses == [302, 302, 429]
+    refused = upload(client, photo)
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert "Too many photo searches" in page_text(refused)
+    assert client.get("/search/", {"q": "towel"}).status_code == 200
+    # and the API's photo search shares the budget
+    api = client.post("/api/search/image", {"image": SimpleUploadedFile("p.jpg", photo, content_type="image/jpeg")})
+    assert api.status_code == 429

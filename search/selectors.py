@@ -150,7 +150,8 @@ def _ranked(
             rankings = search_rankings(backend=backend, text=text, vectors=vectors, filters=filters)
             if refs:
                 rankings["photo_refs_knn"] = refs
-            fused = rankings_blend(rankings, method=method, weights=all_weights)
+            best = knn_best(backend, vectors) if not filters.is_empty else None
+            fused = rankings_blend(rankings, method=method, weights=all_weights, best=best)
         # -- click feedback: the click prior, with its weight and the rank caps (search.feedback) --
         if all_weights.get("clicks", 0):
             priors = click_selectors.click_priors(text=text, product_ids=[r.id for r in fused])
@@ -218,6 +219,7 @@ def rankings_blend(
     method: str | None = None,
     weights: dict[str, float] | None = None,
     rrf_k: int | None = None,
+    best: dict[str, float] | None = None,
 ) -> list[ranking.FusedResult]:
     """Fuse retriever lists the storefront's way: ``ranking.blend`` with settings as defaults.
 
@@ -226,16 +228,65 @@ def rankings_blend(
         method: ``rrf`` or ``linear`` (default ``SEARCH_FUSION``).
         weights: per-retriever weights laid over ``SEARCH_WEIGHTS``.
         rrf_k: RRF constant (default ``SEARCH_RRF_K``).
+        best: the query's best cosine per vector field in the whole catalog, for a filtered
+            query (see :func:`matched_ids`); unfiltered lists supply their own.
+
+    Only the products the query matches (:func:`matched_ids`) are returned; their scores and
+    order are those of the blend over the full lists.
 
     Raises:
         ValueError: unknown method, or ``rrf_k`` not positive.
     """
-    return ranking.blend(
+    fused = ranking.blend(
         rankings,
         method=method or settings.SEARCH_FUSION,
         weights={**settings.SEARCH_WEIGHTS, **(weights or {})},
         rrf_k=rrf_k or settings.SEARCH_RRF_K,
     )
+    matched = matched_ids(rankings, best=best)
+    return [r for r in fused if r.id in matched]
+
+
+#: kNN retriever -> the vector field it searches.
+KNN_FIELDS = {"text_knn": "text", "image_knn": "image", "fused_knn": "fused"}
+
+
+def matched_ids(rankings: dict[str, list[Hit]], *, best: dict[str, float] | None = None) -> set[int]:
+    """The products a query matches: every BM25 and photo-reference hit, and the kNN hits whose
+    cosine is at least ``SEARCH_KNN_MIN_RATIO[field]`` x the query's best cosine in the catalog.
+
+    A kNN returns its ``k`` nearest products however far they are, so without a floor "shirt"
+    lists routers, and a filter to a small category returns all of it. The floor is relative to
+    the *unfiltered* best match (``best``, from :func:`knn_best`, for a filtered query), so a
+    filter never admits a product the unfiltered query left out, and a facet's count is the
+    number of results its filter opens. Ranking is untouched: the floor only decides membership.
+
+    Args:
+        rankings: retriever -> hits (``search_rankings``).
+        best: vector field -> best cosine without filters; missing fields use their list's first hit.
+    """
+    matched: set[int] = set()
+    for name, hits in rankings.items():
+        field = KNN_FIELDS.get(name)
+        ratio = settings.SEARCH_KNN_MIN_RATIO.get(field, 0.0) if field else 0.0
+        top = (best or {}).get(field, hits[0].score if hits else 0.0) if field else 0.0
+        if ratio <= 0 or top <= 0:
+            matched.update(h.id for h in hits)
+        else:
+            matched.update(h.id for h in hits if h.score >= ratio * top)
+    return matched
+
+
+def knn_best(backend: BaseSearchBackend, vectors: encoding.QueryVectors) -> dict[str, float]:
+    """The query's best cosine per vector field in the whole catalog (one ``k=1`` kNN each, no filters)."""
+    best = {}
+    for field in ("text", "image", "fused"):
+        vector = getattr(vectors, field)
+        if vector is not None and settings.SEARCH_KNN_MIN_RATIO.get(field, 0.0) > 0:
+            hits = backend.search_vector(field, vector, k=1)
+            if hits:
+                best[field] = hits[0].score
+    return best
 
 
 def similar_products(*, product: Product, limit: int = 8, backend: BaseSearchBackend | None = None) -> list[Product]:

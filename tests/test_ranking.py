@@ -189,3 +189,23 @@ def test_explain_names_each_retriever_with_raw_score_rank_and_contribution():
         "bm25": {"raw": 5.0, "rank": 2, "contribution": round(1 / 62, 6)},
         "text_knn": {"raw": 0.9, "rank": 1, "contribution": round(1 / 61, 6)},
     }
+
+
+# -- which products a query matches (search.selectors.matched_ids) --------------------------------------
+def test_knn_hits_far_below_the_best_match_are_not_matched_but_bm25_hits_always_are(settings):
+    from search.selectors import matched_ids, rankings_blend
+
+    settings.SEARCH_KNN_MIN_RATIO = {"text": 0.5, "image": 0.5, "fused": 0.0}
+    rankings = {
+        "bm25": [Hit(7, 3.0)],
+        "text_knn": [Hit(1, 0.8), Hit(2, 0.41), Hit(3, 0.39), Hit(7, 0.1)],
+        "fused_knn": [Hit(4, 0.9), Hit(5, 0.01)],  # ratio 0: no floor
+    }
+    assert matched_ids(rankings) == {1, 2, 4, 5, 7}
+    # a filtered query measures against the unfiltered best match, so it admits nothing more
+    assert matched_ids(rankings, best={"text": 1.0}) == {1, 4, 5, 7}
+    # ranking is the blend of the full lists; the floor only removes members
+    full = {r.id: r.score for r in rankings_blend(rankings, method="linear", best={"text": 10.0})}
+    settings.SEARCH_KNN_MIN_RATIO = {"text": 0.0, "image": 0.0, "fused": 0.0}
+    unfloored = {r.id: r.score for r in rankings_blend(rankings, method="linear")}
+    assert full == {i: unfloored[i] for i in (4, 5, 7)}

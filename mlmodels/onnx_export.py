@@ -80,12 +80,9 @@ def default_cache_dir() -> Path:
 
 
 def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes (EfficientNet's 19 MB weights: ~30 ms; MiniLM's 91 MB: ~0.15 s)."""
-    digest = hashlib.sha256()
+    """Hex SHA-256 of a file's bytes (EfficientNet's 19 MB weights: ~20 ms; MiniLM's 91 MB: ~60 ms)."""
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def export_file_name(spec: ExportSpec, weights_sha256: str) -> str:

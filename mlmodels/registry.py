@@ -56,13 +56,8 @@ def get_text_encoder(
 def get_image_encoder(
     device: str | None = None, runtime: str | None = None, cache_dir: str | Path | None = None,
 ) -> ImageEncoder:
-    """The shared :class:`ImageEncoder` (loaded, and on CPU exported to ONNX if not cached, on first call).
-
-    Args:
-        device: ``ENCODER_DEVICE`` (``None``: the environment variable, else auto).
-        runtime: ``IMAGE_ENCODER_RUNTIME`` (``None``: the environment variable, else auto).
-        cache_dir: ``ENCODER_CACHE_DIR`` (``None``: the environment variable, else the user cache).
-    """
+    """The shared :class:`ImageEncoder`; arguments as for :func:`get_text_encoder`, ``runtime`` being
+    ``IMAGE_ENCODER_RUNTIME``."""
     with _lock:
         return _image_encoder(device, runtime, _key(cache_dir))
 

@@ -55,16 +55,7 @@ PROBE_TEXTS = (
 
 
 def select_runtime(preferred: str | None, device: torch.device) -> str:
-    """The runtime MiniLM runs on: ``"onnx"`` or ``"torch"``.
-
-    Args:
-        preferred: ``"auto"`` (ONNX Runtime on CPU, torch on CUDA), ``"onnx"`` or ``"torch"``.
-            Defaults to the ``TEXT_ENCODER_RUNTIME`` environment variable, else ``"auto"``.
-        device: the encoder's device; on anything but CPU the answer is always ``"torch"``.
-
-    Raises:
-        ValueError: ``preferred`` is not one of :data:`~mlmodels.onnx_export.RUNTIMES`.
-    """
+    """``"onnx"`` or ``"torch"`` for MiniLM: :func:`mlmodels.onnx_export.select_runtime` with ``TEXT_ENCODER_RUNTIME``."""
     return onnx_export.select_runtime(ONNX_EXPORT, preferred, device)
 
 
@@ -76,14 +67,8 @@ def weights_file() -> Path:
 
 
 def describe_runtime(device: str | None = None, runtime: str | None = None, cache_dir: str | Path | None = None) -> str:
-    """What the text encoder runs on in a process with these settings, without loading it.
-
-    E.g. ``"onnxruntime 1.31.1 on cpu (export cached: <path>)"`` or ``"torch on cuda"``
-    (see :func:`mlmodels.onnx_export.describe_runtime`).
-
-    Raises:
-        ValueError: an unknown ``device`` or ``runtime``.
-    """
+    """What the text encoder runs on under these settings, without loading it (see
+    :func:`mlmodels.onnx_export.describe_runtime`); ``ValueError`` for an unknown ``device`` or ``runtime``."""
     return onnx_export.describe_runtime(ONNX_EXPORT, select_device(device), runtime, cache_dir, weights_file())
 
 
@@ -115,15 +100,13 @@ class TextEncoder:
         device: ``"auto"``, ``"cpu"`` or ``"cuda"`` (see :func:`~mlmodels.device.select_device`).
         batch_size: texts per forward pass (default: :data:`ONNX_CPU_BATCH_SIZE` on ONNX Runtime,
             else :data:`TORCH_BATCH_SIZE`).
-        runtime: ``"auto"``, ``"onnx"`` or ``"torch"`` (see :func:`select_runtime`).
-        cache_dir: folder of ONNX exports (default :func:`~mlmodels.onnx_export.default_cache_dir`).
-        threads: ONNX Runtime intra-op threads (default: torch's CPU threads, i.e. ``ENCODER_CPU_THREADS``
-            once :func:`~mlmodels.device.configure_cpu_threads` ran).
+        runtime: ``"auto"``, ``"onnx"`` or ``"torch"`` (see :func:`select_runtime`); ``cache_dir`` the
+            folder of ONNX exports and ``threads`` ONNX Runtime's intra-op threads, as for
+            :class:`~mlmodels.image.ImageEncoder`.
 
     Attributes:
-        runtime: ``"onnx"`` or ``"torch"``: the runtime in use (``"torch"`` after a fallback).
-        runtime_note: what runs and why, e.g. for ``manage.py search_status``.
-        onnx_exported: True when this instance wrote the ONNX export (False when it reused the cache).
+        runtime: ``"onnx"`` or ``"torch"`` (also after a fallback); ``runtime_note`` and
+            ``onnx_exported`` as in :class:`~mlmodels.onnx_export.RuntimeChoice` (``note``, ``exported``).
 
     Raises:
         ValueError: an unknown ``device`` or ``runtime``.

@@ -28,14 +28,19 @@ TEXT_DIM = 384
 #: against the 256 default (34 -> ~70 docs/s on 2 CPU cores, measured on Flipkart descriptions)
 #: and titles plus the start of a description carry the product's identity.
 MAX_SEQ_LENGTH = 128
-#: Texts per forward pass with torch (sentence-transformers sorts a call's texts by length first).
+#: Texts per forward pass with torch (sentence-transformers sorts a call's texts by length
+#: first); large for CUDA. On CPU with one thread bench/text_encoder.py measured 28.5 ms per
+#: Flipkart document at 4 against 32.6 at 32 (calls of 32): it matters only for
+#: ``TEXT_ENCODER_RUNTIME=torch`` and the fallback, so it stays.
 TORCH_BATCH_SIZE = 64
-#: The same with ONNX Runtime, texts sorted by length too. One thread, Flipkart documents
-#: (``bench/text_encoder.py``): CPU ms/document at 1, 4, 8, 32 texts per pass, see bench/RESULTS.md.
+#: The same with ONNX Runtime, texts sorted by length too. One thread, calls of 32 Flipkart
+#: documents (bench/text_encoder.py): 1 -> 15.6, 4 -> 14.7, 8 -> 15.7, 16 -> 17.2, 32 -> 19.3 ms
+#: of CPU per document (padding to a batch's longest text, and cache misses, cost more than the
+#: per-call overhead saves).
 ONNX_CPU_BATCH_SIZE = 4
 _TOKEN_AXES = {0: "batch", 1: "tokens"}
-#: The model's ONNX export. Measured difference from torch on 1,050 Flipkart documents: 2e-7
-#: (vectors of norm 1).
+#: The model's ONNX export. Measured against torch on the 1,050 Flipkart documents: at most
+#: 1.6e-7 apart per coordinate (unit vectors; lowest cosine 0.9999995).
 ONNX_EXPORT = ExportSpec(
     model_name="all-minilm-l6-v2", label="text encoder", setting="TEXT_ENCODER_RUNTIME", export_format=1,
     input_names=("input_ids", "attention_mask", "token_type_ids"), output_names=("embeddings",),

@@ -46,6 +46,7 @@ bench: setup
 	mkdir -p var/bench
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) bench/run.py --json var/bench/results.json
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) bench/image_encoder.py --json var/bench/image_encoder.json
+	CATALOG_DIR=$(CATALOG_DIR) $(PY) bench/text_encoder.py --json var/bench/text_encoder.json
 
 clean:
 	rm -rf var .pytest_cache artifacts

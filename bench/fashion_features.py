@@ -61,9 +61,8 @@ def encode_fashion(folder: Path, cache: Path = DEFAULT_CACHE) -> FashionFeatures
             return FashionFeatures(**{k: z[k] for k in FashionFeatures.__dataclass_fields__})
     setup_django()
     from mlmodels.images import ImageRejected, open_image
-    from mlmodels.registry import get_text_encoder
     from search.documents import compose_document_text
-    from search.encoding import image_encoder
+    from search.encoding import image_encoder, text_encoder
     from shop.importers import read_catalog
 
     rows = [r for r in read_catalog("fashion", folder) if not r.skip_reason]
@@ -76,7 +75,7 @@ def encode_fashion(folder: Path, cache: Path = DEFAULT_CACHE) -> FashionFeatures
             print(f"skip {r.external_id}: {exc.reason}", file=sys.stderr)
     t0 = time.perf_counter()
     texts = [compose_document_text(title=r.title, brand=r.brand, category_path=r.category_path, description=r.description) for r in kept]
-    text_vectors = get_text_encoder().encode_document(texts)
+    text_vectors = text_encoder().encode_document(texts)
     print(f"{len(texts)} texts encoded in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     encoder = image_encoder()
     feats, logits = [], []

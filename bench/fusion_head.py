@@ -68,7 +68,7 @@ def main() -> None:
     from mlmodels import head as fh
     from mlmodels.crossmodal import holdout_split, paired_judgments, retrieval_metrics
     from mlmodels.image import ImageFeatures
-    from mlmodels.registry import get_bridge, get_text_encoder
+    from search.encoding import bridge, text_encoder
 
     data = encode_fashion(Path(settings.CATALOG_DIR) / "fashion")
     groups = np.array([t.strip().lower() for t in data.titles])
@@ -77,7 +77,7 @@ def main() -> None:
         sub_train, sub_dev = holdout_split(groups[train], args.holdout, seed=args.seed + 1)
         train, held = train[sub_train], train[sub_dev]
     queries, attr_judgments = attribute_queries(data, held)
-    attr_text = get_text_encoder().encode_query(queries)
+    attr_text = text_encoder().encode_query(queries)
     pair_judgments = paired_judgments(groups[held])
     print(f"{len(data.ids)} products: {len(train)} train, {len(held)} {'dev' if args.dev else 'held out'}; "
           f"{len(held)} paired queries, {len(queries)} attribute queries", file=sys.stderr)
@@ -88,7 +88,7 @@ def main() -> None:
         attrs = retrieval_metrics(space.text(attr_text), gallery, attr_judgments)
         return {**{f"paired {k}": v for k, v in paired.items()}, "attributes ndcg@10": attrs["ndcg@10"]}
 
-    rows = {"bridge": {**score(get_bridge()), "train_s": 0.0, "train_cpu_s": 0.0}}
+    rows = {"bridge": {**score(bridge()), "train_s": 0.0, "train_cpu_s": 0.0}}
     overrides = {k: v for k, v in (("lr", args.lr), ("weight_decay", args.weight_decay), ("batch_size", args.batch_size),
                                          ("soft_weight", args.soft_weight), ("soft_temperature", args.soft_temperature), ("dropout", args.dropout)) if v is not None}
     for kind in args.kinds:

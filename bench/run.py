@@ -159,6 +159,7 @@ def scenario_flipkart(n_text: int, n_photo: int) -> dict:
     from django.core.management import call_command
 
     from search.backends import get_backend
+    from search.encoding import image_encoder, text_encoder
     from search.selectors import product_search, rankings_blend, search_rankings
     from search.services import products_index
     from shop.importers import read_catalog
@@ -171,12 +172,15 @@ def scenario_flipkart(n_text: int, n_photo: int) -> dict:
     ids = list(Product.objects.order_by("pk").values_list("pk", flat=True))
     with_photo = Product.objects.filter(images__isnull=False).distinct().count()
     encode_query("load the models", query_photos(1)[0])  # not timed; indexing keeps torch's default threads
+    runtimes = f"text on {text_encoder().runtime}, photos on {image_encoder().runtime}"
     backend = get_backend()
     backend.reset_index()
+    load_before = os.getloadavg()[0]
     started, cpu0 = time.perf_counter(), time.process_time()
     for i in range(0, len(ids), 32):  # workers.tasks.BATCH_SIZE
         products_index(product_ids=ids[i:i + 32], backend=backend, force=True)
     index_s, index_cpu_s = time.perf_counter() - started, time.process_time() - cpu0
+    load_after = os.getloadavg()[0]
     warm_up()
 
     photos = query_photos(n_photo)
@@ -207,7 +211,8 @@ def scenario_flipkart(n_text: int, n_photo: int) -> dict:
     return {
         "engine": "embedded", "products": len(ids), "with_photo": with_photo,
         "index": {"seconds": index_s, "cpu_seconds": index_cpu_s, "products_per_s": len(ids) / index_s,
-                  "how": "products_index, photos on CPU, force re-embed"},
+                  "how": f"products_index on CPU ({runtimes}), force re-embed",
+                  "load_average": [load_before, load_after]},
         "latency_selector": selector, "latency": engine,
         "index_mb": dir_size_mb(live), "peak_rss_mb": peak_rss_mb(),
     }

@@ -19,9 +19,9 @@ _lock = threading.Lock()
 
 
 @cache
-def _text_encoder(device: str | None) -> TextEncoder:
-    configure_cpu_threads()
-    return TextEncoder(device=device)
+def _text_encoder(device: str | None, runtime: str | None, cache_dir: str | None) -> TextEncoder:
+    threads = configure_cpu_threads()
+    return TextEncoder(device=device, runtime=runtime, cache_dir=cache_dir, threads=threads)
 
 
 @cache
@@ -31,32 +31,40 @@ def _image_encoder(device: str | None, runtime: str | None, cache_dir: str | Non
 
 
 @cache
-def _bridge(device: str | None) -> ZeroShotBridge:
-    return ZeroShotBridge(_text_encoder(device))
+def _bridge(device: str | None, runtime: str | None, cache_dir: str | None) -> ZeroShotBridge:
+    return ZeroShotBridge(_text_encoder(device, runtime, cache_dir))
 
 
-def get_text_encoder(device: str | None = None) -> TextEncoder:
-    """The shared :class:`TextEncoder` (loaded on first call)."""
+def _key(cache_dir: str | Path | None) -> str | None:
+    return str(cache_dir) if cache_dir is not None else None
+
+
+def get_text_encoder(
+    device: str | None = None, runtime: str | None = None, cache_dir: str | Path | None = None,
+) -> TextEncoder:
+    """The shared :class:`TextEncoder` (loaded, and on CPU exported to ONNX if not cached, on first call).
+
+    Args:
+        device: ``ENCODER_DEVICE`` (``None``: the environment variable, else auto).
+        runtime: ``TEXT_ENCODER_RUNTIME`` (``None``: the environment variable, else auto).
+        cache_dir: ``ENCODER_CACHE_DIR`` (``None``: the environment variable, else the user cache).
+    """
     with _lock:
-        return _text_encoder(device)
+        return _text_encoder(device, runtime, _key(cache_dir))
 
 
 def get_image_encoder(
     device: str | None = None, runtime: str | None = None, cache_dir: str | Path | None = None,
 ) -> ImageEncoder:
-    """The shared :class:`ImageEncoder` (loaded, and on CPU exported to ONNX if not cached, on first call).
-
-    Args:
-        device: ``ENCODER_DEVICE`` (``None``: the environment variable, else auto).
-        runtime: ``IMAGE_ENCODER_RUNTIME`` (``None``: the environment variable, else auto).
-        cache_dir: ``ENCODER_CACHE_DIR`` (``None``: the environment variable, else the user cache).
-    """
+    """The shared :class:`ImageEncoder`; arguments as for :func:`get_text_encoder`, ``runtime`` being
+    ``IMAGE_ENCODER_RUNTIME``."""
     with _lock:
-        return _image_encoder(device, runtime, str(cache_dir) if cache_dir is not None else None)
+        return _image_encoder(device, runtime, _key(cache_dir))
 
 
-def get_bridge(device: str | None = None) -> FusionSpace:
-    """The shared zero-shot bridge (cold-start fusion space)."""
-    get_text_encoder(device)
+def get_bridge(device: str | None = None, runtime: str | None = None, cache_dir: str | Path | None = None) -> FusionSpace:
+    """The shared zero-shot bridge (cold-start fusion space) over the text encoder :func:`get_text_encoder`
+    returns for the same arguments."""
+    get_text_encoder(device, runtime, cache_dir)
     with _lock:
-        return _bridge(device)
+        return _bridge(device, runtime, _key(cache_dir))

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.checks import Error, register
 
-from mlmodels.image import RUNTIMES
+from mlmodels.onnx_export import RUNTIMES
 from search.ranking import FUSION_METHODS
 
 
@@ -24,4 +24,6 @@ def search_settings_check(app_configs, **kwargs):
         errors.append(Error(f"SEARCH_RRF_K is {settings.SEARCH_RRF_K}; it must be positive.", id="search.E005"))
     if str(settings.IMAGE_ENCODER_RUNTIME).lower() not in RUNTIMES:
         errors.append(Error(f"IMAGE_ENCODER_RUNTIME is {settings.IMAGE_ENCODER_RUNTIME!r}.", hint=f"Use one of: {', '.join(RUNTIMES)}.", id="search.E006"))
+    if str(settings.TEXT_ENCODER_RUNTIME).lower() not in RUNTIMES:
+        errors.append(Error(f"TEXT_ENCODER_RUNTIME is {settings.TEXT_ENCODER_RUNTIME!r}.", hint=f"Use one of: {', '.join(RUNTIMES)}.", id="search.E007"))
     return errors

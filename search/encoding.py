@@ -49,12 +49,21 @@ def vector_dims(fused_dim: int | None = None) -> dict[str, int]:
 
 
 def text_encoder():
+    """The process's MiniLM encoder under the settings (``ENCODER_DEVICE``, ``TEXT_ENCODER_RUNTIME``, ``ENCODER_CACHE_DIR``)."""
     from mlmodels.registry import get_text_encoder
 
-    return get_text_encoder(settings.ENCODER_DEVICE)
+    return get_text_encoder(settings.ENCODER_DEVICE, settings.TEXT_ENCODER_RUNTIME, settings.ENCODER_CACHE_DIR)
+
+
+def bridge() -> FusionSpace:
+    """The zero-shot bridge over :func:`text_encoder` (the cold-start fusion space)."""
+    from mlmodels.registry import get_bridge
+
+    return get_bridge(settings.ENCODER_DEVICE, settings.TEXT_ENCODER_RUNTIME, settings.ENCODER_CACHE_DIR)
 
 
 def image_encoder():
+    """The process's EfficientNet encoder under the settings (``ENCODER_DEVICE``, ``IMAGE_ENCODER_RUNTIME``, ``ENCODER_CACHE_DIR``)."""
     from mlmodels.registry import get_image_encoder
 
     return get_image_encoder(settings.ENCODER_DEVICE, settings.IMAGE_ENCODER_RUNTIME, settings.ENCODER_CACHE_DIR)
@@ -65,6 +74,13 @@ def image_encoder_status() -> str:
     from mlmodels.image import describe_runtime
 
     return describe_runtime(settings.ENCODER_DEVICE, settings.IMAGE_ENCODER_RUNTIME, settings.ENCODER_CACHE_DIR)
+
+
+def text_encoder_status() -> str:
+    """The text encoder's runtime under the settings, for ``search_status`` (loads no model)."""
+    from mlmodels.text import describe_runtime
+
+    return describe_runtime(settings.ENCODER_DEVICE, settings.TEXT_ENCODER_RUNTIME, settings.ENCODER_CACHE_DIR)
 
 
 def fusion_weights(overrides: dict[str, float] | None = None) -> tuple[float, float]:

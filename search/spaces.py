@@ -124,18 +124,18 @@ def get_space(version: str | None = None) -> FusionSpace:
     zero-shot bridge, with a logged warning and a note in :func:`space_status`; callers that
     need a specific dimension check ``space.dim``.
     """
-    from mlmodels.registry import get_bridge
+    from search.encoding import bridge
 
     if version is None:
         version = active_ref().version
     if version.startswith("bridge"):
-        return get_bridge(settings.ENCODER_DEVICE)
+        return bridge()
     with _cache.lock:
         space = _cache.spaces.get(version)
         if space is not None:
             return space
         if time.monotonic() - _cache.failed_at.get(version, -RETRY_FAILED_S) < RETRY_FAILED_S:
-            return get_bridge(settings.ENCODER_DEVICE)
+            return bridge()
         try:
             space = load_artefact(head_dir() / version)
         except ArtefactError as exc:
@@ -144,7 +144,7 @@ def get_space(version: str | None = None) -> FusionSpace:
             if version == _cache.active.version:  # the pointer stays cached: no retry until it changes
                 _problem("active", exc.reason)
                 _cache.active, _cache.active_config = bridge_ref(), None
-            return get_bridge(settings.ENCODER_DEVICE)
+            return bridge()
         while len(_cache.spaces) >= MAX_LOADED:
             _cache.spaces.pop(next(iter(_cache.spaces)))
         _cache.spaces[version] = space

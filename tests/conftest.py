@@ -62,3 +62,19 @@ def indexed_catalog(django_db_setup, django_db_blocker):
         summary = catalog_import(rows)
         products_index(product_ids=summary.product_ids)
     return summary
+
+
+@pytest.fixture(scope="module")
+def torch_encoder(request):
+    """The torch encoder named by the test module's ``ENCODER_KIND`` (``"image"`` or ``"text"``), one per run."""
+    from tests.encoders import torch_encoder as loaded
+
+    return loaded(request.module.ENCODER_KIND)
+
+
+@pytest.fixture(scope="module")
+def onnx_encoder(request):
+    """The ONNX Runtime encoder named by ``ENCODER_KIND``, the first to export into its own folder."""
+    from tests.encoders import onnx_encoder as loaded
+
+    return loaded(request.module.ENCODER_KIND)

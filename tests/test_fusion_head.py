@@ -47,9 +47,8 @@ def sample_rows(fashion_per_type: int = FASHION_PER_TYPE) -> list:
 def sample():
     """The sample encoded with the real encoders: texts as the indexer builds them, photos, titles."""
     from mlmodels.images import open_image
-    from mlmodels.registry import get_text_encoder
     from search.documents import compose_document_text
-    from search.encoding import image_encoder
+    from search.encoding import image_encoder, text_encoder
 
     rows = sample_rows()
     texts = [compose_document_text(title=r.title, brand=r.brand, category_path=r.category_path, description=r.description) for r in rows]
@@ -58,7 +57,7 @@ def sample():
         "rows": rows,
         "titles": [r.title for r in rows],
         "groups": np.array([" ".join(r.title.lower().split()) for r in rows]),
-        "text": get_text_encoder().encode_document(texts),
+        "text": text_encoder().encode_document(texts),
         "photos": photos,
     }
 
@@ -79,12 +78,12 @@ def held_out_scores(space, sample, held) -> dict[str, float]:
 # -- training ---------------------------------------------------------------------------------------
 def test_training_beats_the_bridge_on_held_out_text_to_photo(sample, trained):
     # given a head trained on 75 % of the sample, and the untrained bridge
-    from mlmodels.registry import get_bridge
+    from search.encoding import bridge
 
     space, _, held = trained
     # when each held-out product's text looks for its photo among the held-out photos
     head = held_out_scores(space, sample, held)
-    bridge = held_out_scores(get_bridge(), sample, held)
+    bridge = held_out_scores(bridge(), sample, held)
     # then the head finds far more of them (measured: recall@1 0.42 vs 0.12, recall@10 0.83 vs
     # 0.56, nDCG@10 0.63 vs 0.32 on 90 held-out products; grocery photos suit ImageNet classes)
     assert len(held) >= 80
@@ -208,9 +207,9 @@ def test_a_corrupt_active_head_falls_back_to_the_bridge(trained, tmp_path, setti
 # -- fused queries ------------------------------------------------------------------------------------
 def test_fused_photo_and_title_query_finds_the_product_first(sample, trained, tmp_path):
     # given an embedded index whose fused vectors come from the trained head
-    from mlmodels.registry import get_text_encoder
     from search.backends.base import SearchDocument
     from search.backends.embedded import EmbeddedSearchBackend
+    from search.encoding import text_encoder
 
     space, _, held = trained
     w = settings.FUSION_WEIGHTS
@@ -219,7 +218,7 @@ def test_fused_photo_and_title_query_finds_the_product_first(sample, trained, tm
     backend.add_bulk([SearchDocument(id=i, title=t, vectors={"fused": fused[i]}) for i, t in enumerate(sample["titles"])])
     # when a shopper sends a product's photo with its title, for held-out products with a unique title
     unique = [int(i) for i in held if list(sample["groups"]).count(sample["groups"][i]) == 1][:20]
-    titles = get_text_encoder().encode_query([sample["titles"][i] for i in unique])
+    titles = text_encoder().encode_query([sample["titles"][i] for i in unique])
     photos = ImageFeatures(sample["photos"].features[unique], sample["photos"].logits[unique])
     queries = fuse(space.text(titles), space.image(photos), text_weight=w["text"], image_weight=w["image"])
     # then that product comes first every time

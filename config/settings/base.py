@@ -282,7 +282,10 @@ ENCODER_DEVICE = env("ENCODER_DEVICE", default="auto")
 #: ``auto`` runs the image encoder through ONNX Runtime on CPU (exported on first use; ~3.5x less
 #: CPU per photo than torch, see bench/RESULTS.md) and through torch on CUDA; ``torch`` keeps torch.
 IMAGE_ENCODER_RUNTIME = env("IMAGE_ENCODER_RUNTIME", default="auto")
-#: Where the image encoder's ONNX export is cached (one file per weights checksum + torch version).
+#: The same for the text encoder (MiniLM on ONNX Runtime: ~2.2x less CPU per text than torch, see
+#: bench/RESULTS.md).
+TEXT_ENCODER_RUNTIME = env("TEXT_ENCODER_RUNTIME", default="auto")
+#: Where the encoders' ONNX exports are cached (one file per model, weights checksum and torch version).
 ENCODER_CACHE_DIR = Path(env("ENCODER_CACHE_DIR", default=str(VAR_DIR / "models")))
 #: Trained fusion heads: one folder per version, and ``active.json`` naming the one in service
 #: for new index builds (``manage.py train_fusion`` writes both; ``reindex`` switches search).

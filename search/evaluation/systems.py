@@ -266,8 +266,6 @@ def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | N
         sweep: also grid-search the blend on a dev half of the queries (see :func:`sweep_blend`).
         progress: callable receiving one line per step.
     """
-    from mlmodels.registry import get_bridge
-
     say = progress or (lambda _msg: None)
     notes = list(ds.notes)
     enc = encode_dataset(ds, say)
@@ -275,7 +273,7 @@ def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | N
         notes.append(f"{len(enc.rejected_queries)} query photos were rejected by the decoder and left out.")
     if enc.rejected_products:
         notes.append(f"{len(enc.rejected_products)} product photos were rejected; photo-only catalogs leave those products out.")
-    spaces: dict[str, FusionSpace] = {"bridge": get_bridge(settings.ENCODER_DEVICE)}
+    spaces: dict[str, FusionSpace] = {"bridge": encoding.bridge()}
     service = encoding.get_space()
     service_key = "bridge" if service.version == spaces["bridge"].version else "service"
     if service_key == "service":

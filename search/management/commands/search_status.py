@@ -10,7 +10,7 @@ from rich.table import Table
 
 from search.backends import get_backend
 from search.backends.base import SearchBackendError
-from search.encoding import get_space_info, image_encoder_status
+from search.encoding import get_space_info, image_encoder_status, text_encoder_status
 from shop.models import IndexState, Product
 
 
@@ -39,10 +39,11 @@ class Command(BaseCommand):
         except SearchBackendError:
             space = get_space_info()
         console.print(f"Fusion space: {escape(space['note'])}; {space['dim']}-d fused vectors.")
-        try:
-            console.print(f"Image encoder: {escape(image_encoder_status())}.")
-        except ValueError as exc:
-            console.print(f"[red]Image encoder: {escape(str(exc))}[/red]")
+        for label, status in (("Text encoder", text_encoder_status), ("Image encoder", image_encoder_status)):
+            try:
+                console.print(f"{label}: {escape(status())}.")
+            except ValueError as exc:
+                console.print(f"[red]{label}: {escape(str(exc))}[/red]")
         if space.get("index_note"):
             console.print(f"[yellow]Note: {escape(space['index_note'])}.[/yellow]")
         for version, reason in space["problems"].items():

@@ -142,9 +142,11 @@ def _ranked(
                 query_vectors["image"] = vectors.image
             if vectors.fused is not None:  # None: no loadable fusion space matches the live index
                 query_vectors["fused"] = vectors.fused
+            ratios = settings.SEARCH_KNN_MIN_RATIO
+            floors = {f: ratios[f] * best for f, best in knn_best(backend, vectors).items() if best > 0}
             fused = hybrid(
                 text or None, query_vectors, filters=filters, k=settings.SEARCH_CANDIDATES, method=method,
-                weights=all_weights, rrf_k=settings.SEARCH_RRF_K,
+                weights=all_weights, rrf_k=settings.SEARCH_RRF_K, min_similarity=floors or None,
             )
         else:  # fused here: the embedded engine, or shoppers' photo references the engine does not hold
             rankings = search_rankings(backend=backend, text=text, vectors=vectors, filters=filters)

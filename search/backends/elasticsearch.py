@@ -482,6 +482,7 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
         method: str = "rrf",
         weights: Mapping[str, float] | None = None,
         rrf_k: int = 60,
+        min_similarity: Mapping[str, float] | None = None,
     ) -> list[ranking.FusedResult]:
         """BM25 and kNN on several vector fields fused into one ranking, on the cluster when it can.
 
@@ -499,6 +500,8 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
             method: ``rrf`` or ``linear`` (``minmax``).
             weights: retriever name -> weight (missing: 1.0; 0 leaves it out).
             rrf_k: RRF rank constant.
+            min_similarity: vector field -> least cosine of a kNN hit (kNN ``similarity``; the
+                storefront's floor, see ``search.selectors.matched_ids``).
 
         Raises:
             ValueError: unknown method or vector field, or a vector of the wrong dimension.
@@ -519,25 +522,27 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
             names = ([es_queries.BM25] if text else []) + [es_queries.KNN_NAME[f] for f in checked]
             active = [n for n in names if float(weights.get(n, 1.0)) != 0]
             if len(active) >= 2 and self.hybrid_strategy(method, {n: weights.get(n, 1.0) for n in active}) == "retriever":
-                return self._hybrid_on_cluster(text, checked, filters, k, method, weights, rrf_k)
-            rankings: dict[str, list[Hit]] = {}
-            if text:
-                rankings[es_queries.BM25] = self.search_text(text, filters=filters, limit=k)
-            for field, vec in checked.items():
-                rankings[es_queries.KNN_NAME[field]] = self.search_vector(field, vec, filters=filters, k=k)
-            return ranking.blend(rankings, method=method, weights=weights, rrf_k=rrf_k)
+                return self._hybrid_on_cluster(text, checked, filters, k, method, weights, rrf_k, min_similarity)
+            return self._hybrid_here(self, text, checked, filters, k, method, weights, rrf_k, min_similarity)
         except SearchUnavailable as exc:
-            fallback = self._fallback(exc)
-            rankings = {}
-            if text:
-                rankings[es_queries.BM25] = fallback.search_text(text, filters=filters, limit=k)
-            for field, vec in checked.items():
-                rankings[es_queries.KNN_NAME[field]] = fallback.search_vector(field, vec, filters=filters, k=k)
-            return ranking.blend(rankings, method=method, weights=weights, rrf_k=rrf_k)
+            return self._hybrid_here(self._fallback(exc), text, checked, filters, k, method, weights, rrf_k, min_similarity)
 
-    def _hybrid_on_cluster(self, text, vectors, filters, k, method, weights, rrf_k) -> list[ranking.FusedResult]:
+    @staticmethod
+    def _hybrid_here(engine, text, vectors, filters, k, method, weights, rrf_k, min_similarity) -> list[ranking.FusedResult]:
+        """One request per retriever on ``engine`` (this cluster or the fallback), fused by ``search.ranking``."""
+        floors = min_similarity or {}
+        rankings: dict[str, list[Hit]] = {}
+        if text:
+            rankings[es_queries.BM25] = engine.search_text(text, filters=filters, limit=k)
+        for field, vec in vectors.items():
+            hits = engine.search_vector(field, vec, filters=filters, k=k)
+            rankings[es_queries.KNN_NAME[field]] = [h for h in hits if field not in floors or h.score >= floors[field]]
+        return ranking.blend(rankings, method=method, weights=weights, rrf_k=rrf_k)
+
+    def _hybrid_on_cluster(self, text, vectors, filters, k, method, weights, rrf_k, min_similarity=None) -> list[ranking.FusedResult]:
         children = es_queries.retrievers(
-            text, vectors, filters, k, self.boosts, candidates_factor=self.candidates_factor, popularity_boost=self.popularity_boost
+            text, vectors, filters, k, self.boosts, candidates_factor=self.candidates_factor, popularity_boost=self.popularity_boost,
+            similarity=min_similarity,
         )
         if method == "linear":
             body = es_queries.linear_body(children, weights, k=k)

@@ -123,9 +123,12 @@ def num_candidates(k: int, factor: float) -> int:
     return max(k, min(MAX_KNN, math.ceil(k * factor)))
 
 
-def knn_section(role: str, vector: np.ndarray, k: int, filters: SearchFilters | None, *, candidates_factor: float) -> dict:
+def knn_section(
+    role: str, vector: np.ndarray, k: int, filters: SearchFilters | None, *, candidates_factor: float, similarity: float | None = None,
+) -> dict:
     """The ``knn`` object (``KnnSearch``): filters go *inside* it, so they pre-filter the HNSW walk
-    and a filtered search still returns ``k`` hits when ``k`` documents pass."""
+    and a filtered search still returns ``k`` hits when ``k`` documents pass. ``similarity`` is the
+    least raw cosine a hit must have (the storefront's floor, ``search.selectors.matched_ids``)."""
     k = max(1, min(int(k), MAX_KNN))
     knn = {
         "field": VECTOR_FIELD_NAMES[role],
@@ -136,6 +139,8 @@ def knn_section(role: str, vector: np.ndarray, k: int, filters: SearchFilters | 
     clauses = filter_clauses(filters)
     if clauses:
         knn["filter"] = clauses
+    if similarity is not None:
+        knn["similarity"] = float(similarity)
     return knn
 
 
@@ -154,8 +159,10 @@ def retrievers(
     *,
     candidates_factor: float,
     popularity_boost: float = 0.0,
+    similarity: Mapping[str, float] | None = None,
 ) -> dict[str, dict]:
-    """Child retrievers by name (``bm25``, ``text_knn``, ...), each with the filters inside it."""
+    """Child retrievers by name (``bm25``, ``text_knn``, ...), each with the filters inside it;
+    ``similarity``: vector field -> least cosine of that kNN's hits."""
     clauses = filter_clauses(filters)
     out: dict[str, dict] = {}
     if text:
@@ -164,7 +171,8 @@ def retrievers(
             standard["filter"] = clauses
         out[BM25] = {"standard": standard}
     for role, vector in vectors.items():
-        out[KNN_NAME[role]] = {"knn": knn_section(role, vector, k, filters, candidates_factor=candidates_factor)}
+        out[KNN_NAME[role]] = {"knn": knn_section(role, vector, k, filters, candidates_factor=candidates_factor,
+                                                  similarity=(similarity or {}).get(role))}
     return out
 
 

@@ -150,6 +150,18 @@ def test_client_fusion_ranks_like_search_ranking(fake_es):
     assert explain["text_knn"]["raw"] == pytest.approx(2 * 0.8 - 1, abs=1e-6)  # cosine, not Elasticsearch's (1 + cos) / 2
 
 
+def test_client_fusion_drops_knn_hits_below_the_similarity_floor(fake_es):
+    """Fallback fusion applies the storefront's floor itself: a kNN hit under ``min_similarity`` (cosine) is not a result."""
+    cluster = FakeCluster(version="8.12.0")
+    cluster.search_hits = lambda index, body: (
+        [] if "query" in body else [{"_index": index, "_id": str(i), "_score": s} for i, s in ((1, 0.9), (2, 0.8), (3, 0.6))]
+    )
+    backend, _ = fake_es(cluster=cluster)
+    # Elasticsearch scores (1 + cos) / 2: the hits' cosines are 0.8, 0.6 and 0.2
+    fused = backend.search_hybrid("towel", {"text": unit(1, 8)}, k=3, method="rrf", min_similarity={"text": 0.5})
+    assert [r.id for r in fused] == [1, 2]
+
+
 # -- alias swaps ---------------------------------------------------------------------------------------------
 def test_rebuild_fills_a_new_index_then_swaps_both_aliases_atomically(fake_es):
     backend, cluster = fake_es()

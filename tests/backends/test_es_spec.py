@@ -150,6 +150,16 @@ def test_rrf_retriever_is_valid(spec, fake_es):
     assert rrf["retrievers"][1]["knn"]["filter"] == rrf["retrievers"][0]["standard"]["filter"]
 
 
+def test_knn_similarity_floor_is_valid_inside_the_retrievers(spec, fake_es):
+    backend, cluster = fake_es(version="9.1.0")
+    vectors = {"text": unit(1, 8), "fused": unit(2, 8)}
+    backend.search_hybrid("cotton towel", vectors, k=100, method="rrf", min_similarity={"text": 0.35})
+    (search,) = sent_to(spec, cluster, "search")
+    assert_valid(spec, search)
+    knns = [r["knn"] for r in search.body["retriever"]["rrf"]["retrievers"] if "knn" in r]
+    assert {k["field"]: k.get("similarity") for k in knns} == {"text_vector": 0.35, "fused_vector": None}
+
+
 def test_weighted_rrf_retriever_is_valid(spec, fake_es):
     (search,) = hybrid_request(spec, fake_es, "9.2.0", "rrf", {"bm25": 1.0, "text_knn": 1.0, "fused_knn": 0.5, "image_knn": 2.0})
     weights = [r["weight"] for r in search.body["retriever"]["rrf"]["retrievers"]]

@@ -1,4 +1,4 @@
-"""Shoppers' photo references on an engine that fuses BM25 and kNN server-side (Elasticsearch).
+"""Shoppers' photo references and the kNN floor on an engine that fuses BM25 and kNN server-side (Elasticsearch).
 
 No Elasticsearch cluster runs here: the engine is the real embedded index with a stand-in
 ``search_hybrid`` that counts its calls, as Elasticsearch's retrievers would answer them. The
@@ -9,6 +9,7 @@ by the storefront (``ranking.blend``), not by the engine.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from django.utils import timezone
 
 from search.backends import get_backend
@@ -22,13 +23,14 @@ class ServerSideFusion:
     """The embedded engine, plus a ``search_hybrid`` as Elasticsearch's backend has one."""
 
     def __init__(self, inner):
-        self.inner, self.hybrid_calls = inner, 0
+        self.inner, self.hybrid_calls, self.last_kwargs = inner, 0, {}
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
     def search_hybrid(self, text, vectors, **kwargs):
         self.hybrid_calls += 1
+        self.last_kwargs = kwargs
         return []
 
 
@@ -59,3 +61,19 @@ def test_photo_references_count_where_the_engine_fuses_server_side(db, indexed_c
     assert clicked.pk in by_id and "photo_refs_knn" in by_id[clicked.pk].search_explain
     assert page.products[0].pk == clicked.pk  # the shoppers' choice for this photo leads (reference weight 8)
     photo_refs_reset()
+
+
+def test_an_engine_that_fuses_server_side_gets_the_knn_floor_of_the_whole_catalog(db, settings, indexed_catalog):
+    # given an engine that fuses server-side, and a floor of half the best cosine
+    from search import encoding
+    from search.backends.base import SearchFilters
+
+    settings.SEARCH_KNN_MIN_RATIO = {"text": 0.5, "image": 0.5, "fused": 0.5}
+    engine = ServerSideFusion(get_backend())
+    vectors = encoding.query_vectors("cotton bath towel", None, backend=engine)
+    best = {f: engine.search_vector(f, getattr(vectors, f), k=1)[0].score for f in ("text", "fused")}
+    # when a shopper searches, filtered to a category
+    product_search(text="cotton bath towel", filters=SearchFilters(category="Home Furnishing"), backend=engine)
+    # then the engine is asked for kNN hits within half of the unfiltered best cosine of each field
+    floors = engine.last_kwargs["min_similarity"]
+    assert floors == pytest.approx({f: 0.5 * b for f, b in best.items()})

@@ -39,6 +39,23 @@ class PageNumberPagination(pagination.PageNumberPagination):
             raise exceptions.ValidationError({self.page_query_param: "The page must be a whole number from 1 (or 'last')."})
         return number
 
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+    def get_page_size(self, request) -> int:
+        """``?page_size=N`` (1 to :attr:`max_page_size`), else the default.
+
+        Raises:
+            ValidationError: ``page_size`` is not a whole number in that range (400, field ``page_size``).
+        """
+        raw = (request.query_params.get(self.page_size_query_param) or "").strip()
+        if not raw:
+            return self.page_size
+        number = whole_number(raw)
+        if number is None or not 1 <= number <= self.max_page_size:
+            raise exceptions.ValidationError({self.page_size_query_param: f"page_size must be a whole number from 1 to {self.max_page_size}."})
+        return number
+
     def paginate_queryset(self, queryset, request, view=None):
         self.request = request
         page_size = self.get_page_size(request)
@@ -60,4 +77,6 @@ class PageNumberPagination(pagination.PageNumberPagination):
             if parameter["name"] == self.page_query_param:
                 parameter["description"] = "1-based page number; a page past the last answers 404."
                 parameter["schema"] = {"type": "integer", "minimum": 1}
+            elif parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size}
         return parameters

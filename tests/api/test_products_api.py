@@ -155,3 +155,17 @@ def test_index_state_shows_the_failure_reason_to_the_owner(world, alice):
     body = alice.get(f"/api/products/{world.product_a.pk}/index-state/").json()
 
     assert body["index_state"] == "failed" and "corrupt" in body["index_error"]
+
+
+def test_list_page_size_is_honoured_and_a_bad_one_is_refused(world):
+    client = world.client("anonymous")
+
+    two = client.get("/api/products/", {"page_size": "2"}).json()
+    rest = client.get(two["next"]).json()
+
+    assert len(two["results"]) == 2 and two["count"] == 3 and "page_size=2" in two["next"]
+    assert len(rest["results"]) == 1
+    for bad in ("abc", "0", "-1", "101", "²"):
+        response = client.get("/api/products/", {"page_size": bad})
+        assert response.status_code == 400, bad
+        assert response.json()["error"]["field"] == "page_size"

@@ -116,7 +116,10 @@ class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             merchant = self.request.query_params.get("merchant", "").strip()
             if merchant:
                 queryset = queryset.filter(merchant__slug=merchant[:220])
-            if self.request.query_params.get("mine", "").lower() in ("1", "true", "yes"):
+            mine = self.request.query_params.get("mine", "").strip().lower()
+            if mine not in ("", "1", "true", "yes", "0", "false", "no"):
+                raise ValidationError({"mine": "mine must be true or false."})
+            if mine in ("1", "true", "yes"):
                 if not self.request.user.is_authenticated:
                     raise ValidationError({"mine": "Sign in to list your own products."})
                 if not self.request.user.is_superuser:

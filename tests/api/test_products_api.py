@@ -169,3 +169,12 @@ def test_list_page_size_is_honoured_and_a_bad_one_is_refused(world):
         response = client.get("/api/products/", {"page_size": bad})
         assert response.status_code == 400, bad
         assert response.json()["error"]["field"] == "page_size"
+
+
+def test_mine_must_be_true_or_false(world):
+    client = world.client("merchant_a")
+
+    assert [p["id"] for p in client.get("/api/products/", {"mine": "true"}).json()["results"]] == [world.product_a.pk]
+    assert client.get("/api/products/", {"mine": "false"}).json()["count"] == 3
+    refused = client.get("/api/products/", {"mine": "maybe"})
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "mine"

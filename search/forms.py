@@ -113,6 +113,8 @@ def parse_search_request(
     Raises:
         SearchRequestError: any parameter is unusable; the reason says which and why.
     """
+    if len(set(_getlist(params, "category"))) > 1:
+        raise SearchRequestError("Choose one category at a time (a category includes everything below it).", "category")
     if image_bytes is not None:
         image = decode_query_photo(image_bytes)
     filters = SearchFilters(

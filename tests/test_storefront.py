@@ -277,6 +277,7 @@ def test_unknown_product_is_404(client, indexed_catalog):
         ({"q": "towel", "page": "0"}, 400, "Page must be a whole number"),
         ({"q": "towel", "page": "²"}, 400, "Page must be a whole number"),
         ({"q": "towel", "sort": "cheapest"}, 400, "Unknown sort 'cheapest'"),
+        ({"q": "towel", "category": ["Baby Care", "Watches"]}, 400, "Choose one category at a time"),
         ({"q": "towel", "img": "not-a-token"}, 400, "Your photo search expired; upload the photo again"),
     ],
 )

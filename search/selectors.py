@@ -89,12 +89,15 @@ def product_search(
     per_page = per_page or settings.SEARCH_PAGE_SIZE
     method = method or settings.SEARCH_FUSION
 
-    fused = _ranked(backend=backend, text=text, image=image, filters=filters, method=method, weights=weights)
+    query = _query_prepare(backend=backend, text=text, image=image, filters=filters, weights=weights)
+    fused = _matching(backend=backend, query=query, filters=filters, method=method)
+    if query is not None:
+        fused = _click_prior_apply(fused, text=text, weights=query.weights, method=method)
     ids = [r.id for r in fused]
     facets = _facets(ids, filters)
     if filters.brands:  # disjunctive brand facet: every brand the query finds, so a second can be added
         unbranded = replace(filters, brands=())
-        others = _ranked(backend=backend, text=text, image=image, filters=unbranded, method=method, weights=weights)
+        others = _matching(backend=backend, query=query, filters=unbranded, method=method)
         facets["brand"] = _facets([r.id for r in others], unbranded)["brand"]
     ordered = _sorted_ids(fused, sort)
     start = (max(1, page) - 1) * per_page
@@ -120,49 +123,68 @@ def product_search(
     )
 
 
-def _ranked(
-    *, backend: BaseSearchBackend, text: str, image: ImageFeatures | None, filters: SearchFilters, method: str,
-    weights: dict[str, float] | None,
-) -> list[ranking.FusedResult]:
-    """Every product the query finds under ``filters``, best first (browse: by rating)."""
-    if not text and image is None:
-        hits = backend.search_text(None, filters=filters, limit=BROWSE_LIMIT)
-        fused = [ranking.FusedResult(h.id, 0.0) for h in hits]
-    else:
-        vectors = encoding.query_vectors(text or None, image, backend=backend)
-        all_weights = blend_weights(space=vectors.space, photo=image is not None, overrides=weights)
-        # -- click feedback: shoppers' photos as extra references (search.click_selectors) --
-        refs: list[Hit] = []
-        if image is not None and all_weights.get("photo_refs_knn", 0):
-            refs = click_selectors.photo_refs_ranking(vectors.image, filters=filters, k=settings.SEARCH_CANDIDATES)
-        hybrid = getattr(backend, "search_hybrid", None)
-        if hybrid is not None and not refs:  # the engine fuses BM25 and kNN itself (Elasticsearch retrievers)
-            query_vectors = {"text": vectors.text} if text else {}
-            if image is not None:
-                query_vectors["image"] = vectors.image
-            if vectors.fused is not None:  # None: no loadable fusion space matches the live index
-                query_vectors["fused"] = vectors.fused
-            ratios = settings.SEARCH_KNN_MIN_RATIO
-            floors = {f: ratios[f] * best for f, best in knn_best(backend, vectors).items() if best > 0}
-            fused = hybrid(
-                text or None, query_vectors, filters=filters, k=settings.SEARCH_CANDIDATES, method=method,
-                weights=all_weights, rrf_k=settings.SEARCH_RRF_K, min_similarity=floors or None,
-            )
-        else:  # fused here: the embedded engine, or shoppers' photo references the engine does not hold
-            rankings = search_rankings(backend=backend, text=text, vectors=vectors, filters=filters)
-            if refs:
-                rankings["photo_refs_knn"] = refs
-            best = knn_best(backend, vectors) if not filters.is_empty else None
-            fused = rankings_blend(rankings, method=method, weights=all_weights, best=best)
-        # -- click feedback: the click prior, with its weight and the rank caps (search.feedback) --
-        if all_weights.get("clicks", 0):
-            priors = click_selectors.click_priors(text=text, product_ids=[r.id for r in fused])
-            fused = ranking.apply_click_prior(
-                fused, priors, weight=all_weights["clicks"], scale=ranking.click_prior_scale(method, settings.SEARCH_RRF_K),
-                max_lift=settings.CLICK_MAX_LIFT_RANKS, max_drop=settings.CLICK_MAX_DROP_RANKS,
-            )
+@dataclass(frozen=True)
+class _Query:
+    """A words and/or photo query, encoded once for every retrieval of one search."""
 
-    return fused
+    text: str
+    vectors: encoding.QueryVectors
+    weights: dict[str, float]
+    #: The best cosine per vector field without filters (``knn_best``), when a retrieval needs it.
+    best: dict[str, float] | None
+
+
+def _query_prepare(
+    *, backend: BaseSearchBackend, text: str, image: ImageFeatures | None, filters: SearchFilters, weights: dict[str, float] | None,
+) -> _Query | None:
+    """Encode the query and settle its weights; ``None`` when browsing (no words, no photo)."""
+    if not text and image is None:
+        return None
+    vectors = encoding.query_vectors(text or None, image, backend=backend)
+    needs_best = getattr(backend, "search_hybrid", None) is not None or not filters.is_empty
+    return _Query(
+        text=text, vectors=vectors,
+        weights=blend_weights(space=vectors.space, photo=image is not None, overrides=weights),
+        best=knn_best(backend, vectors) if needs_best else None,
+    )
+
+
+def _matching(*, backend: BaseSearchBackend, query: _Query | None, filters: SearchFilters, method: str) -> list[ranking.FusedResult]:
+    """Every product ``query`` matches under ``filters``, best first (browsing: by rating)."""
+    if query is None:
+        hits = backend.search_text(None, filters=filters, limit=BROWSE_LIMIT)
+        return [ranking.FusedResult(h.id, 0.0) for h in hits]
+    vectors, weights = query.vectors, query.weights
+    # -- click feedback: shoppers' photos as extra references (search.click_selectors) --
+    refs: list[Hit] = []
+    if vectors.image is not None and weights.get("photo_refs_knn", 0):
+        refs = click_selectors.photo_refs_ranking(vectors.image, filters=filters, k=settings.SEARCH_CANDIDATES)
+    hybrid = getattr(backend, "search_hybrid", None)
+    if hybrid is not None and not refs:  # the engine fuses BM25 and kNN itself (Elasticsearch retrievers)
+        # vectors.fused is None when no loadable fusion space matches the live index
+        query_vectors = {f: v for f in ("text", "image", "fused") if (v := getattr(vectors, f)) is not None}
+        ratios = settings.SEARCH_KNN_MIN_RATIO
+        floors = {f: ratios[f] * best for f, best in (query.best or {}).items() if best > 0}
+        return hybrid(
+            query.text or None, query_vectors, filters=filters, k=settings.SEARCH_CANDIDATES, method=method,
+            weights=weights, rrf_k=settings.SEARCH_RRF_K, min_similarity=floors or None,
+        )
+    # fused here: the embedded engine, or shoppers' photo references the engine does not hold
+    rankings = search_rankings(backend=backend, text=query.text, vectors=vectors, filters=filters)
+    if refs:
+        rankings["photo_refs_knn"] = refs
+    return rankings_blend(rankings, method=method, weights=weights, best=None if filters.is_empty else query.best)
+
+
+def _click_prior_apply(fused: list[ranking.FusedResult], *, text: str, weights: dict[str, float], method: str) -> list[ranking.FusedResult]:
+    """The click prior, with its weight and the rank caps (``search.feedback``); order only, never membership."""
+    if not weights.get("clicks", 0):
+        return fused
+    priors = click_selectors.click_priors(text=text, product_ids=[r.id for r in fused])
+    return ranking.apply_click_prior(
+        fused, priors, weight=weights["clicks"], scale=ranking.click_prior_scale(method, settings.SEARCH_RRF_K),
+        max_lift=settings.CLICK_MAX_LIFT_RANKS, max_drop=settings.CLICK_MAX_DROP_RANKS,
+    )
 
 
 def search_rankings(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.core.paginator import InvalidPage
 from rest_framework import exceptions, pagination
 
-from search.forms import whole_number
+from search.params import whole_number
 
 
 class PageNotFound(exceptions.NotFound):
@@ -28,19 +28,19 @@ class PageNumberPagination(pagination.PageNumberPagination):
         PageNotFound: the page is past the last page (404, field ``page``).
     """
 
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
     def get_page_number(self, request, paginator) -> int:
         raw = (request.query_params.get(self.page_query_param) or "").strip()
         if not raw:
             return 1
         if raw in self.last_page_strings:
             return paginator.num_pages
-        number = whole_number(raw)
-        if number is None or number < 1:
+        number = whole_number(raw, minimum=1)
+        if number is None:
             raise exceptions.ValidationError({self.page_query_param: "The page must be a whole number from 1 (or 'last')."})
         return number
-
-    page_size_query_param = "page_size"
-    max_page_size = 100
 
     def get_page_size(self, request) -> int:
         """``?page_size=N`` (1 to :attr:`max_page_size`), else the default.
@@ -51,8 +51,8 @@ class PageNumberPagination(pagination.PageNumberPagination):
         raw = (request.query_params.get(self.page_size_query_param) or "").strip()
         if not raw:
             return self.page_size
-        number = whole_number(raw)
-        if number is None or not 1 <= number <= self.max_page_size:
+        number = whole_number(raw, minimum=1, maximum=self.max_page_size)
+        if number is None:
             raise exceptions.ValidationError({self.page_size_query_param: f"page_size must be a whole number from 1 to {self.max_page_size}."})
         return number
 

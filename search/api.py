@@ -23,15 +23,14 @@ from rest_framework.views import APIView
 
 from config.api import ErrorSerializer, PhotoSearchAnonThrottle, PhotoSearchUserThrottle, SearchAnonThrottle, read_upload
 from mlmodels.image import ImageFeatures
-from search.forms import MAX_PAGE, SearchRequestError, decode_query_photo, parse_search_request, whole_number
+from search.forms import MAX_PAGE, SearchRequestError, decode_query_photo, parse_search_request
+from search.params import flag, whole_number
 from search.query import MAX_QUERY_CHARS
 from search.selectors import SORTS, SearchPage
 from shop.query_photos import TOKEN_RE, query_photo_load, query_photo_store, query_photo_ttl
 
 #: Largest page an API client may ask for.
 MAX_PAGE_SIZE = 100
-TRUE = ("1", "true", "yes", "on")
-FALSE = ("", "0", "false", "no", "off")
 
 
 class SearchHitSerializer(serializers.Serializer):
@@ -104,17 +103,17 @@ def _page_size(params: QueryDict) -> int:
     raw = (params.get("page_size") or "").strip()
     if not raw:
         return settings.SEARCH_PAGE_SIZE
-    size = whole_number(raw)
-    if size is None or not 1 <= size <= MAX_PAGE_SIZE:
+    size = whole_number(raw, minimum=1, maximum=MAX_PAGE_SIZE)
+    if size is None:
         raise SearchRequestError(f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE}.", "page_size")
     return size
 
 
 def _explain(params: QueryDict) -> bool:
-    raw = (params.get("explain") or "").strip().lower()
-    if raw not in TRUE + FALSE:
+    value = flag(params.get("explain") or "")
+    if value is None:
         raise SearchRequestError("explain must be true or false.", "explain")
-    return raw in TRUE
+    return value
 
 
 def _page_url(request: Request, params: QueryDict, page: int) -> str:

@@ -28,6 +28,7 @@ from mlmodels.image import IMAGE_DIM
 from search import feedback, guards
 from search.backends.base import SearchFilters
 from search.event_models import ClickStat, DiscardReason, EventDiscard, PhotoReference, SearchClick, SearchImpression
+from search.params import whole_number
 from shop.models import Product
 
 logger = logging.getLogger(__name__)
@@ -186,8 +187,8 @@ def _as_int(value) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:  # not "²"
-        return int(value)
+    if isinstance(value, str):
+        return whole_number(value, max_digits=12)
     return None
 
 

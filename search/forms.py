@@ -17,6 +17,7 @@ from mlmodels.images import ImageRejected, open_image
 from search import encoding
 from search.backends import get_backend
 from search.backends.base import SearchFilters
+from search.params import whole_number
 from search.query import QueryRejected, clean_query
 from search.ranking import FUSION_METHODS
 from search.selectors import SORTS, SearchPage, product_search
@@ -84,17 +85,6 @@ def _price(params: Mapping, key: str) -> float | None:
     return value
 
 
-def whole_number(raw: str, *, max_digits: int = 9) -> int | None:
-    """``raw`` as an int when it is 1 to ``max_digits`` ASCII digits, else ``None``.
-
-    ``str.isdigit`` alone accepts superscripts such as "²" that ``int()`` refuses, and ``int()``
-    refuses strings over 4,300 digits; either would otherwise surface as a 500.
-    """
-    if not raw or len(raw) > max_digits or not (raw.isascii() and raw.isdigit()):
-        return None
-    return int(raw)
-
-
 def decode_query_photo(data: bytes) -> ImageFeatures:
     """Decode and encode a shopper's photo. Raises SearchRequestError with the reason it was refused."""
     try:
@@ -128,8 +118,8 @@ def parse_search_request(
     sort = _get(params, "sort") or "relevance"
     if sort not in SORTS:
         raise SearchRequestError(f"Unknown sort {sort[:30]!r}; choose one of {', '.join(SORTS)}.", "sort")
-    page = whole_number(_get(params, "page") or "1")
-    if page is None or not 1 <= page <= MAX_PAGE:
+    page = whole_number(_get(params, "page") or "1", minimum=1, maximum=MAX_PAGE)
+    if page is None:
         raise SearchRequestError(f"Page must be a whole number from 1 to {MAX_PAGE}.", "page")
     method = _get(params, "fusion") or None
     if method is not None and method not in FUSION_METHODS:

@@ -38,6 +38,7 @@ from rest_framework.views import APIView
 
 from search.event_models import DiscardReason
 from search.events import MAX_POSITION, STATUS, click_record, event_discard_count
+from search.params import whole_number
 from shop.models import Product
 
 #: Largest click body accepted (bytes). A real beacon is about 150 bytes.
@@ -179,8 +180,8 @@ class ClickRedirectView(EventView):
         tags=["events"],
     )
     def get(self, request: Request, token: str, product_id: str) -> HttpResponse:
-        valid = product_id.isascii() and product_id.isdigit() and len(product_id) <= 18  # below 2**63
-        product = Product.objects.filter(pk=int(product_id)).only("pk").first() if valid else None
+        pk = whole_number(product_id, max_digits=18)  # below 2**63
+        product = Product.objects.filter(pk=pk).only("pk").first() if pk is not None else None
         if product is None:
             event_discard_count(kind="click", reason=DiscardReason.UNKNOWN_PRODUCT)
             return _refused(DiscardReason.UNKNOWN_PRODUCT, 404)

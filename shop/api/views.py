@@ -20,6 +20,7 @@ from rest_framework.response import Response
 
 from config.api import ErrorSerializer, UploadThrottle, read_upload
 from mlmodels.images import ImageRejected
+from search.params import flag
 from shop.api.serializers import (
     BulkReportSerializer,
     BulkUploadSerializer,
@@ -116,10 +117,10 @@ class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             merchant = self.request.query_params.get("merchant", "").strip()
             if merchant:
                 queryset = queryset.filter(merchant__slug=merchant[:220])
-            mine = self.request.query_params.get("mine", "").strip().lower()
-            if mine not in ("", "1", "true", "yes", "0", "false", "no"):
+            mine = flag(self.request.query_params.get("mine", ""))
+            if mine is None:
                 raise ValidationError({"mine": "mine must be true or false."})
-            if mine in ("1", "true", "yes"):
+            if mine:
                 if not self.request.user.is_authenticated:
                     raise ValidationError({"mine": "Sign in to list your own products."})
                 if not self.request.user.is_superuser:

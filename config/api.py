@@ -206,6 +206,11 @@ class PhotoSearchUserThrottle(_ScopedThrottle):
     scope = "search_photo_user"
 
 
+def photo_search_throttles() -> list[SimpleRateThrottle]:
+    """The limits on a photo upload for search, shared by the API and the storefront's photo form."""
+    return [PhotoSearchAnonThrottle(), PhotoSearchUserThrottle()]
+
+
 class UploadThrottle(_ScopedThrottle):
     """Product, photo and bulk uploads, per user (``uploads``)."""
 

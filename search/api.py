@@ -21,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import ErrorSerializer, PhotoSearchAnonThrottle, PhotoSearchUserThrottle, SearchAnonThrottle, read_upload
+from config.api import ErrorSerializer, SearchAnonThrottle, photo_search_throttles, read_upload
 from mlmodels.image import ImageFeatures
 from search.forms import MAX_PAGE, SearchRequestError, decode_query_photo, parse_search_request
 from search.params import flag, whole_number
@@ -239,7 +239,7 @@ class ImageSearchView(APIView):
 
     def get_throttles(self):
         if self.request.method == "POST":  # only an upload runs the image encoder
-            return [PhotoSearchAnonThrottle(), PhotoSearchUserThrottle()]
+            return photo_search_throttles()
         return [SearchAnonThrottle()]
 
     @extend_schema(

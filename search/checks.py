@@ -22,8 +22,8 @@ def search_settings_check(app_configs, **kwargs):
         errors.append(Error("Search and fusion weights must be >= 0.", id="search.E004"))
     if settings.SEARCH_RRF_K <= 0:
         errors.append(Error(f"SEARCH_RRF_K is {settings.SEARCH_RRF_K}; it must be positive.", id="search.E005"))
-    if str(settings.IMAGE_ENCODER_RUNTIME).lower() not in RUNTIMES:
-        errors.append(Error(f"IMAGE_ENCODER_RUNTIME is {settings.IMAGE_ENCODER_RUNTIME!r}.", hint=f"Use one of: {', '.join(RUNTIMES)}.", id="search.E006"))
-    if str(settings.TEXT_ENCODER_RUNTIME).lower() not in RUNTIMES:
-        errors.append(Error(f"TEXT_ENCODER_RUNTIME is {settings.TEXT_ENCODER_RUNTIME!r}.", hint=f"Use one of: {', '.join(RUNTIMES)}.", id="search.E007"))
+    for name, check_id in (("IMAGE_ENCODER_RUNTIME", "search.E006"), ("TEXT_ENCODER_RUNTIME", "search.E007")):
+        value = getattr(settings, name)
+        if str(value).lower() not in RUNTIMES:
+            errors.append(Error(f"{name} is {value!r}.", hint=f"Use one of: {', '.join(RUNTIMES)}.", id=check_id))
     return errors

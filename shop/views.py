@@ -18,7 +18,7 @@ from django.template import loader
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
-from config.api import PhotoSearchAnonThrottle, PhotoSearchUserThrottle
+from config.api import photo_search_throttles
 from search.backends.base import SearchBackendError
 from search.events import impression_record_for_page
 from search.forms import SearchRequestError, decode_query_photo, parse_search_request
@@ -106,7 +106,7 @@ def photo_search_wait(request: HttpRequest) -> int | None:
     """Seconds to wait before another photo search (``None``: go ahead), by the REST API's photo
     throttles (``search_photo_anon`` per IP, ``search_photo_user`` per user), so the storefront form
     and the API share one budget. An allowed request is counted."""
-    for throttle in (PhotoSearchAnonThrottle(), PhotoSearchUserThrottle()):
+    for throttle in photo_search_throttles():
         if not throttle.allow_request(request, None):
             return max(1, math.ceil(throttle.wait() or 1))
     return None

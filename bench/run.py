@@ -137,6 +137,21 @@ def encode_query(text: str | None, photo: bytes | None):
     return feats, vectors, (time.perf_counter() - t0) * 1000
 
 
+def engine_query_timer(backend):
+    """``time_queries``'s ``run_one`` timing the engine's part of a query: ``search_rankings`` +
+    ``rankings_blend`` on ``backend`` (encoding timed apart)."""
+    from search.selectors import rankings_blend, search_rankings
+
+    def run_one(kind, item):
+        text, photo = item
+        _, vectors, enc_ms = encode_query(text, photo)
+        t0 = time.perf_counter()
+        rankings_blend(search_rankings(backend=backend, text=text, vectors=vectors))
+        return enc_ms, (time.perf_counter() - t0) * 1000
+
+    return run_one
+
+
 def warm_up(threads: int = 1) -> None:
     """Load the models, set the encoders' CPU threads for queries, touch every code path once (not timed).
 
@@ -160,7 +175,7 @@ def scenario_flipkart(n_text: int, n_photo: int) -> dict:
 
     from search.backends import get_backend
     from search.encoding import image_encoder, text_encoder
-    from search.selectors import product_search, rankings_blend, search_rankings
+    from search.selectors import product_search
     from search.services import products_index
     from shop.importers import read_catalog
     from shop.models import Product
@@ -194,12 +209,7 @@ def scenario_flipkart(n_text: int, n_photo: int) -> dict:
         product_search(text=text, image=feats)  # encodes the text itself: timed as search here
         return enc_ms, (time.perf_counter() - t0) * 1000
 
-    def engine_only(kind, item):
-        text, photo = item
-        _, vectors, enc_ms = encode_query(text, photo)
-        t0 = time.perf_counter()
-        rankings_blend(search_rankings(backend=backend, text=text, vectors=vectors))
-        return enc_ms, (time.perf_counter() - t0) * 1000
+    engine_only = engine_query_timer(backend)
 
     # fresh strings for each loop so no text vector comes from the cache
     selector = time_queries({"text": [(t, None) for t in texts[:n_text]], "photo": [("", p) for p in photos],
@@ -268,7 +278,6 @@ def scenario_synthetic(n: int, n_text: int, n_photo: int) -> dict:
 
     from search.backends.embedded import EmbeddedSearchBackend
     from search.encoding import vector_dims
-    from search.selectors import rankings_blend, search_rankings
 
     root = Path(settings.VAR_DIR) / f"synthetic-{n}"
     record = build_synthetic(n)
@@ -283,15 +292,9 @@ def scenario_synthetic(n: int, n_text: int, n_photo: int) -> dict:
     photos = query_photos(n_photo)
     texts = text_queries(n_text + n_photo)
 
-    def run_one(kind, item):
-        text, photo = item
-        _, vectors, enc_ms = encode_query(text, photo)
-        t1 = time.perf_counter()
-        rankings_blend(search_rankings(backend=backend, text=text, vectors=vectors))
-        return enc_ms, (time.perf_counter() - t1) * 1000
-
     latency = time_queries({"text": [(t, None) for t in texts[:n_text]], "photo": [("", p) for p in photos],
-                            "photo+text": [(w, p) for w, p in zip(texts[n_text:], photos, strict=False)]}, run_one)
+                            "photo+text": [(w, p) for w, p in zip(texts[n_text:], photos, strict=False)]},
+                           engine_query_timer(backend))
     return {
         "engine": "embedded", "products": n,
         "index": {"seconds": build_s, "products_per_s": n / build_s, "how": "rebuild from given vectors (no encoding)",

@@ -291,9 +291,9 @@ def matched_ids(rankings: dict[str, list[Hit]], *, best: dict[str, float] | None
     """
     matched: set[int] = set()
     for name, hits in rankings.items():
-        field = KNN_FIELDS.get(name)
-        ratio = settings.SEARCH_KNN_MIN_RATIO.get(field, 0.0) if field else 0.0
-        top = (best or {}).get(field, hits[0].score if hits else 0.0) if field else 0.0
+        vector_field = KNN_FIELDS.get(name)  # None: BM25 or photo references, every hit matches
+        ratio = settings.SEARCH_KNN_MIN_RATIO.get(vector_field, 0.0) if vector_field else 0.0
+        top = (best or {}).get(vector_field, hits[0].score if hits else 0.0)
         if ratio <= 0 or top <= 0:
             matched.update(h.id for h in hits)
         else:
@@ -304,12 +304,12 @@ def matched_ids(rankings: dict[str, list[Hit]], *, best: dict[str, float] | None
 def knn_best(backend: BaseSearchBackend, vectors: encoding.QueryVectors) -> dict[str, float]:
     """The query's best cosine per vector field in the whole catalog (one ``k=1`` kNN each, no filters)."""
     best = {}
-    for field in ("text", "image", "fused"):
-        vector = getattr(vectors, field)
-        if vector is not None and settings.SEARCH_KNN_MIN_RATIO.get(field, 0.0) > 0:
-            hits = backend.search_vector(field, vector, k=1)
+    for vector_field in ("text", "image", "fused"):
+        vector = getattr(vectors, vector_field)
+        if vector is not None and settings.SEARCH_KNN_MIN_RATIO.get(vector_field, 0.0) > 0:
+            hits = backend.search_vector(vector_field, vector, k=1)
             if hits:
-                best[field] = hits[0].score
+                best[vector_field] = hits[0].score
     return best
 
 

@@ -18,6 +18,8 @@ from shop.templatetags.shop_tags import inr
 
 #: Parameters that define a search; anything else in the URL is dropped from generated links.
 SEARCH_PARAMS = ("q", "img", "category", "brand", "price_min", "price_max", "sort", "explain")
+#: The parameters that narrow the results ("Clear all" removes them; words, photo and sort stay).
+FILTER_PARAMS = ("category", "brand", "price_min", "price_max")
 SORT_LABELS = {
     "relevance": "Relevance",
     "price_asc": "Price: low to high",
@@ -101,6 +103,11 @@ class SearchState:
         params.pop("page", None)
         query = params.urlencode()
         return reverse("shop:search") + (f"?{query}" if query else "")
+
+    @property
+    def clear_filters_url(self) -> str:
+        """The same search with every filter removed (:data:`FILTER_PARAMS`)."""
+        return self.url(**dict.fromkeys(FILTER_PARAMS))
 
     def page_url(self, page: int) -> str:
         base = self.url()

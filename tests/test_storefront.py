@@ -170,6 +170,20 @@ def test_every_facet_count_is_the_number_of_results_its_filter_opens(client, ind
         assert narrowed.total == count, (name, value)
 
 
+def test_clear_all_removes_every_filter_and_keeps_the_words_and_sort(client, indexed_catalog):
+    # given a search narrowed by category, brand and price, sorted by price
+    first = client.get("/search/", {"q": "cotton"}).context["page"]
+    category, brand = first.facets["category"][0].value, first.facets["brand"][0].value
+    narrowed = client.get("/search/", {"q": "cotton", "category": category, "brand": brand, "price_min": "1", "sort": "price_asc"})
+    html = narrowed.content.decode()
+    # when the shopper clicks "Clear all"
+    href = re.search(r'<a class="chip chip-clear" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+    cleared = client.get(href)
+    # then the filters are gone, the words and the sort stay, and the full result count is back
+    assert parse_qs(urlparse(href).query) == {"q": ["cotton"], "sort": ["price_asc"]}
+    assert cleared.context["page"].total == first.total
+
+
 def test_page_two_differs_from_page_one(client, settings, indexed_catalog):
     settings.SEARCH_PAGE_SIZE = 6  # the sample's "cotton" products fill a few short pages
     first = client.get("/search/", {"q": "cotton"})

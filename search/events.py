@@ -154,7 +154,7 @@ def impression_record_for_page(*, request, search, page) -> str:
 
     Args:
         request: the ``HttpRequest`` (its session, user agent and address).
-        search: the :class:`search.forms.SearchRequest` that ran.
+        search: the :class:`search.request.SearchRequest` that ran.
         page: the :class:`search.selectors.SearchPage` it returned.
     """
     if not hasattr(request, "session"):

@@ -19,7 +19,7 @@ def _photo_search_budget_reset():
     (the storefront form and the API share it; tests that test the limit set their own rates)."""
     from django.core.cache import cache
 
-    from config.api import PhotoSearchAnonThrottle
+    from shop.api.throttles import PhotoSearchAnonThrottle
 
     throttle = PhotoSearchAnonThrottle()
     cache.delete(throttle.cache_format % {"scope": throttle.scope, "ident": "127.0.0.1"})

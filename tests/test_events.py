@@ -89,7 +89,7 @@ def test_impression_record_for_page_uses_the_request_session(rf, products):
     from django.contrib.sessions.middleware import SessionMiddleware
 
     from search.backends.base import SearchFilters
-    from search.forms import SearchRequest
+    from search.request import SearchRequest
     from search.selectors import SearchPage
 
     request = rf.get("/search/?q=towel", HTTP_USER_AGENT=BROWSER)

@@ -220,15 +220,15 @@ SEARCH_PRICE_BANDS = [0, 500, 1000, 2000, 5000, 10000, None]
 # --- REST API (Django REST framework, drf-spectacular) ---------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "config.api.ExpiringTokenAuthentication",  # first, so a missing login answers 401
+        "shop.api.authentication.ExpiringTokenAuthentication",  # first, so a missing login answers 401
         "rest_framework.authentication.SessionAuthentication",  # enforces CSRF for browser sessions
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",  # 400 for ?page=abc, 404 past the end
+    "DEFAULT_PAGINATION_CLASS": "shop.api.pagination.PageNumberPagination",  # 400 for ?page=abc, 404 past the end
     "PAGE_SIZE": 24,
-    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "EXCEPTION_HANDLER": "shop.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # A photo query runs the image encoder (~50 ms of CPU against ~1 ms for words), hence the
     # far stricter photo limits. Rates are "<n>/<second|minute|hour|day>".

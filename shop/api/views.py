@@ -18,7 +18,9 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import ErrorSerializer, UploadThrottle, read_upload
+from shop.api.errors import ErrorSerializer
+from shop.api.throttles import UploadThrottle
+from shop.uploads import read_upload
 from mlmodels.images import ImageRejected
 from search.params import flag
 from shop.api.serializers import (

@@ -68,7 +68,7 @@ def main() -> None:
     from mlmodels import head as fh
     from mlmodels.crossmodal import holdout_split, paired_judgments, retrieval_metrics
     from mlmodels.image import ImageFeatures
-    from search.encoding import bridge, text_encoder
+    from search.embedding.encoders import bridge, text_encoder
 
     data = encode_fashion(Path(settings.CATALOG_DIR) / "fashion")
     groups = np.array([t.strip().lower() for t in data.titles])

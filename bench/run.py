@@ -127,7 +127,7 @@ def encode_query(text: str | None, photo: bytes | None):
     from django.conf import settings
 
     from mlmodels.images import open_image
-    from search import encoding
+    from search.embedding import encoding
 
     t0 = time.perf_counter()
     feats = None
@@ -174,7 +174,7 @@ def scenario_flipkart(n_text: int, n_photo: int) -> dict:
     from django.core.management import call_command
 
     from search.backends import get_backend
-    from search.encoding import image_encoder, text_encoder
+    from search.embedding.encoders import image_encoder, text_encoder
     from search.selectors import product_search
     from search.services import products_index
     from shop.importers import read_catalog
@@ -240,7 +240,7 @@ def build_synthetic(n: int) -> dict:
     from bench.synthetic import SEED, load_vocabulary, synthetic_batches
     from search.backends.base import SearchDocument
     from search.backends.embedded import EmbeddedSearchBackend
-    from search.encoding import vector_dims
+    from search.embedding.encoding import vector_dims
 
     root = Path(settings.VAR_DIR) / f"synthetic-{n}"
     record_file, busy = root / "build.json", root / ".building"
@@ -277,7 +277,7 @@ def scenario_synthetic(n: int, n_text: int, n_photo: int) -> dict:
     from django.conf import settings
 
     from search.backends.embedded import EmbeddedSearchBackend
-    from search.encoding import vector_dims
+    from search.embedding.encoding import vector_dims
 
     root = Path(settings.VAR_DIR) / f"synthetic-{n}"
     record = build_synthetic(n)

@@ -20,9 +20,10 @@ from django.conf import settings
 from django.db.models import Prefetch
 
 from mlmodels.image import ImageFeatures
-from search import click_selectors, encoding, ranking
+from search import click_selectors, ranking
 from search.backends import get_backend
 from search.backends.base import BaseSearchBackend, Hit, SearchFilters
+from search.embedding import encoding
 from shop.models import Category, Product, ProductImage
 
 SORTS = ("relevance", "price_asc", "price_desc", "rating")

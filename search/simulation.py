@@ -304,7 +304,7 @@ def _encode(paths: list[Path], name: str):
     """Features of shoppers' photos; kept in ``VAR_DIR`` so a run with ``--var-dir`` encodes them once."""
     from mlmodels.image import ImageFeatures
     from mlmodels.images import open_image
-    from search.encoding import image_encoder
+    from search.embedding.encoders import image_encoder
 
     cached = Path(settings.VAR_DIR) / f"simulation-{name}-features.npz"
     if cached.is_file():

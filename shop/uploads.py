@@ -16,7 +16,6 @@ import io
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
-
 from rest_framework import exceptions
 
 from mlmodels.images import ImageRejected

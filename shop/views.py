@@ -12,19 +12,24 @@ import math
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, HttpResponseServerError
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    HttpResponseServerError,
+)
 from django.shortcuts import render
 from django.template import loader
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
-from shop.api.throttles import photo_search_throttles
 from search.backends.base import SearchBackendError
 from search.events import impression_record_for_page
-from search.request import SearchRequestError, decode_query_photo, parse_search_request
 from search.query import normalise_query
+from search.request import SearchRequestError, decode_query_photo, parse_search_request
 from search.selectors import SearchPage, similar_products
 from shop import search_ui
+from shop.api.throttles import photo_search_throttles
 from shop.models import Category
 from shop.query_photos import query_photo_load, query_photo_store
 from shop.selectors import category_tiles, product_get, products_top_rated

@@ -48,7 +48,7 @@ def sample():
     """The sample encoded with the real encoders: texts as the indexer builds them, photos, titles."""
     from mlmodels.images import open_image
     from search.documents import compose_document_text
-    from search.encoding import image_encoder, text_encoder
+    from search.embedding.encoders import image_encoder, text_encoder
 
     rows = sample_rows()
     texts = [compose_document_text(title=r.title, brand=r.brand, category_path=r.category_path, description=r.description) for r in rows]
@@ -78,7 +78,7 @@ def held_out_scores(space, sample, held) -> dict[str, float]:
 # -- training ---------------------------------------------------------------------------------------
 def test_training_beats_the_bridge_on_held_out_text_to_photo(sample, trained):
     # given a head trained on 75 % of the sample, and the untrained bridge
-    from search.encoding import bridge
+    from search.embedding.encoders import bridge
 
     space, _, held = trained
     # when each held-out product's text looks for its photo among the held-out photos
@@ -184,7 +184,7 @@ def test_artefact_of_another_dimension_is_refused(trained, tmp_path):
 
 def test_a_corrupt_active_head_falls_back_to_the_bridge(trained, tmp_path, settings, caplog, db):
     # given an active head whose weights file was damaged after activation
-    from search import spaces
+    from search.embedding import spaces
 
     space, _, _ = trained
     settings.FUSION_HEAD_DIR = tmp_path
@@ -193,7 +193,7 @@ def test_a_corrupt_active_head_falls_back_to_the_bridge(trained, tmp_path, setti
     fh.write_active(tmp_path, space.version)
     (path / "head.safetensors").write_bytes(b"garbage")
     # when search asks for the space in service
-    with caplog.at_level(logging.WARNING, logger="search.spaces"):
+    with caplog.at_level(logging.WARNING, logger="search.embedding.spaces"):
         in_service = spaces.get_space()
         status = spaces.space_status()
     # then it is the bridge, with a warning and a note that says why
@@ -209,7 +209,7 @@ def test_fused_photo_and_title_query_finds_the_product_first(sample, trained, tm
     # given an embedded index whose fused vectors come from the trained head
     from search.backends.base import SearchDocument
     from search.backends.embedded import EmbeddedSearchBackend
-    from search.encoding import text_encoder
+    from search.embedding.encoders import text_encoder
 
     space, _, held = trained
     w = settings.FUSION_WEIGHTS
@@ -231,8 +231,8 @@ def test_fused_photo_and_title_query_finds_the_product_first(sample, trained, tm
 @pytest.fixture
 def isolated(settings, tmp_path):
     """Fusion heads and the search index in this test's own folders."""
-    from search import spaces
     from search.backends import reset_backends
+    from search.embedding import spaces
 
     settings.FUSION_HEAD_DIR = tmp_path / "fusion"
     settings.SEARCH_BACKENDS = {"default": {**settings.SEARCH_BACKENDS["default"], "INDEX_DIR": tmp_path / "index"}}
@@ -265,7 +265,7 @@ def stored_catalog(sample, n: int, *, photos: bool = True) -> int:
 
 
 def test_train_fusion_on_an_empty_catalog_says_so_and_keeps_the_bridge(db, isolated):
-    from search.encoding import get_space_info
+    from search.embedding.encoding import get_space_info
     from shop.models import Product
     from shop.signals import indexing_deferred
 
@@ -309,7 +309,7 @@ def test_a_catalog_too_small_to_train_stays_on_the_bridge_and_status_says_why(db
 def test_an_interrupted_training_run_leaves_the_head_in_service(db, isolated, sample):
     # given a trained head in service
     from mlmodels.head import read_active
-    from search.fusion_heads import fusion_head_train
+    from search.embedding.training import fusion_head_train
 
     stored_catalog(sample, len(sample["titles"]))
     first = fusion_head_train(min_products=100)
@@ -330,7 +330,7 @@ def store_sample_embeddings(sample, products) -> None:
     """Store the sample's encoder outputs for these imported products, keyed by the hashes the
     indexer checks, so indexing reuses them instead of encoding the same photos and texts again."""
     from search.documents import document_text
-    from search.encoding import sha1
+    from search.embedding.encoding import sha1
     from search.models import ProductEmbedding
 
     pack = ProductEmbedding.pack
@@ -349,7 +349,7 @@ def store_sample_embeddings(sample, products) -> None:
 def test_train_fusion_then_reindex_swaps_heads_without_downtime(db, isolated, sample):
     # given a real catalog sample imported and indexed with the zero-shot bridge
     from search.backends import get_backend
-    from search.encoding import get_space_info
+    from search.embedding.encoding import get_space_info
     from search.selectors import product_search
     from shop.models import IndexState, Product
     from shop.services import catalog_import

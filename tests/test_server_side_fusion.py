@@ -65,8 +65,8 @@ def test_photo_references_count_where_the_engine_fuses_server_side(db, indexed_c
 
 def test_an_engine_that_fuses_server_side_gets_the_knn_floor_of_the_whole_catalog(db, settings, indexed_catalog):
     # given an engine that fuses server-side, and a floor of half the best cosine
-    from search import encoding
     from search.backends.base import SearchFilters
+    from search.embedding import encoding
 
     settings.SEARCH_KNN_MIN_RATIO = {"text": 0.5, "image": 0.5, "fused": 0.5}
     engine = ServerSideFusion(get_backend())

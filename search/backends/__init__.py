@@ -28,7 +28,7 @@ def get_backend(alias: str = "default") -> BaseSearchBackend:
 
 def load_backend(alias: str = "default", **overrides) -> BaseSearchBackend:
     """Create a new backend instance for ``alias`` (not cached); ``overrides`` update its params."""
-    from search.encoding import vector_dims
+    from search.embedding.encoding import vector_dims
 
     try:
         params = {**settings.SEARCH_BACKENDS[alias], **overrides}

@@ -172,7 +172,7 @@ class BaseSearchBackend(abc.ABC):
     def index_space(self) -> dict | None:
         """The fusion space recorded with the live index at build time (``{"name", "version",
         "dim"}``), or ``None`` when the index has no record. Queries and writes to this index
-        must make fused vectors in that space (see ``search.spaces.space_for_index``)."""
+        must make fused vectors in that space (see ``search.embedding.spaces.space_for_index``)."""
         return None
 
     # -- reading -------------------------------------------------------------------------------

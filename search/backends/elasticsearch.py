@@ -45,7 +45,12 @@ from search.backends.base import (
     SearchFilters,
     SearchUnavailable,
 )
-from search.backends.es_client import ClusterFeatures, detect_version, make_client, translated_errors
+from search.backends.es_client import (
+    ClusterFeatures,
+    detect_version,
+    make_client,
+    translated_errors,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +211,7 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
 
         The fused field follows the live index instead: a newly trained fusion head changes its
         dimension, and search keeps serving the old head's vectors until ``reindex`` swaps in a
-        build made with the new one (``search.spaces``). The fusion space recorded in the
+        build made with the new one (``search.embedding.spaces``). The fusion space recorded in the
         mapping's ``_meta`` is read here too.
 
         Raises:

@@ -34,7 +34,13 @@ import numpy as np
 
 from search.backends._bm25 import BM25Index
 from search.backends._vectors import VectorIndex
-from search.backends.base import BaseSearchBackend, Hit, SearchDocument, SearchFilters, SearchUnavailable
+from search.backends.base import (
+    BaseSearchBackend,
+    Hit,
+    SearchDocument,
+    SearchFilters,
+    SearchUnavailable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +122,7 @@ class EmbeddedSearchBackend(BaseSearchBackend):
 
     def _initial_space(self) -> dict | None:
         """The fusion space to record with a first build: the active one, if its dimension is ours."""
-        from search.spaces import active_ref
+        from search.embedding.spaces import active_ref
 
         ref = active_ref()
         return ref.as_dict() if ref.dim == self.vector_dims.get("fused") else None

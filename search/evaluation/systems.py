@@ -25,9 +25,10 @@ from django.conf import settings
 from mlmodels.fusion import FusionSpace
 from mlmodels.image import IMAGE_DIM, ImageFeatures
 from mlmodels.text import TEXT_DIM
-from search import encoding
 from search.backends.base import Hit, SearchDocument
 from search.backends.embedded import EmbeddedSearchBackend
+from search.embedding import encoding
+from search.embedding.encoders import bridge
 from search.evaluation import encoders
 from search.evaluation.datasets import SEED, Dataset
 from search.evaluation.metrics import METRICS, evaluate_run
@@ -273,7 +274,7 @@ def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | N
         notes.append(f"{len(enc.rejected_queries)} query photos were rejected by the decoder and left out.")
     if enc.rejected_products:
         notes.append(f"{len(enc.rejected_products)} product photos were rejected; photo-only catalogs leave those products out.")
-    spaces: dict[str, FusionSpace] = {"bridge": encoding.bridge()}
+    spaces: dict[str, FusionSpace] = {"bridge": bridge()}
     service = encoding.get_space()
     service_key = "bridge" if service.version == spaces["bridge"].version else "service"
     if service_key == "service":

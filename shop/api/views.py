@@ -8,9 +8,17 @@ call one service (``shop.merchant_services``, ``shop.services.product_image_add`
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.files.uploadhandler import MemoryFileUploadHandler, TemporaryFileUploadHandler
+from django.core.files.uploadhandler import (
+    MemoryFileUploadHandler,
+    TemporaryFileUploadHandler,
+)
 from django.db.models import Prefetch
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
@@ -18,11 +26,9 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from shop.api.errors import ErrorSerializer
-from shop.api.throttles import UploadThrottle
-from shop.uploads import read_upload
 from mlmodels.images import ImageRejected
 from search.params import flag
+from shop.api.errors import ErrorSerializer
 from shop.api.serializers import (
     BulkReportSerializer,
     BulkUploadSerializer,
@@ -32,11 +38,13 @@ from shop.api.serializers import (
     ProductSerializer,
     ProductWriteSerializer,
 )
+from shop.api.throttles import UploadThrottle
 from shop.bulk_upload import BulkUploadRejected, products_bulk_upload
 from shop.merchant_services import product_create, product_delete, product_update
 from shop.models import Merchant, Product, ProductImage
 from shop.permissions import IsMerchantStaff, ProductAccess, merchants_of
 from shop.services import product_image_add
+from shop.uploads import read_upload
 
 #: Largest bulk upload request (CSV + photo zip): 2,000 rows with photos of ~250 KB each.
 BULK_MAX_BYTES = 512 * 1024 * 1024

@@ -10,7 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search.backends.base import DocumentsRejected, SearchBackendError, SearchFilters, SearchUnavailable
+from search.backends.base import (
+    DocumentsRejected,
+    SearchBackendError,
+    SearchFilters,
+    SearchUnavailable,
+)
 from tests.backends.conftest import product_doc, unit
 from tests.backends.fake_es import FakeCluster
 
@@ -304,8 +309,8 @@ def test_cluster_down_is_search_unavailable(fake_es):
 
 
 def test_cluster_down_falls_back_to_the_embedded_engine_when_configured(fake_es, settings, tmp_path, monkeypatch):
-    from search import encoding
     from search.backends import get_backend, reset_backends
+    from search.embedding import encoding
     from tests.backends.conftest import DIMS
 
     monkeypatch.setattr(encoding, "vector_dims", lambda: dict(DIMS))
@@ -347,7 +352,7 @@ def test_bad_input_never_reaches_the_cluster_as_syntax(fake_es):
 @pytest.mark.django_db
 def test_products_index_marks_the_rejected_product_failed_and_indexes_the_rest(fake_es):
     """Real database and real text encoder; only the cluster is the recorded stand-in."""
-    from search.encoding import vector_dims
+    from search.embedding.encoding import vector_dims
     from search.services import products_index
     from shop.models import Brand, Category, IndexState, Product
 

@@ -12,9 +12,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tqdm import tqdm
 
-from search import encoding
 from search.backends import get_backend, load_backend
 from search.backends.base import SearchBackendError
+from search.embedding import encoding
 from search.services import products_index
 from shop.models import Product
 

@@ -10,7 +10,8 @@ from rich.table import Table
 
 from search.backends import get_backend
 from search.backends.base import SearchBackendError
-from search.encoding import get_space_info, image_encoder_status, text_encoder_status
+from search.embedding.encoders import image_encoder_status, text_encoder_status
+from search.embedding.encoding import get_space_info
 from shop.models import IndexState, Product
 
 

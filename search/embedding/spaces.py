@@ -26,6 +26,7 @@ from django.conf import settings
 
 from mlmodels.fusion import BRIDGE_DIM, FusionSpace, bridge_version
 from mlmodels.head import ArtefactError, load_artefact, read_active, verify_artefact
+from search.embedding.encoders import bridge
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +125,6 @@ def get_space(version: str | None = None) -> FusionSpace:
     zero-shot bridge, with a logged warning and a note in :func:`space_status`; callers that
     need a specific dimension check ``space.dim``.
     """
-    from search.encoding import bridge
-
     if version is None:
         version = active_ref().version
     if version.startswith("bridge"):

@@ -5,7 +5,7 @@ photo are skipped), so training re-encodes nothing. A share of the products, gro
 identical title, is held out; the new head and the zero-shot bridge are scored on it (text ->
 photo recall@1, recall@10, nDCG@10 with ranx) and the head is activated only if it beats the
 bridge. Activating marks every product stale: the live index keeps its head until
-``manage.py reindex`` swaps in a build made with the new one (see :mod:`search.spaces`).
+``manage.py reindex`` swaps in a build made with the new one (see :mod:`search.embedding.spaces`).
 
 Nothing changes until the very end: the artefact is written to a temporary folder and renamed,
 then ``active.json`` is replaced atomically, so an error or an interrupt (Ctrl-C) leaves the
@@ -25,7 +25,7 @@ from django.conf import settings
 from mlmodels import head as fusion_head
 from mlmodels.crossmodal import holdout_split, paired_judgments, retrieval_metrics
 from mlmodels.image import ImageFeatures
-from search import spaces
+from search.embedding import spaces
 from search.models import ProductEmbedding
 from search.services import products_mark_stale
 from shop.models import Product

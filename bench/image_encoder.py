@@ -25,17 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.encoder_timing import (  # noqa: E402
-    arguments,
-    load_average,
-    load_both,
-    report,
-    run_notes,
-    run_record,
-    summary,
-    time_loads,
-    timed,
-)
+from bench.encoder_timing import arguments, load_average, load_both, report, run_notes, run_record, summary, time_loads, timed  # noqa: E402
 
 
 def load_photos(n: int) -> list:

@@ -32,7 +32,7 @@ def main() -> int:
 
     from search.backends.embedded import EmbeddedSearchBackend
     from search.embedding.encoding import vector_dims
-    from search.selectors import rankings_blend, search_rankings
+    from search.hybrid.pipeline import rankings_blend, search_rankings
 
     root = Path(settings.VAR_DIR) / f"synthetic-{args.products}"
     if not (root / "products").exists():

@@ -140,7 +140,7 @@ def encode_query(text: str | None, photo: bytes | None):
 def engine_query_timer(backend):
     """``time_queries``'s ``run_one`` timing the engine's part of a query: ``search_rankings`` +
     ``rankings_blend`` on ``backend`` (encoding timed apart)."""
-    from search.selectors import rankings_blend, search_rankings
+    from search.hybrid.pipeline import rankings_blend, search_rankings
 
     def run_one(kind, item):
         text, photo = item
@@ -308,7 +308,7 @@ def scenario_lancedb(which: str, n_text: int, n_photo: int) -> dict:
     from django.conf import settings
 
     from bench import lance
-    from search.selectors import rankings_blend
+    from search.hybrid.pipeline import rankings_blend
 
     if which == "flipkart":
         table_data = lance.flipkart_table()

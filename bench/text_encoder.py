@@ -29,15 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.encoder_timing import (  # noqa: E402
-    arguments,
-    load_average,
-    load_both,
-    report,
-    run_notes,
-    run_record,
-    time_loads,
-)
+from bench.encoder_timing import arguments, load_average, load_both, report, run_notes, run_record, time_loads  # noqa: E402
 
 FORWARD_BATCHES = (1, 4, 8, 16, 32)
 

@@ -21,15 +21,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from shop.api.errors import ErrorSerializer
-from shop.api.throttles import SearchAnonThrottle, photo_search_throttles
-from shop.uploads import read_upload
 from mlmodels.image import ImageFeatures
-from search.request import MAX_PAGE, SearchRequestError, decode_query_photo, parse_search_request
 from search.params import flag, whole_number
 from search.query import MAX_QUERY_CHARS
+from search.request import MAX_PAGE, SearchRequestError, decode_query_photo, parse_search_request
 from search.selectors import SORTS, SearchPage
+from shop.api.errors import ErrorSerializer
+from shop.api.throttles import SearchAnonThrottle, photo_search_throttles
 from shop.query_photos import TOKEN_RE, query_photo_load, query_photo_store, query_photo_ttl
+from shop.uploads import read_upload
 
 #: Largest page an API client may ask for.
 MAX_PAGE_SIZE = 100

@@ -31,7 +31,7 @@ single attacker, never moves a score on their own. And a *positive* boost is sca
 
 **Output.** ``lift = α̃ / α₀`` (1 = average), ``boost = (lift - 1) / (lift + 1)`` in ``(-1, 1)``
 (then the credibility factor for positive values), ``prior = (1 + boost) / 2`` in ``[0, 1]``,
-0.5 meaning "no evidence either way". :func:`search.ranking.apply_click_prior` adds
+0.5 meaning "no evidence either way". :func:`search.hybrid.click_prior.apply_click_prior` adds
 ``weight · scale · boost`` to a fused score and caps how many ranks that may lift a product.
 """
 

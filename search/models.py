@@ -38,5 +38,10 @@ class ProductEmbedding(models.Model):
 
 # Click feedback: events, aggregates and shoppers' photo references (defined in their own module).
 from search.event_models import (  # noqa: E402,F401
-    ClickStat, DiscardReason, EventDiscard, PhotoReference, SearchClick, SearchImpression,
+    ClickStat,
+    DiscardReason,
+    EventDiscard,
+    PhotoReference,
+    SearchClick,
+    SearchImpression,
 )

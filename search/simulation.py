@@ -112,9 +112,8 @@ def catalog_reuse(catalog: JudgedCatalog) -> list[int] | None:
     from django.core.cache import cache
 
     from search.event_models import ClickStat, EventDiscard, PhotoReference, SearchImpression
-    from shop.models import Product
-
     from search.services import products_index
+    from shop.models import Product
 
     known = dict(Product.objects.filter(external_id__startswith="crowdflower-").values_list("external_id", "pk"))
     if len(known) != len(catalog.products):

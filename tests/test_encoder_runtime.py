@@ -13,14 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.encoders import (
-    KINDS,
-    Kind,
-    onnx_cache_dir,
-    onnx_encoder,
-    onnx_files,
-    torch_encoder,
-)
+from tests.encoders import KINDS, Kind, onnx_cache_dir, onnx_encoder, onnx_files, torch_encoder
 
 pytestmark = pytest.mark.parametrize("kind", KINDS.values(), ids=KINDS.keys())
 

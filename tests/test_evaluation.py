@@ -12,13 +12,7 @@ from django.core.management import CommandError, call_command
 from PIL import Image
 
 from search.backends.base import Hit
-from search.evaluation.datasets import (
-    DatasetError,
-    load_crowdflower,
-    load_dataset,
-    load_fashion,
-    load_grocery,
-)
+from search.evaluation.datasets import DatasetError, load_crowdflower, load_dataset, load_fashion, load_grocery
 from search.evaluation.metrics import evaluate_per_query, evaluate_run, integer_gains
 from search.evaluation.sweep import split_queries, sweep_blend
 

@@ -20,13 +20,7 @@ from django.utils import timezone
 
 from search import events
 from search.click_selectors import click_priors, photo_refs_reset, photo_refs_search
-from search.event_models import (
-    ClickStat,
-    EventDiscard,
-    PhotoReference,
-    SearchClick,
-    SearchImpression,
-)
+from search.event_models import ClickStat, EventDiscard, PhotoReference, SearchClick, SearchImpression
 from shop.models import Product
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"

@@ -1,4 +1,4 @@
-"""The click model (search.feedback) and the click prior in the blend (search.ranking), against hand-computed values."""
+"""The click model (search.feedback) and the click prior in the blend (search.hybrid), against hand-computed values."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import math
 
 import pytest
 
-from search import feedback, ranking
+from search import feedback
 from search.backends.base import Hit
 from search.feedback import ClickEvent, Evidence, ImpressionEvent, PriorConfig
+from search.hybrid import click_prior, fusion
 
 DAY = 86_400.0
 
@@ -94,14 +95,14 @@ def test_query_key_normalises():
 
 
 # -- the click prior in the blend ------------------------------------------------------------------------
-def _fused(n: int) -> list[ranking.FusedResult]:
+def _fused(n: int) -> list[fusion.FusedResult]:
     hits = [Hit(i, 1.0 - i / 100) for i in range(1, n + 1)]
-    return ranking.blend({"bm25": hits, "text_knn": hits}, method="rrf", rrf_k=60)
+    return fusion.blend({"bm25": hits, "text_knn": hits}, method="rrf", rrf_k=60)
 
 
 def test_click_prior_adds_weight_times_scale_times_boost_and_shows_in_the_explanation():
     fused = _fused(3)
-    out = ranking.apply_click_prior(fused, {3: 1.0, 1: 0.25}, weight=1.0, scale=1 / 61, max_lift=None)
+    out = click_prior.apply_click_prior(fused, {3: 1.0, 1: 0.25}, weight=1.0, scale=1 / 61, max_lift=None)
     by_id = {r.id: r for r in out}
     assert by_id[3].score == pytest.approx(2 / 63 + 1 / 61)
     assert by_id[1].score == pytest.approx(2 / 61 - 0.5 / 61)
@@ -113,13 +114,13 @@ def test_click_prior_adds_weight_times_scale_times_boost_and_shows_in_the_explan
 
 def test_the_click_prior_lifts_a_product_at_most_max_lift_ranks():
     fused = _fused(20)
-    out = ranking.blend(
+    out = fusion.blend(
         {"bm25": [Hit(i, 1.0) for i in range(1, 21)], "text_knn": [Hit(i, 1.0) for i in range(1, 21)]},
         method="rrf", rrf_k=60, weights={"clicks": 5.0}, priors={20: 1.0}, max_lift=3,
     )
     assert [r.id for r in fused][19] == 20
     assert [r.id for r in out].index(20) == 16  # from rank 20 to rank 17, not to the top
-    uncapped = ranking.blend(
+    uncapped = fusion.blend(
         {"bm25": [Hit(i, 1.0) for i in range(1, 21)], "text_knn": [Hit(i, 1.0) for i in range(1, 21)]},
         method="rrf", rrf_k=60, weights={"clicks": 5.0}, priors={20: 1.0}, max_lift=None,
     )
@@ -129,32 +130,32 @@ def test_the_click_prior_lifts_a_product_at_most_max_lift_ranks():
 def test_cap_lift_keeps_every_product_within_the_cap():
     base = list(range(10))
     desired = [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
-    out = ranking.cap_lift(base, desired, 2)
+    out = click_prior.cap_lift(base, desired, 2)
     assert sorted(out) == base
     for new_rank, pid in enumerate(out):
         assert base.index(pid) - new_rank <= 2
     assert out == [2, 3, 4, 5, 6, 7, 8, 9, 1, 0]  # each rises by 2 at most; the reversed tail falls
-    assert ranking.cap_lift(base, desired, 0) == base
-    assert ranking.cap_lift(base, desired, 100) == desired
+    assert click_prior.cap_lift(base, desired, 0) == base
+    assert click_prior.cap_lift(base, desired, 100) == desired
 
 
 def test_a_zero_click_weight_changes_nothing():
     fused = _fused(5)
-    out = ranking.apply_click_prior(fused, {5: 1.0}, weight=0.0, scale=1.0, max_lift=None)
+    out = click_prior.apply_click_prior(fused, {5: 1.0}, weight=0.0, scale=1.0, max_lift=None)
     assert [r.id for r in out] == [r.id for r in fused]
     assert math.isclose(out[4].score, fused[4].score)
 
 
 def test_linear_fusion_adds_the_unscaled_boost():
     hits = [Hit(1, 3.0), Hit(2, 1.0)]
-    out = ranking.blend({"bm25": hits}, method="linear", weights={"clicks": 0.5}, priors={2: 1.0})
+    out = fusion.blend({"bm25": hits}, method="linear", weights={"clicks": 0.5}, priors={2: 1.0})
     assert {r.id: round(r.score, 6) for r in out} == {1: 1.0, 2: 0.5}
 
 
 def test_cap_lift_also_bounds_how_far_a_product_falls():
     base = list(range(10))
     desired = [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
-    out = ranking.cap_lift(base, desired, 2, 2)
+    out = click_prior.cap_lift(base, desired, 2, 2)
     assert sorted(out) == base
     for new_rank, pid in enumerate(out):
         assert -2 <= base.index(pid) - new_rank <= 2

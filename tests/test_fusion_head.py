@@ -285,7 +285,7 @@ def test_train_fusion_skips_products_without_photos(db, isolated, sample):
 
 
 def test_photo_queries_lean_on_the_fused_vectors_only_when_a_trained_head_made_them(settings):
-    from search.selectors import blend_weights
+    from search.hybrid.retrievers import blend_weights
 
     settings.SEARCH_WEIGHTS = {"bm25": 1.0, "text_knn": 1.0, "fused_knn": 1.0, "image_knn": 4.0}
     settings.SEARCH_PHOTO_WEIGHTS_TRAINED_HEAD = {"fused_knn": 2.0, "image_knn": 0.5}

@@ -14,14 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from shop.models import IndexState, Product, ProductImage
-from tests.photos import (
-    HEADER_CUT_JPEG,
-    NOT_AN_IMAGE,
-    OVERSIZED_JPEG,
-    jpeg_bytes,
-    png_bytes,
-    png_with_declared_size,
-)
+from tests.photos import HEADER_CUT_JPEG, NOT_AN_IMAGE, OVERSIZED_JPEG, jpeg_bytes, png_bytes, png_with_declared_size
 
 pytestmark = [pytest.mark.django_db]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from search.backends.base import Hit
-from search.ranking import blend, linear, normalise, rrf
+from search.hybrid.fusion import blend, linear, normalise, rrf
 
 
 def hits(*pairs: tuple[int, float]) -> list[Hit]:
@@ -191,9 +191,10 @@ def test_explain_names_each_retriever_with_raw_score_rank_and_contribution():
     }
 
 
-# -- which products a query matches (search.selectors.matched_ids) --------------------------------------
+# -- which products a query matches (search.hybrid.floor.matched_ids) --------------------------------------
 def test_knn_hits_far_below_the_best_match_are_not_matched_but_bm25_hits_always_are(settings):
-    from search.selectors import matched_ids, rankings_blend
+    from search.hybrid.floor import matched_ids
+    from search.hybrid.pipeline import rankings_blend
 
     settings.SEARCH_KNN_MIN_RATIO = {"text": 0.5, "image": 0.5, "fused": 0.0}
     rankings = {

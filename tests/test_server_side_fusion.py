@@ -3,7 +3,7 @@
 No Elasticsearch cluster runs here: the engine is the real embedded index with a stand-in
 ``search_hybrid`` that counts its calls, as Elasticsearch's retrievers would answer them. The
 references live in the database, not in the engine, so a photo query that has some must be fused
-by the storefront (``ranking.blend``), not by the engine.
+by the storefront (``search.hybrid.fusion.blend``), not by the engine.
 """
 
 from __future__ import annotations

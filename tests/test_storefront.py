@@ -22,14 +22,7 @@ from shop.models import Product
 from shop.query_photos import query_photo_load
 from shop.templatetags.shop_tags import inr
 from tests.conftest import flipkart_dir
-from tests.photos import (
-    HEADER_CUT_JPEG,
-    NOT_AN_IMAGE,
-    OVERSIZED_JPEG,
-    jpeg_bytes,
-    png_bytes,
-    png_with_declared_size,
-)
+from tests.photos import HEADER_CUT_JPEG, NOT_AN_IMAGE, OVERSIZED_JPEG, jpeg_bytes, png_bytes, png_with_declared_size
 
 pytestmark = [pytest.mark.django_db]
 

@@ -197,7 +197,7 @@ SEARCH_PHOTO_WEIGHTS_TRAINED_HEAD = {
 SEARCH_FIELD_BOOSTS = {"title": 3.0, "brand": 2.0, "category": 1.5, "description": 1.0,
                        "title_phrase": env.float("SEARCH_TITLE_PHRASE_BOOST", default=2.0)}
 #: kNN hits below this share of the query's best cosine in the whole catalog are not results, per
-#: vector field (0: off). Membership only, ranking untouched: see ``search.selectors.matched_ids``.
+#: vector field (0: off). Membership only, ranking untouched: see ``search.hybrid.floor.matched_ids``.
 #: Flipkart demo, 5 text queries: 243-302 results -> 139-200, facet counts equal to the results
 #: they open 2/30 -> 25/25; photo queries ~200 -> 3-81. nDCG@10 unchanged on all three judged sets;
 #: recall@100 of the storefront ranking unchanged on CrowdFlower, 1.000 -> 0.997 on Grocery (head),

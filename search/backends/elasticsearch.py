@@ -15,7 +15,7 @@ Refresh policy: writes are not refreshed per request (``refresh=false``, the che
 live index refreshes every second (``es_mapping.LIVE_REFRESH_INTERVAL``), so a worker's writes
 reach shoppers within about a second, and :meth:`refresh` forces it (tests, a rebuild's count
 check). Hybrid ranking runs on the cluster through the ``retriever`` API (``rrf``; ``linear``
-with ``minmax``) when the cluster's version has it, else client-side with ``search.ranking``
+with ``minmax``) when the cluster's version has it, else client-side with ``search.hybrid.fusion``
 over separate BM25 and kNN requests, so both rank alike. Cluster down or busy raises
 :class:`~search.backends.base.SearchUnavailable` (or, with ``FALLBACK`` set, reads are answered
 by the embedded engine).
@@ -34,23 +34,22 @@ from datetime import datetime, timezone
 import numpy as np
 from elasticsearch import Elasticsearch, NotFoundError, helpers
 
-from search import ranking
 from search.backends import es_mapping, es_queries
 from search.backends.base import (
     BaseSearchBackend,
     DocumentsRejected,
+    FusedResult,
     Hit,
+    ScorePart,
     SearchBackendError,
     SearchDocument,
     SearchFilters,
     SearchUnavailable,
 )
-from search.backends.es_client import (
-    ClusterFeatures,
-    detect_version,
-    make_client,
-    translated_errors,
-)
+from search.backends.es_client import ClusterFeatures, detect_version, make_client, translated_errors
+
+# Client-side rank fusion (older clusters, the fallback engine); see search_hybrid.
+from search.hybrid.fusion import FUSION_METHODS, blend
 
 logger = logging.getLogger(__name__)
 
@@ -488,13 +487,13 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
         weights: Mapping[str, float] | None = None,
         rrf_k: int = 60,
         min_similarity: Mapping[str, float] | None = None,
-    ) -> list[ranking.FusedResult]:
+    ) -> list[FusedResult]:
         """BM25 and kNN on several vector fields fused into one ranking, on the cluster when it can.
 
         Retrievers are named as in ``settings.SEARCH_WEIGHTS``: ``bm25`` (when ``text``) and
         ``<field>_knn`` for each vector. With the ``rrf`` / ``linear`` retriever the cluster
         fuses (one request; each result's explanation holds the fused score only); otherwise
-        each retriever is a request of its own and ``search.ranking.blend`` fuses them here,
+        each retriever is a request of its own and ``search.hybrid.fusion.blend`` fuses them here,
         exactly as for the embedded engine (explanations list every retriever).
 
         Args:
@@ -506,14 +505,14 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
             weights: retriever name -> weight (missing: 1.0; 0 leaves it out).
             rrf_k: RRF rank constant.
             min_similarity: vector field -> least cosine of a kNN hit (kNN ``similarity``; the
-                storefront's floor, see ``search.selectors.matched_ids``).
+                storefront's floor, see ``search.hybrid.floor.matched_ids``).
 
         Raises:
             ValueError: unknown method or vector field, or a vector of the wrong dimension.
             SearchUnavailable: the cluster cannot answer (and no fallback is configured).
         """
-        if method not in ranking.FUSION_METHODS:
-            raise ValueError(f"Unknown fusion method {method!r}; valid: {', '.join(ranking.FUSION_METHODS)}")
+        if method not in FUSION_METHODS:
+            raise ValueError(f"Unknown fusion method {method!r}; valid: {', '.join(FUSION_METHODS)}")
         weights = dict(weights or {})
         checked = {}
         for field, vec in vectors.items():
@@ -533,8 +532,8 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
             return self._hybrid_here(self._fallback(exc), text, checked, filters, k, method, weights, rrf_k, min_similarity)
 
     @staticmethod
-    def _hybrid_here(engine, text, vectors, filters, k, method, weights, rrf_k, min_similarity) -> list[ranking.FusedResult]:
-        """One request per retriever on ``engine`` (this cluster or the fallback), fused by ``search.ranking``."""
+    def _hybrid_here(engine, text, vectors, filters, k, method, weights, rrf_k, min_similarity) -> list[FusedResult]:
+        """One request per retriever on ``engine`` (this cluster or the fallback), fused by ``search.hybrid.fusion``."""
         floors = min_similarity or {}
         rankings: dict[str, list[Hit]] = {}
         if text:
@@ -542,9 +541,9 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
         for field, vec in vectors.items():
             hits = engine.search_vector(field, vec, filters=filters, k=k)
             rankings[es_queries.KNN_NAME[field]] = [h for h in hits if field not in floors or h.score >= floors[field]]
-        return ranking.blend(rankings, method=method, weights=weights, rrf_k=rrf_k)
+        return blend(rankings, method=method, weights=weights, rrf_k=rrf_k)
 
-    def _hybrid_on_cluster(self, text, vectors, filters, k, method, weights, rrf_k, min_similarity=None) -> list[ranking.FusedResult]:
+    def _hybrid_on_cluster(self, text, vectors, filters, k, method, weights, rrf_k, min_similarity=None) -> list[FusedResult]:
         children = es_queries.retrievers(
             text, vectors, filters, k, self.boosts, candidates_factor=self.candidates_factor, popularity_boost=self.popularity_boost,
             similarity=min_similarity,
@@ -558,8 +557,8 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
         out = []
         for rank, h in enumerate(hits, start=1):
             score = float(h.get("_score") or 0.0)
-            part = ranking.ScorePart(f"{method}_retriever", score, rank, score)
-            out.append(ranking.FusedResult(int(h["_id"]), score, [part]))
+            part = ScorePart(f"{method}_retriever", score, rank, score)
+            out.append(FusedResult(int(h["_id"]), score, [part]))
         return out
 
     def _search(self, body: dict, what: str) -> list[dict]:

@@ -34,13 +34,7 @@ import numpy as np
 
 from search.backends._bm25 import BM25Index
 from search.backends._vectors import VectorIndex
-from search.backends.base import (
-    BaseSearchBackend,
-    Hit,
-    SearchDocument,
-    SearchFilters,
-    SearchUnavailable,
-)
+from search.backends.base import BaseSearchBackend, Hit, SearchDocument, SearchFilters, SearchUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -35,17 +35,13 @@ def image_encoder():
 
 def image_encoder_status() -> str:
     """The image encoder's runtime under the settings, for ``search_status`` (loads no model)."""
-    from mlmodels.image import (
-        describe_runtime,  # imports the encoder module, not its model
-    )
+    from mlmodels.image import describe_runtime  # imports the encoder module, not its model
 
     return describe_runtime(settings.ENCODER_DEVICE, settings.IMAGE_ENCODER_RUNTIME, settings.ENCODER_CACHE_DIR)
 
 
 def text_encoder_status() -> str:
     """The text encoder's runtime under the settings, for ``search_status`` (loads no model)."""
-    from mlmodels.text import (
-        describe_runtime,  # imports the encoder module, not its model
-    )
+    from mlmodels.text import describe_runtime  # imports the encoder module, not its model
 
     return describe_runtime(settings.ENCODER_DEVICE, settings.TEXT_ENCODER_RUNTIME, settings.ENCODER_CACHE_DIR)

@@ -1,8 +1,8 @@
 """Index a judged catalog in a throwaway engine and rank its queries the storefront's way.
 
 Every system is a ranking the storefront can produce: one retriever's list
-(``search.selectors.search_rankings``) or their fusion (``search.selectors.rankings_blend``,
-i.e. ``search.ranking.blend`` with ``SEARCH_WEIGHTS`` / ``SEARCH_RRF_K`` / ``SEARCH_FUSION``).
+(``search.hybrid.pipeline.search_rankings``) or their fusion (``search.hybrid.pipeline.rankings_blend``,
+i.e. ``search.hybrid.fusion.blend`` with ``SEARCH_WEIGHTS`` / ``SEARCH_RRF_K`` / ``SEARCH_FUSION``).
 Products are embedded as ``search.services.products_embed`` embeds them (same encoders, same
 ``encoding.fused_vectors``), but straight from the data set files, with no database rows.
 
@@ -32,7 +32,8 @@ from search.embedding.encoders import bridge
 from search.evaluation import encoders
 from search.evaluation.datasets import SEED, Dataset
 from search.evaluation.metrics import METRICS, evaluate_run
-from search.selectors import blend_weights, rankings_blend, search_rankings
+from search.hybrid.pipeline import rankings_blend, search_rankings
+from search.hybrid.retrievers import blend_weights
 
 logger = logging.getLogger(__name__)
 

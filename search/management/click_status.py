@@ -9,14 +9,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from rich.table import Table
 
-from search.event_models import (
-    ClickStat,
-    DiscardReason,
-    EventDiscard,
-    PhotoReference,
-    SearchClick,
-    SearchImpression,
-)
+from search.event_models import ClickStat, DiscardReason, EventDiscard, PhotoReference, SearchClick, SearchImpression
 from search.events import PRIOR_MEAN_KEY
 
 

@@ -10,12 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search.backends.base import (
-    DocumentsRejected,
-    SearchBackendError,
-    SearchFilters,
-    SearchUnavailable,
-)
+from search.backends.base import DocumentsRejected, SearchBackendError, SearchFilters, SearchUnavailable
 from tests.backends.conftest import product_doc, unit
 from tests.backends.fake_es import FakeCluster
 
@@ -138,7 +133,7 @@ def test_cluster_older_than_8_12_is_refused_with_the_reason(fake_es):
 
 
 def test_client_fusion_ranks_like_search_ranking(fake_es):
-    """Fallback: separate BM25 and kNN requests, fused by ``search.ranking.blend``; explanations list each retriever."""
+    """Fallback: separate BM25 and kNN requests, fused by ``search.hybrid.fusion.blend``; explanations list each retriever."""
     cluster = FakeCluster(version="8.12.0")
 
     def hits(index, body):

@@ -173,7 +173,7 @@ def test_linear_retriever_is_valid(spec, fake_es):
 
 def test_fallback_query_and_knn_requests_are_valid(spec, fake_es):
     searches = hybrid_request(spec, fake_es, "8.12.2", "rrf", {})
-    assert len(searches) == 4  # BM25 + three kNN, fused client-side with search.ranking
+    assert len(searches) == 4  # BM25 + three kNN, fused client-side with search.hybrid.fusion
     assert "query" in searches[0].body and all("knn" in s.body for s in searches[1:])
 
 

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from search import events
 from search.backends import get_backend
+from search.hybrid.retrievers import CLICKS, FUSED_KNN, PHOTO_REFS_KNN
 from search.selectors import product_search
 
 logger = logging.getLogger(__name__)
@@ -43,8 +44,8 @@ MAX_GAIN = 3
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 #: Text retrievers of the simulation: the CrowdFlower products have no photos, so their fused
 #: vector is their text vector seen through the zero-shot bridge; it is left out (weight 0).
-TEXT_WEIGHTS = {"fused_knn": 0.0}
-NO_CLICKS = {"clicks": 0.0, "photo_refs_knn": 0.0}
+TEXT_WEIGHTS = {FUSED_KNN: 0.0}
+NO_CLICKS = {CLICKS: 0.0, PHOTO_REFS_KNN: 0.0}
 
 
 @dataclass

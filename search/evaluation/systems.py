@@ -33,7 +33,7 @@ from search.evaluation import encoders
 from search.evaluation.datasets import SEED, Dataset
 from search.evaluation.metrics import METRICS, evaluate_run
 from search.hybrid.pipeline import rankings_blend, search_rankings
-from search.hybrid.retrievers import blend_weights
+from search.hybrid.retrievers import BM25, FUSED_KNN, IMAGE_KNN, TEXT_KNN, blend_weights
 
 logger = logging.getLogger(__name__)
 
@@ -202,31 +202,31 @@ def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str)
     has_head = "fusion" in spaces
     if dataset == "crowdflower":
         specs = [
-            SystemSpec("bm25", service_key, retriever="bm25", about="BM25 alone (tantivy, SEARCH_FIELD_BOOSTS)"),
-            SystemSpec("text_knn", service_key, retriever="text_knn", about="kNN on the MiniLM text vector alone"),
-            SystemSpec("fused_knn", service_key, retriever="fused_knn", about=f"kNN on the fused vector alone ({spaces[service_key].name} space)"),
-            SystemSpec("rrf_bm25_text", service_key, blend={"method": "rrf", "rrf_k": 60, "weights": _only("bm25", "text_knn")},
+            SystemSpec("bm25", service_key, retriever=BM25, about="BM25 alone (tantivy, SEARCH_FIELD_BOOSTS)"),
+            SystemSpec("text_knn", service_key, retriever=TEXT_KNN, about="kNN on the MiniLM text vector alone"),
+            SystemSpec("fused_knn", service_key, retriever=FUSED_KNN, about=f"kNN on the fused vector alone ({spaces[service_key].name} space)"),
+            SystemSpec("rrf_bm25_text", service_key, blend={"method": "rrf", "rrf_k": 60, "weights": _only(BM25, TEXT_KNN)},
                        about="plain RRF (k=60, equal weights) of BM25 and text kNN: the reference"),
             SystemSpec("hybrid", service_key, blend={}, about="the storefront's text ranking (settings SEARCH_FUSION/WEIGHTS/RRF_K)"),
         ]
     elif dataset == "grocery":
         specs = [
-            SystemSpec("image_knn", service_key, retriever="image_knn", about="kNN on EfficientNet photo features alone"),
-            SystemSpec("fused", "bridge", retriever="fused_knn", about="photo query into the fused field (bridge space)"),
+            SystemSpec("image_knn", service_key, retriever=IMAGE_KNN, about="kNN on EfficientNet photo features alone"),
+            SystemSpec("fused", "bridge", retriever=FUSED_KNN, about="photo query into the fused field (bridge space)"),
             SystemSpec("hybrid", service_key, blend={}, about="the storefront's photo ranking (image kNN + fused kNN, settings)"),
         ]
         if has_head:
             specs += [
-                SystemSpec("fusion", "fusion", retriever="fused_knn", about="photo query into the fused field (trained head)"),
+                SystemSpec("fusion", "fusion", retriever=FUSED_KNN, about="photo query into the fused field (trained head)"),
                 SystemSpec("hybrid_fusion", "fusion", blend={"weights": blend_weights(space="fusion", photo=True)},
                            about="the storefront's photo ranking with the trained head in service"),
             ]
     else:
         specs = [
-            SystemSpec("bridge", "bridge", retriever="fused_knn", about="text query against photos through the zero-shot bridge"),
+            SystemSpec("bridge", "bridge", retriever=FUSED_KNN, about="text query against photos through the zero-shot bridge"),
         ]
         if has_head:
-            specs.append(SystemSpec("fusion", "fusion", retriever="fused_knn", about="text query against photos through the trained head"))
+            specs.append(SystemSpec("fusion", "fusion", retriever=FUSED_KNN, about="text query against photos through the trained head"))
         specs.append(SystemSpec("hybrid", service_key, blend={}, about="the storefront's text ranking (all retrievers, settings)"))
         if has_head:
             specs.append(SystemSpec("hybrid_fusion", "fusion", blend={}, about="the storefront's text ranking with the trained head in service"))
@@ -234,7 +234,7 @@ def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str)
 
 
 def _only(*names: str) -> dict[str, float]:
-    return {name: (1.0 if name in names else 0.0) for name in ("bm25", "text_knn", "fused_knn", "image_knn")}
+    return {name: (1.0 if name in names else 0.0) for name in (BM25, TEXT_KNN, FUSED_KNN, IMAGE_KNN)}
 
 
 def train_head(ds: Dataset, progress: Progress | None = None, **kwargs) -> tuple[FusionSpace | None, str]:

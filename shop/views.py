@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
 from search.backends.base import SearchBackendError
-from search.events import impression_record_for_page
+from search.clicks.services import impression_record_for_page
 from search.query import normalise_query
 from search.request import SearchRequestError, decode_query_photo, parse_search_request
 from search.selectors import SearchPage, similar_products

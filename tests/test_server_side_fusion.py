@@ -13,8 +13,8 @@ import pytest
 from django.utils import timezone
 
 from search.backends import get_backend
-from search.click_selectors import photo_refs_reset
-from search.event_models import PhotoReference
+from search.clicks.models import PhotoReference
+from search.clicks.selectors import photo_refs_reset
 from search.selectors import product_search
 from shop.models import Product
 

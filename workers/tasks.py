@@ -86,7 +86,7 @@ def refresh_click_aggregates() -> dict:
     """Recompute the click priors from the event log and push popularity to the engine (CELERY_BEAT_SCHEDULE)."""
     from dataclasses import asdict
 
-    from search.events import click_aggregates_refresh
+    from search.clicks.aggregates import click_aggregates_refresh
 
     return asdict(click_aggregates_refresh())
 
@@ -94,6 +94,6 @@ def refresh_click_aggregates() -> dict:
 @shared_task
 def purge_events() -> dict:
     """Delete search events older than ``CLICK_RETENTION_DAYS`` (CELERY_BEAT_SCHEDULE)."""
-    from search.events import events_purge
+    from search.clicks.aggregates import events_purge
 
     return events_purge()

@@ -303,7 +303,7 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-# --- click feedback (search.feedback, search.events) ----------------------------------------------
+# --- click feedback (search.clicks.click_model, search.clicks.services) ----------------------------------------------
 # Weight of the click prior in the blend, and of the shoppers'-photo reference retriever. With RRF
 # the click prior adds at most weight / (k + 1), i.e. what a first place in one more list adds.
 SEARCH_WEIGHTS.update({
@@ -321,7 +321,7 @@ CLICK_HALF_LIFE_DAYS = env.float("CLICK_HALF_LIFE_DAYS", default=14.0)
 CLICK_RETENTION_DAYS = env.int("CLICK_RETENTION_DAYS", default=90)
 #: Position-based model: a result at page position r is examined with probability 1 / r**eta.
 CLICK_POSITION_ETA = env.float("CLICK_POSITION_ETA", default=1.0)
-#: Beta prior strength m, in expected clicks (see search.feedback.smoothed_attractiveness).
+#: Beta prior strength m, in expected clicks (see search.clicks.click_model.smoothed_attractiveness).
 CLICK_PRIOR_STRENGTH = env.float("CLICK_PRIOR_STRENGTH", default=10.0)
 #: A positive boost needs clicks from this many distinct sessions to count in full.
 CLICK_FULL_CREDIT_SESSIONS = env.float("CLICK_FULL_CREDIT_SESSIONS", default=5.0)

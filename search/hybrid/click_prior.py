@@ -1,6 +1,6 @@
 """The click prior: shoppers' clicks lift or lower products in a fused ranking, within rank caps.
 
-The prior per product comes from :mod:`search.click_selectors` (position-bias corrected, smoothed, decayed);
+The prior per product comes from :mod:`search.clicks.selectors` (position-bias corrected, smoothed, decayed);
 here it is put on the fusion's scale and added, and :func:`cap_lift` bounds how far it moves
 any product. It changes order only, never which products match.
 """
@@ -11,7 +11,7 @@ import heapq
 from collections.abc import Mapping, Sequence
 
 from search.backends.base import FusedResult, ScorePart
-from search.feedback import boost_from_prior
+from search.clicks.click_model import boost_from_prior
 
 
 def click_prior_scale(method: str, rrf_k: int = 60) -> float:
@@ -31,7 +31,7 @@ def apply_click_prior(
     """Add the click prior to fused results, then cap how far it lifts any product.
 
     ``score(d) += weight · scale · boost(d)`` with ``boost = 2 · prior - 1`` in [-1, 1]
-    (:func:`search.feedback.boost_from_prior`). ``scale`` puts the prior on the fusion's scale:
+    (:func:`search.clicks.click_model.boost_from_prior`). ``scale`` puts the prior on the fusion's scale:
     ``1 / (k + 1)`` for RRF (a full boost adds what a first place in one more list of that weight
     adds), 1 for linear fusion (normalised scores). Then no product ends more than ``max_lift``
     ranks above, nor ``max_drop`` ranks below, its rank without clicks (:func:`cap_lift`): so an

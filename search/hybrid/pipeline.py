@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from mlmodels.image import ImageFeatures
-from search import click_selectors
 from search.backends.base import BaseSearchBackend, FusedResult, Hit, SearchFilters
+from search.clicks import selectors as click_selectors
 from search.embedding import encoding
 from search.embedding.encoding import QueryVectors
 from search.hybrid.click_prior import apply_click_prior, click_prior_scale
@@ -66,7 +66,7 @@ def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, fil
         hits = backend.search_text(None, filters=filters, limit=BROWSE_LIMIT)
         return [FusedResult(h.id, 0.0) for h in hits]
     vectors, weights = query.vectors, query.weights
-    # -- click feedback: shoppers' photos as extra references (search.click_selectors) --
+    # -- click feedback: shoppers' photos as extra references (search.clicks.selectors) --
     refs: list[Hit] = []
     if vectors.image is not None and weights.get(PHOTO_REFS_KNN, 0):
         refs = click_selectors.photo_refs_ranking(vectors.image, filters=filters, k=settings.SEARCH_CANDIDATES)
@@ -88,7 +88,7 @@ def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, fil
 
 
 def click_prior_apply(fused: list[FusedResult], *, text: str, weights: dict[str, float], method: str) -> list[FusedResult]:
-    """The click prior, with its weight and the rank caps (``search.feedback``); order only, never membership."""
+    """The click prior, with its weight and the rank caps (``search.clicks.click_model``); order only, never membership."""
     if not weights.get(CLICKS, 0):
         return fused
     priors = click_selectors.click_priors(text=text, product_ids=[r.id for r in fused])

@@ -14,7 +14,7 @@ BM25 = "bm25"
 TEXT_KNN = "text_knn"
 IMAGE_KNN = "image_knn"
 FUSED_KNN = "fused_knn"
-#: kNN over shoppers' own photos that led to clicks (``search.click_selectors``), not an engine field.
+#: kNN over shoppers' own photos that led to clicks (``search.clicks.selectors``), not an engine field.
 PHOTO_REFS_KNN = "photo_refs_knn"
 #: Not a retriever: the weight of the click prior (``search.hybrid.click_prior``).
 CLICKS = "clicks"

@@ -10,7 +10,7 @@ from datetime import timedelta
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from search.event_models import ClickStat, EventDiscard, SearchClick, SearchImpression
+from search.clicks.models import ClickStat, EventDiscard, SearchClick, SearchImpression
 from shop.models import Product
 
 #: Positions charted for CTR by position (first page).

@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.safestring import mark_safe
 
-from search.analytics import analytics_summary, svg_bar_chart
+from search.clicks.analytics import analytics_summary, svg_bar_chart
 
 #: Periods the page offers (days).
 PERIODS = (1, 7, 30, 90)

@@ -144,7 +144,7 @@ _EMBEDDED = {
 }
 SEARCH_BACKENDS = {"default": dict(_EMBEDDED), "embedded": dict(_EMBEDDED)}
 if ELASTICSEARCH_URL:
-    # Settings of the Elasticsearch backend: see search/backends/elasticsearch.py and es_mapping.py.
+    # Settings of the Elasticsearch backend: see search/backends/elasticsearch/.
     _ELASTICSEARCH = {
         "BACKEND": "search.backends.elasticsearch",
         "URLS": [ELASTICSEARCH_URL],

@@ -11,8 +11,9 @@ import json
 
 import pytest
 
-from search.backends import es_mapping, es_queries
 from search.backends.base import SearchFilters
+from search.backends.elasticsearch import mapping as es_mapping
+from search.backends.elasticsearch import queries as es_queries
 from tests.backends.conftest import DIMS, product_doc, unit
 from tests.backends.es_spec import Spec, SpecViolation, check_document
 
@@ -100,7 +101,7 @@ def test_bm25_search_with_filters_is_valid(spec, fake_es):
 
 
 def test_phrase_boost_on_the_title_is_valid_and_only_for_several_words(spec, fake_es):
-    from search.backends import es_queries
+    from search.backends.elasticsearch import queries as es_queries
 
     boosts = {**BOOSTS, "title_phrase": 2.0}
     body = es_queries.text_search_body("wine rack", None, 10, boosts)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from search.backends.base import SearchDocument, SearchFilters
-from search.backends.es_mapping import VECTOR_FIELD_NAMES
+from search.backends.elasticsearch.mapping import VECTOR_FIELD_NAMES
 
 # Retriever names as the hybrid rule spells them (``settings.SEARCH_WEIGHTS``).
 from search.hybrid.retrievers import BM25, KNN_NAME
@@ -274,7 +274,7 @@ def vector_json(vector: np.ndarray) -> list[float]:
 
 
 def document_source(doc: SearchDocument) -> dict:
-    """The ``_source`` of one product (fields of :mod:`search.backends.es_mapping`); empty values left out."""
+    """The ``_source`` of one product (fields of :mod:`search.backends.elasticsearch.mapping`); empty values left out."""
     src: dict = {"product_id": int(doc.id), "title": doc.title}
     if doc.external_id:
         src["external_id"] = doc.external_id

@@ -1,0 +1,107 @@
+"""Index builds behind aliases: ``rebuild`` fills a new build beside the live one and swaps both aliases.
+
+Part of :class:`~search.backends.elasticsearch.backend.ElasticsearchSearchBackend` (a mixin);
+see :mod:`search.backends.elasticsearch` for the layout of builds and aliases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Self
+
+from search.backends.base import SearchBackendError
+from search.backends.elasticsearch import mapping as es_mapping
+from search.backends.elasticsearch import queries as es_queries
+from search.backends.elasticsearch.client import translated_errors
+
+logger = logging.getLogger(__name__)
+
+#: Previous builds kept for rollback after a swap.
+KEEP_BUILDS = 1
+
+
+class Builds:
+    """``reset_index``, ``rebuild`` and the bookkeeping of builds of the Elasticsearch backend."""
+
+    def _new_index_name(self) -> str:
+        return f"{self.name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S-%f')}"
+
+    def _is_build(self, index: str) -> bool:
+        return re.fullmatch(re.escape(self.name) + r"-\d{8}-\d{6}-\d{6}", index) is not None
+
+    def reset_index(self) -> None:
+        """Swap in a new empty build (the previous one is kept like any other)."""
+        with self.rebuild():
+            pass
+
+    @contextlib.contextmanager
+    def rebuild(self, *, before_swap=None, keep: int | None = None, vector_dims=None, space=None) -> Iterator[Self]:
+        self._ensure()
+        if space is None and vector_dims is None:  # same vectors as the live build: keep its record
+            space = self._space  # read with the mapping by _ensure()
+        new_index = self._new_index_name()
+        dims = dict(vector_dims or self.vector_dims)
+        body = es_mapping.index_body(dims, self.options, building=True)
+        if space is not None:
+            body["mappings"]["_meta"] = {"fusion_space": space}
+        with translated_errors(f"create the index {new_index}"):
+            self.client.indices.create(index=new_index, **body)
+        builder = type(self)(self.params, dims, client=self.client, build_index=new_index)
+        builder._features = self._features
+        builder._space = space
+        blocked: list[str] = []
+        try:
+            yield builder
+            old_read = self._alias_targets(self.read_alias)
+            old_write = self._alias_targets(self.write_alias)
+            with translated_errors("block writes to the live index"):
+                for index in old_write:  # writes racing the swap fail as transient and are retried
+                    self.client.indices.put_settings(index=index, settings=es_mapping.write_block(True))
+                    blocked.append(index)
+            if before_swap is not None:
+                before_swap(builder)
+            with translated_errors(f"finish the index {new_index}"):
+                self.client.indices.put_settings(index=new_index, settings=es_mapping.live_settings(self.options))
+                self.client.indices.refresh(index=new_index)
+                held = int(self.client.count(index=new_index)["count"])
+            if held != len(builder._written):
+                raise SearchBackendError(
+                    f"The new index {new_index} holds {held} documents but {len(builder._written)} were written to it; "
+                    "the live index was kept."
+                )
+            actions = es_queries.swap_actions(
+                read_alias=self.read_alias, write_alias=self.write_alias, new_index=new_index, old_read=old_read, old_write=old_write
+            )
+            with translated_errors("swap the index aliases"):
+                self.client.indices.update_aliases(actions=actions)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.client.indices.delete(index=new_index)
+            raise
+        finally:
+            for index in blocked:  # the previous build stays writable, ready for a rollback
+                with contextlib.suppress(Exception):
+                    self.client.indices.put_settings(index=index, settings=es_mapping.write_block(False))
+        logger.info("Swapped %s and %s to %s (%d documents)", self.read_alias, self.write_alias, new_index, held)
+        self.vector_dims, self._space, self._space_targets = dims, space, [new_index]
+        self._prune(self.keep_builds if keep is None else keep)
+
+    def builds(self) -> list[str]:
+        """Every build of this index name, oldest first."""
+        with translated_errors("list the index builds"):
+            found = self.client.indices.get_alias(index=f"{self.name}-*").body
+        return sorted(i for i in found if self._is_build(i))
+
+    def _prune(self, keep: int) -> list[str]:
+        """Delete builds older than the live one beyond the newest ``keep``; returns the deleted names."""
+        live = set(self._alias_targets(self.read_alias)) | set(self._alias_targets(self.write_alias))
+        previous = [i for i in self.builds() if i not in live]
+        doomed = previous[: max(0, len(previous) - max(0, keep))]
+        if doomed:
+            with translated_errors("delete old index builds"):
+                self.client.indices.delete(index=",".join(doomed))
+        return doomed

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from mlmodels import head as fh
+from mlmodels import head_artefacts as fa
 from mlmodels.crossmodal import holdout_split, paired_judgments, retrieval_metrics
 from mlmodels.fusion import fuse
 from mlmodels.image import ImageFeatures
@@ -126,8 +127,8 @@ def test_training_refuses_mismatched_pairs():
 # -- artefacts --------------------------------------------------------------------------------------
 def test_artefact_round_trip_gives_identical_vectors(sample, trained, tmp_path):
     space, _, held = trained
-    path = fh.save_artefact(space, tmp_path, metrics={"held_out": {"fusion": {"ndcg@10": 0.5}}}, data_hash="abc")
-    loaded = fh.load_artefact(path)
+    path = fa.save_artefact(space, tmp_path, metrics={"held_out": {"fusion": {"ndcg@10": 0.5}}}, data_hash="abc")
+    loaded = fa.load_artefact(path)
 
     assert path == tmp_path / space.version
     assert (loaded.version, loaded.dim, loaded.kind) == (space.version, 256, "linear")
@@ -146,7 +147,7 @@ def _break_weights_shape(path: Path) -> None:
     other = fh.train_fusion_head(np.eye(4, 384, dtype=np.float32), np.eye(4, 1280, dtype=np.float32), dim=8, epochs=1, device="cpu")
     save_file(other.state_dict(), str(path / "head.safetensors"))
     config = json.loads((path / "head.json").read_text())
-    config["weights_sha256"] = fh._sha256(path / "head.safetensors")
+    config["weights_sha256"] = fa._sha256(path / "head.safetensors")
     (path / "head.json").write_text(json.dumps(config))
 
 
@@ -169,17 +170,17 @@ def _edit_config(**changes):
 ])
 def test_damaged_artefacts_are_refused_with_a_reason(trained, tmp_path, damage, message):
     space, _, _ = trained
-    path = fh.save_artefact(space, tmp_path, metrics={}, data_hash="x")
+    path = fa.save_artefact(space, tmp_path, metrics={}, data_hash="x")
     damage(path)
-    with pytest.raises(fh.ArtefactError, match=message):
-        fh.load_artefact(path)
+    with pytest.raises(fa.ArtefactError, match=message):
+        fa.load_artefact(path)
 
 
 def test_artefact_of_another_dimension_is_refused(trained, tmp_path):
     space, _, _ = trained
-    path = fh.save_artefact(space, tmp_path, metrics={}, data_hash="x")
-    with pytest.raises(fh.ArtefactError, match="maps to 256 dimensions; 128 are needed"):
-        fh.load_artefact(path, expected_dim=128)
+    path = fa.save_artefact(space, tmp_path, metrics={}, data_hash="x")
+    with pytest.raises(fa.ArtefactError, match="maps to 256 dimensions; 128 are needed"):
+        fa.load_artefact(path, expected_dim=128)
 
 
 def test_a_corrupt_active_head_falls_back_to_the_bridge(trained, tmp_path, settings, caplog, db):
@@ -189,8 +190,8 @@ def test_a_corrupt_active_head_falls_back_to_the_bridge(trained, tmp_path, setti
     space, _, _ = trained
     settings.FUSION_HEAD_DIR = tmp_path
     spaces.reset()
-    path = fh.save_artefact(space, tmp_path, metrics={}, data_hash="x")
-    fh.write_active(tmp_path, space.version)
+    path = fa.save_artefact(space, tmp_path, metrics={}, data_hash="x")
+    fa.write_active(tmp_path, space.version)
     (path / "head.safetensors").write_bytes(b"garbage")
     # when search asks for the space in service
     with caplog.at_level(logging.WARNING, logger="search.embedding.spaces"):
@@ -308,7 +309,7 @@ def test_a_catalog_too_small_to_train_stays_on_the_bridge_and_status_says_why(db
 
 def test_an_interrupted_training_run_leaves_the_head_in_service(db, isolated, sample):
     # given a trained head in service
-    from mlmodels.head import read_active
+    from mlmodels.head_artefacts import read_active
     from search.embedding.training import fusion_head_train
 
     stored_catalog(sample, len(sample["titles"]))

@@ -25,7 +25,7 @@ from pathlib import Path
 from django.conf import settings
 
 from mlmodels.fusion import BRIDGE_DIM, FusionSpace, bridge_version
-from mlmodels.head import ArtefactError, load_artefact, read_active, verify_artefact
+from mlmodels.head_artefacts import ArtefactError, load_artefact, read_active, verify_artefact
 from search.embedding.encoders import bridge
 
 logger = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ import numpy as np
 from django.conf import settings
 
 from mlmodels import head as fusion_head
+from mlmodels import head_artefacts
 from mlmodels.crossmodal import holdout_split, paired_judgments, retrieval_metrics
 from mlmodels.image import ImageFeatures
 from search.embedding import spaces
@@ -176,7 +177,7 @@ def fusion_head_train(
         "held_out": {"n_products": int(len(held)), "share": holdout, "fusion": head_metrics, "bridge": bridge_metrics},
         "n_train": int(len(train)), "train_s": round(train_s, 2), "train_cpu_s": round(train_cpu_s, 2),
     }
-    path = fusion_head.save_artefact(space, spaces.head_dir(), metrics=metrics, data_hash=space.data_hash)
+    path = head_artefacts.save_artefact(space, spaces.head_dir(), metrics=metrics, data_hash=space.data_hash)
 
     beats = head_metrics["ndcg@10"] > bridge_metrics["ndcg@10"]
     if not beats:
@@ -192,6 +193,6 @@ def fusion_head_train(
         train_cpu_s=train_cpu_s, params=space.params,
     )
     if report.activated:
-        fusion_head.write_active(spaces.head_dir(), space.version)
+        head_artefacts.write_active(spaces.head_dir(), space.version)
         report.marked_stale = products_mark_stale()
     return report

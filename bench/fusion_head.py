@@ -90,7 +90,8 @@ def main() -> None:
 
     rows = {"bridge": {**score(bridge()), "train_s": 0.0, "train_cpu_s": 0.0}}
     overrides = {k: v for k, v in (("lr", args.lr), ("weight_decay", args.weight_decay), ("batch_size", args.batch_size),
-                                         ("soft_weight", args.soft_weight), ("soft_temperature", args.soft_temperature), ("dropout", args.dropout)) if v is not None}
+                                         ("soft_weight", args.soft_weight), ("soft_temperature", args.soft_temperature),
+                                         ("dropout", args.dropout)) if v is not None}
     for kind in args.kinds:
         for dim in args.dims:
             for epochs in args.epochs:

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -266,7 +266,7 @@ def build_synthetic(n: int) -> dict:
                 ])
         seconds = time.perf_counter() - started
         record = {"n": n, "seed": SEED, "seconds": seconds, "products_per_s": n / seconds,
-                  "built": datetime.now(timezone.utc).isoformat(timespec="seconds"), "peak_rss_mb_build": peak_rss_mb()}
+                  "built": datetime.now(UTC).isoformat(timespec="seconds"), "peak_rss_mb_build": peak_rss_mb()}
         record_file.write_text(json.dumps(record))
         return record
     finally:
@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             results[name] = json.loads(Path(out.name).read_text())
             results[name]["wall_s"] = time.perf_counter() - started
-    meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
+    meta = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine()}
     print_report(results, meta, TARGETS)
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2))

@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -62,7 +62,7 @@ def save_artefact(space: TrainedSpace, directory: Path, *, metrics: dict, data_h
             "name": space.name, "version": space.version, "kind": space.kind, "dim": space.dim,
             "text_dim": space.text_dim, "image_dim": space.image_dim,
             "data_hash": data_hash, "params": space.params, "temperature": space.temperature,
-            "metrics": metrics, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "metrics": metrics, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "weights_file": WEIGHTS_FILE, "weights_sha256": _sha256(tmp / WEIGHTS_FILE),
         }
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
@@ -214,7 +214,7 @@ def write_active(directory: Path, version: str | None) -> None:
     if version is None:
         file.unlink(missing_ok=True)
         return
-    payload = json.dumps({"version": version, "activated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    payload = json.dumps({"version": version, "activated_at": datetime.now(UTC).isoformat(timespec="seconds")})
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-active-")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(payload)

@@ -12,13 +12,15 @@ from search.hybrid.retrievers import WEIGHT_KEYS
 def search_settings_check(app_configs, **kwargs):
     errors = []
     if "default" not in getattr(settings, "SEARCH_BACKENDS", {}):
-        errors.append(Error("SEARCH_BACKENDS has no 'default' entry.", hint="Add SEARCH_BACKENDS['default'] = {'BACKEND': 'search.backends.embedded', ...}", id="search.E001"))
+        errors.append(Error("SEARCH_BACKENDS has no 'default' entry.",
+                            hint="Add SEARCH_BACKENDS['default'] = {'BACKEND': 'search.backends.embedded', ...}", id="search.E001"))
     if settings.SEARCH_FUSION not in FUSION_METHODS:
         errors.append(Error(f"SEARCH_FUSION is {settings.SEARCH_FUSION!r}.", hint=f"Use one of: {', '.join(FUSION_METHODS)}.", id="search.E002"))
     valid = set(WEIGHT_KEYS)
     unknown = set(settings.SEARCH_WEIGHTS) - valid
     if unknown:
-        errors.append(Error(f"SEARCH_WEIGHTS has unknown retrievers: {', '.join(sorted(unknown))}.", hint=f"Valid keys: {', '.join(sorted(valid))}.", id="search.E003"))
+        errors.append(Error(f"SEARCH_WEIGHTS has unknown retrievers: {', '.join(sorted(unknown))}.",
+                            hint=f"Valid keys: {', '.join(sorted(valid))}.", id="search.E003"))
     if any(w < 0 for w in settings.SEARCH_WEIGHTS.values()) or any(w < 0 for w in settings.FUSION_WEIGHTS.values()):
         errors.append(Error("Search and fusion weights must be >= 0.", id="search.E004"))
     if settings.SEARCH_RRF_K <= 0:

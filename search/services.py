@@ -152,7 +152,8 @@ def products_index(*, product_ids: Sequence[int], backend: BaseSearchBackend | N
     for pid, reason in rejected.items():
         logger.warning("Search engine rejected product %s: %s", pid, reason)
         Product.objects.filter(pk=pid).update(
-            index_state=IndexState.FAILED, index_error=f"The search engine rejected this product ({reason}); it is not searchable. Fix it and save to retry."[:2000],
+            index_state=IndexState.FAILED,
+            index_error=f"The search engine rejected this product ({reason}); it is not searchable. Fix it and save to retry."[:2000],
             indexed_at=now,
         )
     report.indexed = ok

@@ -216,7 +216,7 @@ class ProductAdmin(MerchantScopedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Re-index selected products")
     def reindex_selected(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
-        from workers.tasks import enqueue_index
+        from workers.tasks import enqueue_index  # late: loads the Celery app; the admin loads at start-up
 
         ids = list(queryset.values_list("pk", flat=True))
         Product.objects.filter(pk__in=ids).update(index_state=IndexState.PENDING, index_error="", updated_at=timezone.now())

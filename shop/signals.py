@@ -29,7 +29,7 @@ def indexing_deferred():
 def _enqueue(product_id: int) -> None:
     if getattr(_state, "deferred", False):
         return
-    from workers.tasks import index_products
+    from workers.tasks import index_products  # late: workers.tasks loads the Celery app; this module loads at start-up
 
     Product.objects.filter(pk=product_id).update(index_state=IndexState.PENDING, updated_at=timezone.now())
     transaction.on_commit(lambda: index_products.delay([product_id]))
@@ -52,7 +52,7 @@ def product_image_changed(sender, instance: ProductImage, **kwargs) -> None:
 def product_deleted(sender, instance: Product, **kwargs) -> None:
     if getattr(_state, "deferred", False):
         return
-    from workers.tasks import unindex_product
+    from workers.tasks import unindex_product  # late: as above
 
     pk = instance.pk
     transaction.on_commit(lambda: unindex_product.delay(pk))

@@ -27,10 +27,11 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 
 from search.backends._bm25 import BM25Index
 from search.backends._vectors import VectorIndex
@@ -90,8 +91,6 @@ class EmbeddedSearchBackend(BaseSearchBackend):
 
     def __init__(self, params: dict, vector_dims: dict[str, int], *, build_dir: Path | None = None):
         super().__init__(params, vector_dims)
-        from django.conf import settings
-
         self.root = Path(params["INDEX_DIR"])
         self.alias = self.root / params.get("INDEX", "products")
         self.boosts = dict(params.get("FIELD_BOOSTS") or settings.SEARCH_FIELD_BOOSTS)
@@ -116,13 +115,13 @@ class EmbeddedSearchBackend(BaseSearchBackend):
 
     def _initial_space(self) -> dict | None:
         """The fusion space to record with a first build: the active one, if its dimension is ours."""
-        from search.embedding.spaces import active_ref
+        from search.embedding.spaces import active_ref  # app code, late for the same reason as in search.backends
 
         ref = active_ref()
         return ref.as_dict() if ref.dim == self.vector_dims.get("fused") else None
 
     def _new_build_dir(self, space: dict | None = None) -> Path:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         path = self.root / f"{self.alias.name}-{stamp}"
         path.mkdir(parents=True)
         if space is not None:

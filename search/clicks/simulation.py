@@ -218,7 +218,8 @@ def attack_text(sim: Simulator, traffic: list[str], gains: dict[str, dict[int, i
         "query": query, "target_rank_before": rank0,
         "single_session_rank_change": rank0 - rank1, "single_session": single,
         "botnet_rank_change": rank1 - rank2, "botnet": botnet, "botnet_total_rank_change": rank0 - rank2,
-        "bound": f"clicks move a product at most {settings.CLICK_MAX_LIFT_RANKS} ranks up and {settings.CLICK_MAX_DROP_RANKS} down from its rank without clicks",
+        "bound": (f"clicks move a product at most {settings.CLICK_MAX_LIFT_RANKS} ranks up and {settings.CLICK_MAX_DROP_RANKS} down "
+                  "from its rank without clicks"),
     }
 
 

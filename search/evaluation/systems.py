@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from search.embedding.encoders import bridge
 from search.evaluation import encoders
 from search.evaluation.datasets import SEED, Dataset
 from search.evaluation.metrics import METRICS, evaluate_run
+from search.evaluation.sweep import sweep_blend
 from search.hybrid.pipeline import rankings_blend, search_rankings
 from search.hybrid.retrievers import BM25, FUSED_KNN, IMAGE_KNN, TEXT_KNN, blend_weights
 
@@ -240,7 +242,7 @@ def _only(*names: str) -> dict[str, float]:
 def train_head(ds: Dataset, progress: Progress | None = None, **kwargs) -> tuple[FusionSpace | None, str]:
     """Train a fusion head on ``ds.training`` (never on evaluated products); ``(None, reason)`` if none can be."""
     try:
-        from mlmodels.head import train_fusion_head
+        from mlmodels.head import train_fusion_head  # torch: loaded only when a head is trained
     except ImportError:
         return None, f"{NO_HEAD}: mlmodels.head (train_fusion_head) is not installed; the 'fusion' system is skipped"
     if ds.training is None or not ds.training.texts:
@@ -252,8 +254,6 @@ def train_head(ds: Dataset, progress: Progress | None = None, **kwargs) -> tuple
     keep = [i for i in range(len(pairs.texts)) if i not in bad]
     texts = encoders.text_vectors(pairs.texts, kind="document", tag=f"{ds.name}-train")
     say(f"training a fusion head on {len(keep)} pairs")
-    import time
-
     started = time.perf_counter()
     head = train_fusion_head(texts[keep], feats.features[keep], group_ids=np.asarray(pairs.groups)[keep], seed=SEED, **kwargs)
     took = time.perf_counter() - started
@@ -312,8 +312,6 @@ def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | N
                   "FUSION_WEIGHTS": dict(settings.FUSION_WEIGHTS), "service_space": spaces[service_key].name},
     )
     if sweep:
-        from search.evaluation.sweep import sweep_blend
-
         say("sweeping fusion settings on the dev half")
         out.sweep = sweep_blend(ds.qrels, rankings[service_key], metrics=metrics)
         if "fusion" in rankings:

@@ -244,7 +244,9 @@ class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         raw_size = str(request.META.get("CONTENT_LENGTH") or "0")
         size = int(raw_size) if raw_size.isdigit() else 0
         if size > BULK_MAX_BYTES:
-            raise ValidationError({"images": f"The upload is {size / 1048576:.0f} MB; the limit is {BULK_MAX_BYTES // 1048576} MB. Split it into several uploads."})
+            raise ValidationError(
+                {"images": f"The upload is {size / 1048576:.0f} MB; the limit is {BULK_MAX_BYTES // 1048576} MB. Split it into several uploads."}
+            )
         serializer = BulkUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)

@@ -216,7 +216,9 @@ def test_every_request_of_a_session_is_valid(spec, fake_es):
     backend.count()
     backend.describe()
     endpoints = {assert_valid(spec, r) for r in cluster.requests}
-    assert endpoints >= {"info", "indices.exists_alias", "indices.create", "indices.get_mapping", "bulk", "indices.refresh", "search", "count", "indices.get_alias"}
+    assert endpoints >= {
+        "info", "indices.exists_alias", "indices.create", "indices.get_mapping", "bulk", "indices.refresh", "search", "count", "indices.get_alias",
+    }
     vectors = [r for r in sent_to(spec, cluster, "search") if isinstance(r.body.get("_source"), dict)]
     assert vectors[0].body["_source"] == {"includes": ["image_vector"], "exclude_vectors": False}
 

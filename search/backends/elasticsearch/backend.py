@@ -13,8 +13,10 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+from django.conf import settings
 from elasticsearch import Elasticsearch, NotFoundError
 
+from search.backends import get_backend
 from search.backends.base import (
     BaseSearchBackend,
     Hit,
@@ -64,8 +66,6 @@ class ElasticsearchSearchBackend(BulkWrites, Builds, HybridSearch, BaseSearchBac
         self, params: dict, vector_dims: dict[str, int], *, client: Elasticsearch | None = None, build_index: str | None = None
     ):
         super().__init__(params, vector_dims)
-        from django.conf import settings
-
         self.name = params.get("INDEX", "products")
         self.read_alias = self.name
         self.write_alias = f"{self.name}-write"
@@ -214,8 +214,6 @@ class ElasticsearchSearchBackend(BulkWrites, Builds, HybridSearch, BaseSearchBac
         """The configured fallback engine, or re-raise ``exc``."""
         if not self.fallback_alias:
             raise exc
-        from search.backends import get_backend
-
         logger.warning("Elasticsearch unavailable, answering from the %r backend: %s", self.fallback_alias, exc)
         return get_backend(self.fallback_alias)
 
@@ -258,8 +256,6 @@ class ElasticsearchSearchBackend(BulkWrites, Builds, HybridSearch, BaseSearchBac
             ``{"category": [(path, count), ...], "brand": [...], "price": [("500-1000", count), ...]}``;
             categories are one level below the category filter.
         """
-        from django.conf import settings
-
         body = es_queries.facets_body(query, filters, settings.SEARCH_PRICE_BANDS, self.boosts, size=size)
         with translated_errors("count facets"):
             aggs = self.client.search(index=self._read_target(), **body)["aggregations"]

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Self
 
 from search.backends.base import SearchBackendError
@@ -28,7 +28,7 @@ class Builds:
     """``reset_index``, ``rebuild`` and the bookkeeping of builds of the Elasticsearch backend."""
 
     def _new_index_name(self) -> str:
-        return f"{self.name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S-%f')}"
+        return f"{self.name}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S-%f')}"
 
     def _is_build(self, index: str) -> bool:
         return re.fullmatch(re.escape(self.name) + r"-\d{8}-\d{6}-\d{6}", index) is not None

@@ -8,6 +8,7 @@ afterwards. See :mod:`search.clicks.simulation` for the click model and what is 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -67,8 +68,7 @@ class Command(BaseCommand):
         self.stdout.write(text)
 
     def _inner(self, opts):
-        import logging
-
+        # The simulation loads the encoders (torch): only when it runs, not for --help or a bad argument.
         from search.clicks.simulation import SimulationConfig, simulate
 
         logging.getLogger("search").setLevel(logging.WARNING)

@@ -10,7 +10,7 @@ peak RSS is its own) and prints the tables; ``--json`` saves the raw numbers. Sc
   (``bench/synthetic.py``), indexed straight into the embedded engine and queried through the
   storefront's retrieval and fusion (``search_rankings`` + ``rankings_blend``).
 * ``*-lancedb``: the same data and the same query vectors in LanceDB (FTS + vector search per
-  retriever, fused by the same ``ranking.blend``): the baseline named in DESIGN.md.
+  retriever, fused by the same ``search.hybrid.fusion.blend``): the baseline named in DESIGN.md.
 
 Text latency includes encoding the query (every query string is new to the process: no cache);
 photo latency includes decoding and encoding the photo. Not part of the test suite.

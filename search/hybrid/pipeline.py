@@ -48,7 +48,18 @@ class HybridQuery:
 def query_prepare(
     *, backend: BaseSearchBackend, text: str, image: ImageFeatures | None, filters: SearchFilters, weights: dict[str, float] | None,
 ) -> HybridQuery | None:
-    """Encode the query and settle its weights; ``None`` when browsing (no words, no photo)."""
+    """Encode the query and settle its weights; ``None`` when browsing (no words, no photo).
+
+    Args:
+        backend: the engine the query will run on (its live index decides the fusion space).
+        text: cleaned query text, or "" for a photo-only query or browsing.
+        image: features ``(1, 1280)`` and logits ``(1, 1000)`` of the query photo, or ``None``.
+        filters: the search's filters; a filtered query needs its unfiltered best cosines.
+        weights: per-request weights laid over the settings (:func:`blend_weights`).
+
+    Returns:
+        The encoded query, or ``None`` when there are neither words nor a photo.
+    """
     if not text and image is None:
         return None
     vectors = encoding.query_vectors(text or None, image, backend=backend)
@@ -61,7 +72,22 @@ def query_prepare(
 
 
 def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, filters: SearchFilters, method: str) -> list[FusedResult]:
-    """Every product ``query`` matches under ``filters``, best first (browsing: by rating)."""
+    """Every product ``query`` matches under ``filters``, best first (browsing: by rating).
+
+    Args:
+        backend: the engine to ask.
+        query: from :func:`query_prepare`; ``None`` lists products by filters alone (at most
+            :data:`BROWSE_LIMIT`).
+        filters: applied inside every retriever.
+        method: ``rrf`` or ``linear``.
+
+    Returns:
+        Fused results (ids, scores and their parts), best first, without the click prior.
+
+    Raises:
+        ValueError: unknown fusion method.
+        search.backends.base.SearchUnavailable: the engine cannot answer.
+    """
     if query is None:
         hits = backend.search_text(None, filters=filters, limit=BROWSE_LIMIT)
         return [FusedResult(h.id, 0.0) for h in hits]
@@ -88,7 +114,17 @@ def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, fil
 
 
 def click_prior_apply(fused: list[FusedResult], *, text: str, weights: dict[str, float], method: str) -> list[FusedResult]:
-    """The click prior, with its weight and the rank caps (``search.clicks.click_model``); order only, never membership."""
+    """The click prior, with its weight and the rank caps (``search.clicks.click_model``); order only, never membership.
+
+    Args:
+        fused: :func:`ranked_matches` output, best first.
+        text: the query text the per-query priors are keyed by.
+        weights: the query's weights; ``weights["clicks"]`` 0 (or missing) leaves ``fused`` as it is.
+        method: the fusion method, which sets the prior's scale (:func:`click_prior_scale`).
+
+    Returns:
+        The same results, reordered within ``CLICK_MAX_LIFT_RANKS`` / ``CLICK_MAX_DROP_RANKS``.
+    """
     if not weights.get(CLICKS, 0):
         return fused
     priors = click_selectors.click_priors(text=text, product_ids=[r.id for r in fused])

@@ -210,3 +210,17 @@ def test_knn_hits_far_below_the_best_match_are_not_matched_but_bm25_hits_always_
     settings.SEARCH_KNN_MIN_RATIO = {"text": 0.0, "image": 0.0, "fused": 0.0}
     unfloored = {r.id: r.score for r in rankings_blend(rankings, method="linear")}
     assert full == {i: unfloored[i] for i in (4, 5, 7)}
+
+
+# -- the retriever registry (search.hybrid.retrievers) ----------------------------------------------------------
+def test_every_vector_field_has_one_knn_retriever_and_the_settings_name_only_known_retrievers(settings):
+    from search.hybrid import retrievers
+
+    # given the engines' vector fields and the registry
+    fields = set(retrievers.VECTOR_FIELDS)
+    # then each field is searched by exactly one kNN retriever, named after it
+    assert set(retrievers.KNN_FIELDS.values()) == fields
+    assert retrievers.KNN_NAME == {"text": "text_knn", "image": "image_knn", "fused": "fused_knn"}
+    # and the default weights only name registered retrievers (or the click prior)
+    assert set(settings.SEARCH_WEIGHTS) <= set(retrievers.WEIGHT_KEYS)
+    assert set(settings.SEARCH_PHOTO_WEIGHTS_TRAINED_HEAD) <= set(retrievers.WEIGHT_KEYS)

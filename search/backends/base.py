@@ -99,7 +99,8 @@ class ScorePart:
 
 @dataclass
 class FusedResult:
-    """A result after fusion: ``score`` is the sum of ``parts``' contributions."""
+    """A result after rank fusion (``search.hybrid.fusion``, or an engine's ``search_hybrid``):
+    ``score`` is the sum of ``parts``' contributions."""
 
     id: int
     score: float

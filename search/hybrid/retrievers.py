@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from search.backends.base import VECTOR_FIELDS  # noqa: F401  (the engines' fields; one kNN retriever each)
+
 BM25 = "bm25"
 TEXT_KNN = "text_knn"
 IMAGE_KNN = "image_knn"
@@ -23,8 +25,6 @@ CLICKS = "clicks"
 KNN_FIELDS = {TEXT_KNN: "text", IMAGE_KNN: "image", FUSED_KNN: "fused"}
 #: Vector field -> the kNN retriever that searches it.
 KNN_NAME = {vector_field: name for name, vector_field in KNN_FIELDS.items()}
-#: The engines' vector fields, in the order a query searches them.
-VECTOR_FIELDS = tuple(KNN_FIELDS.values())
 #: Every retriever.
 RETRIEVERS = (BM25, TEXT_KNN, IMAGE_KNN, FUSED_KNN, PHOTO_REFS_KNN)
 #: Every key ``SEARCH_WEIGHTS`` (and a per-request weight override) may hold.

@@ -18,7 +18,8 @@ and every specification name and value:
    become ``\\n``; lines are trimmed; at most one blank line between paragraphs. Titles, brands
    and specifications become a single line.
 4. ``placeholders``: specifications whose value means "nothing" (:data:`PLACEHOLDERS`, any
-   case) are dropped, and so is a brand that is only a placeholder.
+   case, alone or followed by a unit: "NA cm", "NA L") are dropped, and so is a brand that is
+   only a placeholder.
 5. ``repeats``: in descriptions, a line (paragraph) that repeats an earlier one, and a sentence
    of :data:`MIN_REPEAT_WORDS` words or more that repeats an earlier sentence, are removed
    (the first occurrence stays). Shorter sentences ("Yes.", "Machine wash.") are left alone.
@@ -51,6 +52,8 @@ RULES = {
 #: Specification values (compared case-insensitively, after whitespace normalisation) that mean
 #: "no value"; the Flipkart catalog has 44 "NA" values.
 PLACEHOLDERS = frozenset({"na", "n/a", "-", "", "null"})
+#: A placeholder followed by a unit of up to three letters: Flipkart has "NA cm" (4), "NA L" (3), "NA GB".
+_PLACEHOLDER_WITH_UNIT = re.compile(r"(?:na|n/a|null|-) [a-z]{1,3}\.?")
 #: Shortest sentence (in words) removed when it repeats: 4 keeps short, legitimately repeated
 #: phrases ("Yes.", "Machine wash.", "Price: Rs.") and catches the Flipkart descriptions whose
 #: whole text appears twice.
@@ -191,8 +194,10 @@ def collapse_repeats(text: str, report: CleaningReport) -> str:
 
 
 def is_placeholder(value: str) -> bool:
-    """True for a value that means "nothing" (:data:`PLACEHOLDERS`, any case and spacing)."""
-    return " ".join(str(value).split()).casefold() in PLACEHOLDERS
+    """True for a value that means "nothing": one of :data:`PLACEHOLDERS` (any case and spacing),
+    alone or followed by a unit ("NA cm")."""
+    text = " ".join(str(value).split()).casefold()
+    return text in PLACEHOLDERS or _PLACEHOLDER_WITH_UNIT.fullmatch(text) is not None
 
 
 def clean_specifications(specs: Any, report: CleaningReport) -> Any:

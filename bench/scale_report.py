@@ -79,14 +79,19 @@ def markdown(result: dict) -> str:
     out += _table(["products", "engine", *sets, "settings"], rows)
     rows = []
     for n, r in sizes.items():
+        base = r["serve"].get("memory_before_open") or {"rss": 0.0, "pss": 0.0, "uss": 0.0}
+
+        def fmt(m, base=base):
+            return f"{m['rss']:.0f} / {m['pss']:.0f} / {m['uss']:.0f} (+{m['rss'] - base['rss']:.0f} / +{m['pss'] - base['pss']:.0f} / +{m['uss'] - base['uss']:.0f})"
+
         so, ss = r["serve"]["memory_open"], r["serve"]["memory_served"]
-        rows.append([_n(n), "1 (serve)", f"{so['rss']:.0f} / {so['pss']:.0f} / {so['uss']:.0f}", f"{ss['rss']:.0f} / {ss['pss']:.0f} / {ss['uss']:.0f}",
-                     f"{ss['peak_rss']:.0f}", "-", "-"])
+        rows.append([_n(n), "1 (serve)", fmt(so), fmt(ss), f"{ss['peak_rss']:.0f}", "-"])
         for rd in r.get("readers", []):
             per = rd["per_process"]
-            rows.append([_n(n), f"{rd['processes']} readers", "-", " ; ".join(f"{p['rss']:.0f} / {p['pss']:.0f} / {p['uss']:.0f}" for p in per), "-",
-                         f"{rd['sum_pss']:.0f}", f"{rd['machine_used_delta']:.0f}"])
-    out += ["**Memory** (MB, RSS / PSS / USS per process; models not loaded: query vectors are cached. PSS splits shared pages "
-            "between the processes mapping them, USS is private)", ""]
-    out += _table(["products", "processes", "after open", "after the query mix", "peak RSS", "sum of PSS", "machine used +"], rows)
+            rows.append([_n(n), f"{rd['processes']} readers", "-", " ; ".join(fmt(p) for p in per), "-",
+                         f"{rd['sum_pss']:.0f} (+{rd['sum_pss'] - len(per) * base['pss']:.0f})"])
+    out += ["**Memory** (MB per process: RSS / PSS / USS, and in brackets the index's share: minus the same process before "
+            f"opening it, {base['rss']:.0f} / {base['pss']:.0f} / {base['uss']:.0f} MB of Python, Django, torch and ONNX Runtime "
+            "imports; models not loaded, query vectors cached. PSS splits shared pages between the processes mapping them; USS is private)", ""]
+    out += _table(["products", "processes", "after open", "after the query mix", "peak RSS", "sum of PSS"], rows)
     return "\n".join(out)

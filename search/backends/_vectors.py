@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from search.backends._hnsw import CENTRED_FIELDS, Graph, hnsw_params
+from search.backends._hnsw import Graph, hnsw_params
+from search.backends._vector_writes import FieldWrites
 from search.backends.base import Hit, SearchDocument
 
 #: Up to this many live vectors an unfiltered search is exact (a matrix product over the store).
@@ -79,7 +80,7 @@ def _top(ids: np.ndarray, sims: np.ndarray, k: int) -> list[Hit]:
     return [Hit(int(ids[j]), float(sims[j])) for j in top]
 
 
-class _Field:
+class _Field(FieldWrites):
     """One vector field: base (graph + ids -> store rows) plus the delta of later segments.
 
     ``ids`` (sorted int64) are the base's ids and ``rows`` their rows in the store; ``shadow``
@@ -119,17 +120,6 @@ class _Field:
             return np.zeros((0, self.dim), self.store_dtype)
         return np.memmap(self.store_path, dtype=self.store_dtype, mode="r", shape=(n_rows, self.dim))
 
-    def append_store(self, vectors: np.ndarray) -> np.ndarray:
-        """Append ``(n, dim)`` vectors to the store file; returns their rows. Writer only."""
-        start = int(self.meta.get("store_rows", 0))
-        with open(self.store_path, "ab") as fh:
-            if fh.tell() != start * self.dim * self.store_dtype.itemsize:  # a torn append from a crashed writer
-                fh.truncate(start * self.dim * self.store_dtype.itemsize)
-            np.ascontiguousarray(vectors, self.store_dtype).tofile(fh)
-        self.meta["store_rows"] = start + len(vectors)
-        self.store = self._map_store(self.meta["store_rows"])
-        return np.arange(start, start + len(vectors), dtype=np.int64)
-
     # -- membership -----------------------------------------------------------------------------
     def _base_rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(mask of ``ids`` live in the base, their store rows)."""
@@ -162,64 +152,6 @@ class _Field:
         order = np.argsort(self.delta_ids)
         delta_rows = order[np.searchsorted(self.delta_ids, ids[in_delta], sorter=order)]
         return found, np.concatenate([base_vecs, self.delta[delta_rows]])
-
-    # -- bulk writes (a new build, in memory until write_base) -----------------------------------
-    def bulk_upsert(self, touched: np.ndarray, ids: np.ndarray, vectors: np.ndarray, size_hint: int) -> None:
-        """Every id in ``touched`` loses its vector; ``ids`` get ``vectors`` ``(n, dim)`` float32 (straight into the graph)."""
-        if self.graph is None:
-            if not len(ids):
-                return
-            self.graph = Graph.new(self.dim, max(size_hint, len(ids)), vectors, centred=self.name in CENTRED_FIELDS)
-            if not self.meta.get("store_rows"):
-                self.meta["store_dtype"] = "float16" if max(size_hint, len(ids)) >= STORE_FLOAT16_MIN else "float32"
-        self.graph.remove(touched)
-        rows = self.append_store(vectors) if len(ids) else np.zeros(0, np.int64)
-        self.graph.add(ids, vectors)
-        # an ordered log of (id, row); row -1 drops the id. The last entry per id wins (_settle).
-        self._log.append((touched, np.full(len(touched), -1, np.int64)))
-        self._log.append((ids, rows))
-
-    def _settle(self) -> None:
-        """Fold the bulk log into ``ids``/``rows`` (sorted by id)."""
-        if not self._log:
-            return
-        all_ids = np.concatenate([self.ids] + [i for i, _ in self._log])
-        all_rows = np.concatenate([self.rows] + [r for _, r in self._log])
-        self._log = []
-        last = len(all_ids) - 1 - np.unique(all_ids[::-1], return_index=True)[1]
-        keep = last[all_rows[last] >= 0]
-        self.ids, self.rows = all_ids[keep], all_rows[keep]
-
-    def write_base(self, gen: int, size_hint: int) -> dict:
-        """Save a base holding every live vector as generation ``gen``; returns its manifest entry. Writer only."""
-        self._settle()
-        if len(self.delta_ids) or self.shadow:
-            live_base = self.ids if not self.shadow else ~np.isin(self.ids, np.fromiter(self.shadow, np.int64, len(self.shadow)))
-            if self.shadow:
-                self.ids, self.rows = self.ids[live_base], self.rows[live_base]
-            if self.graph is not None and not self.graph_mutable:
-                self.graph = Graph.open(self.folder / f"base-{self.base}-{self.name}.usearch", self.meta, len(self.ids),
-                                        centre=self.graph.centre, mutable=True)
-                self.graph_mutable = True
-            if self.graph is None and len(self.delta_ids):
-                self.graph = Graph.new(self.dim, max(size_hint, len(self.delta_ids)), self.delta, centred=self.name in CENTRED_FIELDS)
-                self.meta.setdefault("store_dtype", "float16" if max(size_hint, len(self.delta_ids)) >= STORE_FLOAT16_MIN else "float32")
-            if self.graph is not None:
-                self.graph.remove(np.fromiter(self.shadow, np.int64, len(self.shadow)))
-                self.graph.add(self.delta_ids, self.delta)
-            rows = self.append_store(self.delta)
-            ids, rows = np.concatenate([self.ids, self.delta_ids]), np.concatenate([self.rows, rows])
-            order = np.argsort(ids, kind="stable")
-            self.ids, self.rows = ids[order], rows[order]
-        meta = {**self.meta, "base_rows": len(self.ids), "ndim": self.dim}
-        if self.graph is not None and len(self.ids):
-            meta.update(self.graph.meta())
-            self.graph.save(self.folder / f"base-{gen}-{self.name}.usearch")
-            extra = {} if self.graph.centre is None else {"centre": self.graph.centre}
-            np.savez(self.folder / f"base-{gen}-{self.name}.ids.npz", ids=self.ids, rows=self.rows, **extra)
-        else:
-            meta["base_rows"] = 0
-        return meta
 
     # -- writes into the delta (reader side of a segment) ------------------------------------------
     def apply(self, touched: np.ndarray, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -411,7 +343,7 @@ class VectorIndex:
         arrays = self._arrays(upserts, deletes)
         touched = np.union1d(arrays["upserted"], arrays["deleted"])
         for name, f in self.fields.items():
-            f.bulk_upsert(touched, arrays[f"{name}_ids"], arrays[f"{name}_vectors"], self.size_hint)
+            f.bulk_upsert(touched, arrays[f"{name}_ids"], arrays[f"{name}_vectors"], self.size_hint, STORE_FLOAT16_MIN)
 
     def compact(self) -> None:
         """Write a new base holding every live vector, drop the segments (caller holds the write lock)."""
@@ -420,7 +352,7 @@ class VectorIndex:
         gen = manifest["generation"] + 1
         metas = {}
         for name, f in self.fields.items():
-            metas[name] = f.write_base(gen, self.size_hint)
+            metas[name] = f.write_base(gen, self.size_hint, STORE_FLOAT16_MIN)
         old = manifest
         self._write_manifest({"generation": gen, "base": gen, "segments": [], "dims": self.dims, "fields": metas})
         for seg in old["segments"]:

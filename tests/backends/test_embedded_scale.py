@@ -120,3 +120,20 @@ def test_reader_processes_map_the_index_files_instead_of_copying_them(make_backe
     # then: the vectors are a read-only map of the store file, not an array in the process
     assert isinstance(field.store, np.memmap) and str(field.store.filename) == str(field.store_path)
     assert not field.store.flags.writeable
+
+
+def test_compaction_keeps_a_field_no_write_touched(make_backend, graph_path, monkeypatch):
+    # given: a base, then writes of text and fused vectors only (every image vector untouched)
+    monkeypatch.setattr(_vectors, "COMPACT_AFTER_SEGMENTS", 2)
+    backend = make_backend()
+    docs = catalog()
+    with backend.rebuild(size_hint=N) as new:
+        new.add_bulk(docs)
+    # when: two segments fold into a new base
+    backend.add_bulk([SearchDocumentFactory(id=5000, title="New", vectors=vectors_for(5000, fields=("text", "fused")))])
+    backend.add_bulk([SearchDocumentFactory(id=5001, title="New too", vectors=vectors_for(5001, fields=("text", "fused")))])
+    # then
+    assert not list(backend._open(force=True).vectors.path.glob("seg-*.npz"))
+    assert backend.search_vector("image", docs[3].vectors["image"], k=1)[0].id == docs[3].id
+    assert backend.search_vector("text", vectors_for(5001)["text"], k=1)[0].id == 5001
+    assert backend.describe()["vectors"] == {"text": N + 2, "image": N, "fused": N + 2}

@@ -453,15 +453,20 @@ def main(argv: list[str] | None = None) -> int:
     else:
         result = {"meta": {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine()}, "sizes": {}}
         lance_sizes = {size_of(s) for s in args.lancedb.split(",") if s.strip()}
+        def save():  # after every step: a 1M run is long
+            if args.json:
+                args.json.write_text(json.dumps(result, indent=1))
+
         for n in [size_of(s) for s in args.sizes.split(",") if s.strip()]:
-            r = {"build": run_worker("build", n), "serve": run_worker("serve", n)}
+            r = result["sizes"][str(n)] = {"build": run_worker("build", n)}
+            r["serve"] = run_worker("serve", n)
+            save()
             r["readers"] = [readers(n, c) for c in (int(x) for x in args.readers.split(",") if x.strip())]
+            save()
             if n in lance_sizes:
                 target = min(v for s, v in r["serve"]["recall"].items())
                 r["lancedb"] = run_worker("lancedb", n, "--target", f"{target:.4f}", check=False)
-            result["sizes"][str(n)] = r
-            if args.json:  # saved after every size: a 1M run is long
-                args.json.write_text(json.dumps(result, indent=1))
+                save()
         result["meta"]["machine_end"] = machine()
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

@@ -41,9 +41,10 @@ def markdown(result: dict) -> str:
                  f"{r['build_per_cpu_s']:.0f}", f"{r['query_ms']:.2f}", f"{r['recall']:.3f}"] for r in result["sweep"]["rows"]]
         out += _table(["field", "n", "graph", "M", "ef_construction", "ef", "inserts/s", "inserts/CPU-s", "query ms", "recall@10"], rows)
         return "\n".join(out)
-    sizes = result["sizes"]
+    built = result["sizes"]
+    sizes = {n: r for n, r in built.items() if "serve" in r}  # a run in progress has sizes not served yet
     rows = []
-    for n, r in sizes.items():
+    for n, r in built.items():
         b, lb = r["build"], (r.get("lancedb") or {}).get("build")
         rows.append([_n(n), f"{b['products_per_s']:.0f}", f"{b['products_per_cpu_s']:.0f}", f"{b['engine_s']:.1f}", f"{b['peak_rss_mb']:.0f}",
                      f"{b['disk_mb']:.0f}", f"{b['disk_vectors_mb']:.0f}", " / ".join(f"{x:.1f}" for x in b["load_average"]),

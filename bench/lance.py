@@ -70,7 +70,9 @@ def synthetic_table(catalog_dir: Path, n: int, anchors=None) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def build(folder: Path, data: pa.Table):
+def build(folder: Path, data: pa.Table, index_type: str = "IVF_HNSW_SQ"):
+    """A LanceDB table of ``data`` with its FTS index and, above :data:`EXACT_MAX` rows, a vector
+    index of ``index_type`` per vector column (cosine)."""
     import lancedb
     from lancedb.index import FTS
 
@@ -78,7 +80,7 @@ def build(folder: Path, data: pa.Table):
     table.create_index("text", config=FTS(with_position=False))
     if data.num_rows > EXACT_MAX:
         for column in VECTORS:
-            table.create_index(metric="cosine", vector_column_name=column, index_type="IVF_HNSW_SQ")
+            table.create_index(metric="cosine", vector_column_name=column, index_type=index_type)
     return table
 
 

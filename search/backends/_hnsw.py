@@ -14,6 +14,7 @@ graph recall@10 0.942 -> 0.960 on 20k photos; the same for MiniLM text vectors f
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,9 @@ class Graph:
 
     def __init__(self, index: Index, scale: float, ef: int, centre: np.ndarray | None = None):
         self.index, self.scale, self.ef, self.centre = index, scale, ef, centre
+        # One search at a time per graph: the beam is set on the index before each search, and a
+        # single-threaded usearch search reuses one scratch context (threaded web servers).
+        self._lock = threading.Lock()
 
     @classmethod
     def new(cls, dim: int, expected: int, sample: np.ndarray, *, centred: bool = False) -> Graph:
@@ -107,8 +111,10 @@ class Graph:
 
     def search(self, vector: np.ndarray, count: int) -> np.ndarray:
         """Keys (int64) of the ``count`` nearest candidates of one ``(dim,)`` query, nearest first."""
-        self.index.expansion_search = max(self.ef, count)
-        matches = self.index.search(self._prepare(vector), count, threads=1)
+        query = self._prepare(vector)
+        with self._lock:
+            self.index.expansion_search = max(self.ef, count)
+            matches = self.index.search(query, count, threads=1)
         return np.asarray(matches.keys, np.int64)
 
     def save(self, path: Path) -> None:

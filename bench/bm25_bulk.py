@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     docs = [SearchDocument(id=int(b.ids[i]), title=b.titles[i], brand=b.brands[i], category_path=b.categories[i],
                            description=b.descriptions[i], price=float(100 + i % 5000))
             for b in synthetic_batches(vocab, args.n) for i in range(len(b.ids))]
-    print(f"| setting | documents/s | documents/CPU-s | segments |\n| --- | ---: | ---: | ---: |")
+    print("| setting | documents/s | documents/CPU-s | segments |\n| --- | ---: | ---: | ---: |")
     for label, heap, threads, commit in SETTINGS:
         folder = Path(tempfile.mkdtemp(prefix="bm25-bulk-"))
         try:

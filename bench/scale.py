@@ -111,7 +111,7 @@ class Truth:
             self.sims[s], self.ids[s] = np.take_along_axis(all_s, top, 1), np.take_along_axis(all_i, top, 1)
 
     def top(self, s: str) -> list[set[int]]:
-        return [set(int(i) for i, v in zip(ids, sims, strict=True) if np.isfinite(v)) for ids, sims in zip(self.ids[s], self.sims[s], strict=True)]
+        return [{int(i) for i, v in zip(ids, sims, strict=True) if np.isfinite(v)} for ids, sims in zip(self.ids[s], self.sims[s], strict=True)]
 
 
 def recall(found: list[list[int]], truth: list[set[int]]) -> float:
@@ -179,7 +179,7 @@ def worker_build(n: int) -> dict:
 def load_truth(n: int) -> dict:
     root = Path(engine_params(n)["INDEX_DIR"])
     with np.load(root / "truth.npz") as z:
-        return {s: [set(int(i) for i, v in zip(ids, sims, strict=True) if np.isfinite(v)) for ids, sims in zip(z[s], z[f"{s}__sims"], strict=True)]
+        return {s: [{int(i) for i, v in zip(ids, sims, strict=True) if np.isfinite(v)} for ids, sims in zip(z[s], z[f"{s}__sims"], strict=True)]
                 for s in z.files if not s.endswith("__sims")}
 
 
@@ -327,11 +327,10 @@ def worker_sweep(n: int) -> dict:
     usearch int8 + exact re-rank (the engine's graph) beside hnswlib float32, same data, same threads."""
     import hnswlib
     from django.conf import settings
+    from usearch.index import Index
 
     from bench.synthetic import SEED, realistic_vectors
     from search.backends import _vectors
-    from usearch.index import Index
-
     from search.backends._hnsw import Graph, int8_scale
 
     anchors, qs = material()
@@ -384,7 +383,7 @@ def run_worker(kind: str, n: int, *extra: str, check: bool = True) -> dict | Non
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         print(f"{kind} {n:,} ...", file=sys.stderr, flush=True)
         proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--n", str(n), "--worker-out", out.name, *extra],
-                              cwd=ROOT)
+                              cwd=ROOT, check=False)
         if proc.returncode != 0:
             if check:
                 raise SystemExit(f"{kind} {n} failed with exit code {proc.returncode}")
@@ -445,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         args.worker_out.write_text(json.dumps(result))
         return 0
 
-    from bench.scale_report import markdown, machine
+    from bench.scale_report import machine, markdown
 
     if args.from_json:
         saved = json.loads(args.from_json.read_text())

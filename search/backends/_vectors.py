@@ -100,7 +100,7 @@ class _Field(FieldWrites):
         if base >= 0 and self.meta.get("base_rows"):
             with np.load(folder / f"base-{base}-{name}.ids.npz") as z:
                 self.ids, self.rows = z["ids"], z["rows"]
-                self.centre = z["centre"] if "centre" in z else None
+                self.centre = z.get("centre", None)
             self.graph = Graph.open(folder / f"base-{base}-{name}.usearch", self.meta, len(self.ids), centre=self.centre, mutable=mutable)
         self.store = self._map_store(self.meta.get("store_rows", 0))
         self.shadow: set[int] = set()

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from search.backends._hnsw import Graph, hnsw_params
+from search.backends._hnsw import Graph
 from search.backends._vector_writes import FieldWrites
 from search.backends.base import Hit, SearchDocument
 
@@ -388,5 +388,3 @@ class VectorIndex:
         self._flush()
         return self.fields[field].live_count()
 
-
-__all__ = ["VectorIndex", "hnsw_params"]

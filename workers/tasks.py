@@ -47,7 +47,10 @@ def index_products(self, product_ids: list[int]) -> dict:
             for pid in product_ids:
                 product_record_failure(product_id=pid, reason=f"Indexing gave up after {self.max_retries} retries: {exc}")
         raise
-    return {"indexed": len(report.indexed), "failed": report.failed, "missing": report.missing}
+    if report.changed:  # edited while this task ran: they stay pending and are indexed again
+        logger.info("%d products changed while being indexed; enqueued again", len(report.changed))
+        enqueue_index(report.changed)
+    return {"indexed": len(report.indexed), "failed": report.failed, "missing": report.missing, "changed": report.changed}
 
 
 @shared_task(bind=True, acks_late=True, **{k: getattr(IndexTask, k) for k in vars(IndexTask) if not k.startswith("_")})

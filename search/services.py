@@ -265,8 +265,3 @@ def product_record_failure(*, product_id: int, reason: str) -> None:
 def product_unindex(*, product_id: int, backend: BaseSearchBackend | None = None) -> None:
     """Remove a deleted product from the index."""
     (backend or get_backend()).delete([product_id])
-
-
-def products_mark_stale(*, queryset=None) -> int:
-    """Mark products pending (e.g. after a new fusion head) so the sweeper or a reindex refreshes them."""
-    return (Product.objects.all() if queryset is None else queryset).update(index_state=IndexState.PENDING)

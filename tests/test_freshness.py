@@ -20,11 +20,12 @@ from rest_framework.test import APIClient
 from search.backends import get_backend, reset_backends
 from search.backends.base import SearchFilters
 from search.backends.embedded import EmbeddedSearchBackend
+from search.models import ProductEmbedding
 from search.services import products_index
 from shop.models import Category, IndexState, Product
 from shop.signals import indexing_deferred
 from tests.factories import BrandFactory, CategoryFactory, ProductFactory
-from workers.tasks import index_products
+from workers.tasks import index_products, sweep_stale_products
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -232,3 +233,23 @@ def test_deleting_a_brand_takes_its_name_out_of_the_products_documents(own_index
     assert state(product.pk) == IndexState.INDEXED
     assert found(own_index, "tapir") == []
     assert found(own_index, "pendant lamp") == [product.pk]
+
+
+# -- stored fusion spaces ------------------------------------------------------------------------------------------
+def test_the_sweeper_reindexes_products_whose_vectors_are_in_a_space_the_live_index_does_not_serve(own_index):
+    # given two indexed products (and no other); one's stored vectors say they were made in a
+    # space that is neither the live index's nor the active one (a write that raced an index swap)
+    with indexing_deferred():
+        Product.objects.all().delete()
+    served = own_index.index_space()["version"]
+    raced = ProductFactory(title="Marmot Down Jacket", description="")
+    fine = ProductFactory(title="Marmot Rain Shell", description="")
+    ProductEmbedding.objects.filter(product=raced).update(space_version="fusion-retired0000")
+    before = Product.objects.get(pk=fine.pk).index_version
+    # when the sweeper runs
+    swept = sweep_stale_products.apply().get()
+    # then only that product was indexed again, into the live index's space
+    assert swept == 1
+    assert ProductEmbedding.objects.get(product=raced).space_version == served
+    assert state(raced.pk) == IndexState.INDEXED
+    assert Product.objects.get(pk=fine.pk).index_version == before

@@ -63,18 +63,32 @@ def unindex_product(self, product_id: int) -> None:
 
 @shared_task
 def sweep_stale_products() -> int:
-    """Re-enqueue products still pending after ``INDEX_STALE_AFTER_S`` (a lost message, a dead worker).
+    """Re-enqueue products still pending after ``INDEX_STALE_AFTER_S`` (a lost message, a dead worker),
+    and indexed products whose stored fused vectors are in a space the live index does not serve
+    (``search.freshness.products_in_foreign_space``: a write that raced an index swap).
 
     Returns the number of products re-enqueued.
     """
+    from search.backends import get_backend
+    from search.backends.base import SearchBackendError
+    from search.freshness import products_in_foreign_space
     from shop.models import IndexState, Product
+    from shop.signals import products_mark_pending
 
     cutoff = timezone.now() - timedelta(seconds=settings.INDEX_STALE_AFTER_S)
     ids = list(Product.objects.filter(index_state=IndexState.PENDING, updated_at__lt=cutoff).values_list("pk", flat=True))
     enqueue_index(ids)
     if ids:
         logger.info("Sweeper re-enqueued %d stale products", len(ids))
-    return len(ids)
+    try:
+        foreign = products_in_foreign_space(get_backend())
+    except SearchBackendError as exc:
+        logger.warning("Sweeper could not read the live index's fusion space: %s", exc)
+        foreign = []
+    if foreign:
+        logger.info("Sweeper re-enqueued %d products whose fused vectors the live index does not serve", len(foreign))
+        products_mark_pending(foreign)
+    return len(ids) + len(foreign)
 
 
 def enqueue_index(product_ids: list[int]) -> None:

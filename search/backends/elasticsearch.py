@@ -8,8 +8,11 @@ Index layout (settings and mapping in :mod:`search.backends.es_mapping`)::
 
 ``rebuild()`` creates a new build beside the live one, fills it (refresh off, no replicas),
 blocks writes to the live index while ``before_swap`` catches up, restores refresh and
-replicas, refreshes, checks the document count, and moves both aliases in one ``_aliases``
-call (atomic). The previous ``keep`` builds stay for rollback; older ones are deleted.
+replicas, refreshes, checks the document count, records the build as complete in its mapping
+``_meta`` (``build.complete``) and moves both aliases in one ``_aliases`` call (atomic). The
+newest ``keep`` previous *complete* builds stay for rollback; older ones are deleted, and so are
+incomplete builds older than the live one (left by a rebuild that died, e.g. a killed
+``reindex``); incomplete builds newer than the live one may still be filling and are left.
 
 Refresh policy: writes are not refreshed per request (``refresh=false``, the cheapest); the
 live index refreshes every second (``es_mapping.LIVE_REFRESH_INTERVAL``), so a worker's writes
@@ -396,6 +399,7 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
         builder._space = space
         blocked: list[str] = []
         try:
+            self._mark_complete(self._alias_targets(self.read_alias))  # live, so complete when it went live
             yield builder
             old_read = self._alias_targets(self.read_alias)
             old_write = self._alias_targets(self.write_alias)
@@ -414,6 +418,7 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
                     f"The new index {new_index} holds {held} documents but {len(builder._written)} were written to it; "
                     "the live index was kept."
                 )
+            self._mark_complete([new_index], documents=held)
             actions = es_queries.swap_actions(
                 read_alias=self.read_alias, write_alias=self.write_alias, new_index=new_index, old_read=old_read, old_write=old_write
             )
@@ -437,11 +442,34 @@ class ElasticsearchSearchBackend(BaseSearchBackend):
             found = self.client.indices.get_alias(index=f"{self.name}-*").body
         return sorted(i for i in found if self._is_build(i))
 
+    def _build_meta(self, indexes: Sequence[str]) -> dict[str, dict]:
+        """Index -> its mapping's ``_meta`` (``{}`` when it has none)."""
+        if not indexes:
+            return {}
+        with translated_errors("read the builds' mappings"):
+            found = self.client.indices.get_mapping(index=",".join(indexes)).body
+        return {index: (entry.get("mappings") or {}).get("_meta") or {} for index, entry in found.items()}
+
+    def _mark_complete(self, indexes: Sequence[str], *, documents: int | None = None) -> None:
+        """Record ``build.complete`` in these builds' mapping ``_meta`` (kept: its fusion space)."""
+        for index, meta in self._build_meta(indexes).items():
+            if (meta.get("build") or {}).get("complete"):
+                continue
+            meta = {**meta, "build": {"complete": True, "documents": documents,
+                                      "completed_at": datetime.now(timezone.utc).isoformat()}}
+            with translated_errors(f"mark the index {index} complete"):
+                self.client.indices.put_mapping(index=index, meta=meta)
+
     def _prune(self, keep: int) -> list[str]:
-        """Delete builds older than the live one beyond the newest ``keep``; returns the deleted names."""
+        """Keep the newest ``keep`` complete previous builds; delete older complete ones and
+        incomplete ones older than the live build. Returns the deleted names."""
         live = set(self._alias_targets(self.read_alias)) | set(self._alias_targets(self.write_alias))
         previous = [i for i in self.builds() if i not in live]
-        doomed = previous[: max(0, len(previous) - max(0, keep))]
+        meta = self._build_meta(previous)
+        complete = [i for i in previous if (meta.get(i, {}).get("build") or {}).get("complete")]
+        doomed = complete[: max(0, len(complete) - max(0, keep))]
+        newest_live = max(live, default="")
+        doomed += [i for i in previous if i not in complete and i < newest_live]
         if doomed:
             with translated_errors("delete old index builds"):
                 self.client.indices.delete(index=",".join(doomed))

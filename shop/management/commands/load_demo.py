@@ -54,5 +54,5 @@ class Command(BaseCommand):
             if authenticate(username=username, password=password) is None:
                 raise CommandError(f"The demo login {username!r} does not work; run `manage.py load_demo` to load it again.")
             count = Product.objects.filter(merchant__in=Merchant.objects.filter(staff__username=username)).count()
-            products = f" ({count} products)" if count else ""
+            products = f" ({count} product{'s' if count != 1 else ''})" if count else ""
             self.stdout.write(f"  {username} / {password}  -  {role}{products}")

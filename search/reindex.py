@@ -72,19 +72,23 @@ class _Written:
     """What has been written into the new build: the merged reports of its batches."""
 
     def __init__(self) -> None:
-        self.report = IndexReport()
+        self.seen: dict[int, int] = {}
+        self.failed: dict[int, str] = {}
+        self.rejected: set[int] = set()
 
     def add(self, batch: IndexReport) -> None:
-        r = self.report
-        for pid in batch.seen:  # a product written again: only its latest write counts
-            r.failed.pop(pid, None)
-        r.seen.update(batch.seen)
-        r.failed.update(batch.failed)
-        r.rejected = sorted((set(r.rejected) - set(batch.seen)) | set(batch.rejected))
-        for pid in batch.missing:
-            r.seen.pop(pid, None)
-            r.failed.pop(pid, None)
-        r.indexed = [pid for pid in r.seen if pid not in r.failed]
+        for pid in [*batch.seen, *batch.missing]:  # written again, or gone: only the latest write counts
+            self.seen.pop(pid, None)
+            self.failed.pop(pid, None)
+            self.rejected.discard(pid)
+        self.seen.update(batch.seen)
+        self.failed.update(batch.failed)
+        self.rejected.update(batch.rejected)
+
+    def report(self) -> IndexReport:
+        """The whole build as one report, for :func:`~search.services.index_states_record`."""
+        return IndexReport(indexed=[pid for pid in self.seen if pid not in self.failed], failed=dict(self.failed),
+                           seen=dict(self.seen), rejected=sorted(self.rejected))
 
 
 def index_rebuild(
@@ -142,18 +146,17 @@ def index_rebuild(
     def catch_up(new: BaseSearchBackend) -> None:
         # Runs with writes to the live index blocked: apply what changed during the build.
         current = dict(Product.objects.values_list("pk", "index_version"))
-        stale = sorted(pid for pid, version in current.items() if written.report.seen.get(pid) != version)
+        stale = sorted(pid for pid, version in current.items() if written.seen.get(pid) != version)
         caught_up.extend(stale)
         for start in range(0, len(stale), batch_size):
             written.add(products_write(product_ids=stale[start:start + batch_size], backend=new, force=re_embed))
         gone = sorted(new.ids() - set(current))
         if gone:
             new.delete(gone)
-        for pid in set(written.report.seen) - set(current):
-            written.add(IndexReport(missing=[pid]))
+        written.add(IndexReport(missing=sorted(set(written.seen) - set(current))))
         new.refresh()
         # Every product must be in the new index, except those the engine refused (recorded as failed).
-        absent = set(current) - new.ids() - set(written.report.rejected)
+        absent = set(current) - new.ids() - written.rejected
         if absent:
             raise RebuildError(
                 f"The new index lacks {len(absent)} of {len(current)} products (e.g. {sorted(absent)[:5]}); the live index was kept."
@@ -170,7 +173,7 @@ def index_rebuild(
         raise RebuildError(f"Reindex failed, the live index was kept: {exc}") from exc
 
     # The new build is live: the states may now say so.
-    report = index_states_record(written.report)
+    report = index_states_record(written.report())
     if report.changed:
         from workers.tasks import enqueue_index  # the tasks module imports this app's services
 

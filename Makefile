@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CATALOG_DIR ?= ../shared/data
 PORT ?= 8000
 
-.PHONY: setup demo serve test test-fast bench redis-server chromium clean
+.PHONY: setup demo serve lint test test-fast bench redis-server chromium clean
 
 setup: $(VENV)/.installed
 
@@ -37,10 +37,15 @@ demo: setup
 serve: setup
 	$(PY) manage.py runserver 0.0.0.0:$(PORT)
 
-test: setup redis-server chromium
+# Lint and import order (ruff), then the architecture contracts (import-linter): see pyproject.toml.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+test: setup redis-server chromium lint
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) -m pytest
 
-test-fast: setup
+test-fast: setup lint
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) -m pytest -m "not slow and not celery"
 
 bench: setup

@@ -12,6 +12,7 @@ import argparse
 import os
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -146,13 +147,13 @@ def arguments(description: str, unit: str, argv: list[str] | None) -> argparse.N
 
 def run_record(encoders: dict[str, Any], load_s: dict[str, float], threads: int, load_before: float) -> dict:
     """What every run records besides its timings: date, machine, load, versions, loading, the export."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     import onnxruntime
     import torch
 
     return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(), "load_average_before": load_before, "load_average_after": load_average(),
         "threads": threads, "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
         "load_s": load_s, "onnx_exported": encoders["onnx"].onnx_exported, "onnx_file": str(encoders["onnx"]._onnx.path),

@@ -62,7 +62,7 @@ def encode_fashion(folder: Path, cache: Path = DEFAULT_CACHE) -> FashionFeatures
     setup_django()
     from mlmodels.images import ImageRejected, open_image
     from search.documents import compose_document_text
-    from search.encoding import image_encoder, text_encoder
+    from search.embedding.encoders import image_encoder, text_encoder
     from shop.importers import read_catalog
 
     rows = [r for r in read_catalog("fashion", folder) if not r.skip_reason]

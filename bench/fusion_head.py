@@ -68,7 +68,7 @@ def main() -> None:
     from mlmodels import head as fh
     from mlmodels.crossmodal import holdout_split, paired_judgments, retrieval_metrics
     from mlmodels.image import ImageFeatures
-    from search.encoding import bridge, text_encoder
+    from search.embedding.encoders import bridge, text_encoder
 
     data = encode_fashion(Path(settings.CATALOG_DIR) / "fashion")
     groups = np.array([t.strip().lower() for t in data.titles])
@@ -90,7 +90,8 @@ def main() -> None:
 
     rows = {"bridge": {**score(bridge()), "train_s": 0.0, "train_cpu_s": 0.0}}
     overrides = {k: v for k, v in (("lr", args.lr), ("weight_decay", args.weight_decay), ("batch_size", args.batch_size),
-                                         ("soft_weight", args.soft_weight), ("soft_temperature", args.soft_temperature), ("dropout", args.dropout)) if v is not None}
+                                         ("soft_weight", args.soft_weight), ("soft_temperature", args.soft_temperature),
+                                         ("dropout", args.dropout)) if v is not None}
     for kind in args.kinds:
         for dim in args.dims:
             for epochs in args.epochs:

@@ -31,8 +31,8 @@ def main() -> int:
     from pyinstrument import Profiler
 
     from search.backends.embedded import EmbeddedSearchBackend
-    from search.encoding import vector_dims
-    from search.selectors import rankings_blend, search_rankings
+    from search.embedding.encoding import vector_dims
+    from search.hybrid.pipeline import rankings_blend, search_rankings
 
     root = Path(settings.VAR_DIR) / f"synthetic-{args.products}"
     if not (root / "products").exists():

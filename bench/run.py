@@ -10,7 +10,7 @@ peak RSS is its own) and prints the tables; ``--json`` saves the raw numbers. Sc
   (``bench/synthetic.py``), indexed straight into the embedded engine and queried through the
   storefront's retrieval and fusion (``search_rankings`` + ``rankings_blend``).
 * ``*-lancedb``: the same data and the same query vectors in LanceDB (FTS + vector search per
-  retriever, fused by the same ``ranking.blend``): the baseline named in DESIGN.md.
+  retriever, fused by the same ``search.hybrid.fusion.blend``): the baseline named in DESIGN.md.
 
 Text latency includes encoding the query (every query string is new to the process: no cache);
 photo latency includes decoding and encoding the photo. Not part of the test suite.
@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,7 +127,7 @@ def encode_query(text: str | None, photo: bytes | None):
     from django.conf import settings
 
     from mlmodels.images import open_image
-    from search import encoding
+    from search.embedding import encoding
 
     t0 = time.perf_counter()
     feats = None
@@ -140,7 +140,7 @@ def encode_query(text: str | None, photo: bytes | None):
 def engine_query_timer(backend):
     """``time_queries``'s ``run_one`` timing the engine's part of a query: ``search_rankings`` +
     ``rankings_blend`` on ``backend`` (encoding timed apart)."""
-    from search.selectors import rankings_blend, search_rankings
+    from search.hybrid.pipeline import rankings_blend, search_rankings
 
     def run_one(kind, item):
         text, photo = item
@@ -174,7 +174,7 @@ def scenario_flipkart(n_text: int, n_photo: int) -> dict:
     from django.core.management import call_command
 
     from search.backends import get_backend
-    from search.encoding import image_encoder, text_encoder
+    from search.embedding.encoders import image_encoder, text_encoder
     from search.selectors import product_search
     from search.services import products_index
     from shop.importers import read_catalog
@@ -240,7 +240,7 @@ def build_synthetic(n: int) -> dict:
     from bench.synthetic import SEED, load_vocabulary, synthetic_batches
     from search.backends.base import SearchDocument
     from search.backends.embedded import EmbeddedSearchBackend
-    from search.encoding import vector_dims
+    from search.embedding.encoding import vector_dims
 
     root = Path(settings.VAR_DIR) / f"synthetic-{n}"
     record_file, busy = root / "build.json", root / ".building"
@@ -266,7 +266,7 @@ def build_synthetic(n: int) -> dict:
                 ])
         seconds = time.perf_counter() - started
         record = {"n": n, "seed": SEED, "seconds": seconds, "products_per_s": n / seconds,
-                  "built": datetime.now(timezone.utc).isoformat(timespec="seconds"), "peak_rss_mb_build": peak_rss_mb()}
+                  "built": datetime.now(UTC).isoformat(timespec="seconds"), "peak_rss_mb_build": peak_rss_mb()}
         record_file.write_text(json.dumps(record))
         return record
     finally:
@@ -277,7 +277,7 @@ def scenario_synthetic(n: int, n_text: int, n_photo: int) -> dict:
     from django.conf import settings
 
     from search.backends.embedded import EmbeddedSearchBackend
-    from search.encoding import vector_dims
+    from search.embedding.encoding import vector_dims
 
     root = Path(settings.VAR_DIR) / f"synthetic-{n}"
     record = build_synthetic(n)
@@ -308,7 +308,7 @@ def scenario_lancedb(which: str, n_text: int, n_photo: int) -> dict:
     from django.conf import settings
 
     from bench import lance
-    from search.selectors import rankings_blend
+    from search.hybrid.pipeline import rankings_blend
 
     if which == "flipkart":
         table_data = lance.flipkart_table()
@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             results[name] = json.loads(Path(out.name).read_text())
             results[name]["wall_s"] = time.perf_counter() - started
-    meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
+    meta = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine()}
     print_report(results, meta, TARGETS)
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2))

@@ -6,9 +6,9 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from config.api import error_body
 from search.api import ImageSearchView, SearchView
 from shop.api.auth import TokenView
+from shop.api.errors import error_body
 from shop.api.views import ProductViewSet
 
 router = SimpleRouter()

@@ -75,7 +75,7 @@ def retrieval_metrics(
     Raises:
         ValueError: shapes disagree, or a query has no relevant photo.
     """
-    from ranx import Qrels, Run, evaluate
+    from ranx import Qrels, Run, evaluate  # ranx compiles with numba on import (seconds)
 
     if len(queries) != len(judgments):
         raise ValueError(f"{len(queries)} queries but {len(judgments)} judgment sets")

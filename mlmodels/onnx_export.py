@@ -25,6 +25,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +135,7 @@ class OnnxSession:
     """
 
     def __init__(self, path: Path, threads: int):
-        import onnxruntime as ort
+        import onnxruntime as ort  # heavy: loaded when an encoder first runs on ONNX Runtime
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -248,8 +249,6 @@ def describe_runtime(
     Raises:
         ValueError: an unknown ``runtime``.
     """
-    from importlib.metadata import PackageNotFoundError, version
-
     if select_runtime(spec, runtime, device) == "torch":
         return f"torch on {device.type}" + (f" ({spec.setting}=torch)" if device.type == "cpu" else "")
     try:
@@ -308,7 +307,7 @@ def load_runtime(
     except OnnxExportError as exc:
         reason = str(exc)
     else:
-        import onnxruntime
+        import onnxruntime  # loaded by the session above already
 
         note = f"onnxruntime {onnxruntime.__version__} on cpu, {threads} thread(s), {session.path}"
         return RuntimeChoice("onnx", note, session, exported)

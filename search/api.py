@@ -1,7 +1,7 @@
 """Search endpoints: ``GET /api/search`` (words, filters), ``POST /api/search/image`` (a photo) and
 ``GET /api/search/image?photo=<token>`` (more pages of a photo search, without a second upload).
 
-Each parses its input with :func:`search.forms.parse_search_request` and runs it with
+Each parses its input with :func:`search.request.parse_search_request` and runs it with
 ``SearchRequest.run()``, exactly as the storefront does, so a query gives the same products,
 the same order and the same error reasons on the web page, through the API and on the
 command line.
@@ -21,13 +21,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import ErrorSerializer, SearchAnonThrottle, photo_search_throttles, read_upload
 from mlmodels.image import ImageFeatures
-from search.forms import MAX_PAGE, SearchRequestError, decode_query_photo, parse_search_request
 from search.params import flag, whole_number
 from search.query import MAX_QUERY_CHARS
+from search.request import MAX_PAGE, SearchRequestError, decode_query_photo, parse_search_request
 from search.selectors import SORTS, SearchPage
+from shop.api.errors import ErrorSerializer
+from shop.api.throttles import SearchAnonThrottle, photo_search_throttles
 from shop.query_photos import TOKEN_RE, query_photo_load, query_photo_store, query_photo_ttl
+from shop.uploads import read_upload
 
 #: Largest page an API client may ask for.
 MAX_PAGE_SIZE = 100

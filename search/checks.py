@@ -4,20 +4,23 @@ from django.conf import settings
 from django.core.checks import Error, register
 
 from mlmodels.onnx_export import RUNTIMES
-from search.ranking import FUSION_METHODS
+from search.hybrid.fusion import FUSION_METHODS
+from search.hybrid.retrievers import WEIGHT_KEYS
 
 
 @register()
 def search_settings_check(app_configs, **kwargs):
     errors = []
     if "default" not in getattr(settings, "SEARCH_BACKENDS", {}):
-        errors.append(Error("SEARCH_BACKENDS has no 'default' entry.", hint="Add SEARCH_BACKENDS['default'] = {'BACKEND': 'search.backends.embedded', ...}", id="search.E001"))
+        errors.append(Error("SEARCH_BACKENDS has no 'default' entry.",
+                            hint="Add SEARCH_BACKENDS['default'] = {'BACKEND': 'search.backends.embedded', ...}", id="search.E001"))
     if settings.SEARCH_FUSION not in FUSION_METHODS:
         errors.append(Error(f"SEARCH_FUSION is {settings.SEARCH_FUSION!r}.", hint=f"Use one of: {', '.join(FUSION_METHODS)}.", id="search.E002"))
-    valid = {"bm25", "text_knn", "fused_knn", "image_knn", "clicks", "photo_refs_knn"}
+    valid = set(WEIGHT_KEYS)
     unknown = set(settings.SEARCH_WEIGHTS) - valid
     if unknown:
-        errors.append(Error(f"SEARCH_WEIGHTS has unknown retrievers: {', '.join(sorted(unknown))}.", hint=f"Valid keys: {', '.join(sorted(valid))}.", id="search.E003"))
+        errors.append(Error(f"SEARCH_WEIGHTS has unknown retrievers: {', '.join(sorted(unknown))}.",
+                            hint=f"Valid keys: {', '.join(sorted(valid))}.", id="search.E003"))
     if any(w < 0 for w in settings.SEARCH_WEIGHTS.values()) or any(w < 0 for w in settings.FUSION_WEIGHTS.values()):
         errors.append(Error("Search and fusion weights must be >= 0.", id="search.E004"))
     if settings.SEARCH_RRF_K <= 0:

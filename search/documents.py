@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from shop.models import Category, Product
 from search.backends.base import SearchDocument
 from search.models import ProductEmbedding
+from shop.models import Category, Product
 
 #: Characters of description fed to the text encoder; MiniLM reads 128 tokens (~600 chars),
 #: so more is wasted tokenisation.

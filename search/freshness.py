@@ -1,7 +1,7 @@
 """Which products' fused vectors are out of step with the fusion spaces in service.
 
 Every product's stored fused vector records the space it was made in
-(``ProductEmbedding.space_version``). Two spaces matter (see :mod:`search.spaces`): the live
+(``ProductEmbedding.space_version``). Two spaces matter (see :mod:`search.embedding.spaces`): the live
 index's, which queries and incremental writes use, and the active one, which the next
 ``manage.py reindex`` builds in. A new fusion head therefore needs no mass "pending" mark:
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from search import spaces
+from search.embedding import spaces
 from search.models import ProductEmbedding
 from shop.models import IndexState, Product
 

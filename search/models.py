@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 from django.db import models
 
+# The click feedback models are defined in their own module; importing them here registers them with the app.
+from search.clicks.models import ClickStat, DiscardReason, EventDiscard, PhotoReference, SearchClick, SearchImpression  # noqa: F401
+
 
 class ProductEmbedding(models.Model):
     """Encoder outputs of one product, so a reindex or a new fusion head needs no re-encoding.
@@ -36,8 +39,3 @@ class ProductEmbedding(models.Model):
     def unpack(data: bytes | memoryview | None, dtype=np.float32) -> np.ndarray | None:
         return None if data is None else np.frombuffer(bytes(data), dtype=dtype).astype(np.float32)
 
-
-# Click feedback: events, aggregates and shoppers' photo references (defined in their own module).
-from search.event_models import (  # noqa: E402,F401
-    ClickStat, DiscardReason, EventDiscard, PhotoReference, SearchClick, SearchImpression,
-)

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ImproperlyConfigured
 
-from search import encoding
 from search.backends import get_backend, load_backend
 from search.backends.base import BaseSearchBackend, SearchBackendError
+from search.embedding import encoding
+from search.embedding.spaces import SpaceRef
 from search.services import IndexReport, index_states_record, products_write
-from search.spaces import SpaceRef
 from shop.models import Product
 
 logger = logging.getLogger(__name__)

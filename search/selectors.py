@@ -1,11 +1,8 @@
 """Reads of the search app: ``product_search`` runs a storefront query end to end.
 
-Text:        BM25  +  kNN(text vector)  +  kNN(fused vector: words vs. photos and text)
-Photo:       kNN(image vector)  +  kNN(fused vector)
-Photo+text:  all of the above, the fused query mixing both sides like a product's vector.
-The lists are fused by ``ranking.blend`` (RRF or linear, weights from settings or per request),
-or by the engine itself when it offers ``search_hybrid`` (Elasticsearch's retrievers) with the
-same retriever names, weights and method.
+The ranked matches come from :mod:`search.hybrid` (retrievers, rank fusion, the kNN floor,
+the click prior); here they become a page: sorting, paging, facets and the product rows.
+``similar_products`` serves the product page's "Looks similar".
 """
 
 from __future__ import annotations
@@ -20,14 +17,12 @@ from django.conf import settings
 from django.db.models import Prefetch
 
 from mlmodels.image import ImageFeatures
-from search import click_selectors, encoding, ranking
 from search.backends import get_backend
-from search.backends.base import BaseSearchBackend, Hit, SearchFilters
+from search.backends.base import BaseSearchBackend, FusedResult, SearchFilters
+from search.hybrid.pipeline import click_prior_apply, query_prepare, ranked_matches
 from shop.models import Category, Product, ProductImage
 
 SORTS = ("relevance", "price_asc", "price_desc", "rating")
-#: Most products listed when browsing by filters alone (no words, no photo).
-BROWSE_LIMIT = 5000
 
 
 @dataclass
@@ -89,15 +84,15 @@ def product_search(
     per_page = per_page or settings.SEARCH_PAGE_SIZE
     method = method or settings.SEARCH_FUSION
 
-    query = _query_prepare(backend=backend, text=text, image=image, filters=filters, weights=weights)
-    fused = _matching(backend=backend, query=query, filters=filters, method=method)
+    query = query_prepare(backend=backend, text=text, image=image, filters=filters, weights=weights)
+    fused = ranked_matches(backend=backend, query=query, filters=filters, method=method)
     if query is not None:
-        fused = _click_prior_apply(fused, text=text, weights=query.weights, method=method)
+        fused = click_prior_apply(fused, text=text, weights=query.weights, method=method)
     ids = [r.id for r in fused]
     facets = _facets(ids, filters)
     if filters.brands:  # disjunctive brand facet: every brand the query finds, so a second can be added
         unbranded = replace(filters, brands=())
-        others = _matching(backend=backend, query=query, filters=unbranded, method=method)
+        others = ranked_matches(backend=backend, query=query, filters=unbranded, method=method)
         facets["brand"] = _facets([r.id for r in others], unbranded)["brand"]
     ordered = _sorted_ids(fused, sort)
     start = (max(1, page) - 1) * per_page
@@ -123,196 +118,6 @@ def product_search(
     )
 
 
-@dataclass(frozen=True)
-class _Query:
-    """A words and/or photo query, encoded once for every retrieval of one search."""
-
-    text: str
-    vectors: encoding.QueryVectors
-    weights: dict[str, float]
-    #: The best cosine per vector field without filters (``knn_best``), when a retrieval needs it.
-    best: dict[str, float] | None
-
-
-def _query_prepare(
-    *, backend: BaseSearchBackend, text: str, image: ImageFeatures | None, filters: SearchFilters, weights: dict[str, float] | None,
-) -> _Query | None:
-    """Encode the query and settle its weights; ``None`` when browsing (no words, no photo)."""
-    if not text and image is None:
-        return None
-    vectors = encoding.query_vectors(text or None, image, backend=backend)
-    needs_best = getattr(backend, "search_hybrid", None) is not None or not filters.is_empty
-    return _Query(
-        text=text, vectors=vectors,
-        weights=blend_weights(space=vectors.space, photo=image is not None, overrides=weights),
-        best=knn_best(backend, vectors) if needs_best else None,
-    )
-
-
-def _matching(*, backend: BaseSearchBackend, query: _Query | None, filters: SearchFilters, method: str) -> list[ranking.FusedResult]:
-    """Every product ``query`` matches under ``filters``, best first (browsing: by rating)."""
-    if query is None:
-        hits = backend.search_text(None, filters=filters, limit=BROWSE_LIMIT)
-        return [ranking.FusedResult(h.id, 0.0) for h in hits]
-    vectors, weights = query.vectors, query.weights
-    # -- click feedback: shoppers' photos as extra references (search.click_selectors) --
-    refs: list[Hit] = []
-    if vectors.image is not None and weights.get("photo_refs_knn", 0):
-        refs = click_selectors.photo_refs_ranking(vectors.image, filters=filters, k=settings.SEARCH_CANDIDATES)
-    hybrid = getattr(backend, "search_hybrid", None)
-    if hybrid is not None and not refs:  # the engine fuses BM25 and kNN itself (Elasticsearch retrievers)
-        # vectors.fused is None when no loadable fusion space matches the live index
-        query_vectors = {f: v for f in ("text", "image", "fused") if (v := getattr(vectors, f)) is not None}
-        ratios = settings.SEARCH_KNN_MIN_RATIO
-        floors = {f: ratios[f] * best for f, best in (query.best or {}).items() if best > 0}
-        return hybrid(
-            query.text or None, query_vectors, filters=filters, k=settings.SEARCH_CANDIDATES, method=method,
-            weights=weights, rrf_k=settings.SEARCH_RRF_K, min_similarity=floors or None,
-        )
-    # fused here: the embedded engine, or shoppers' photo references the engine does not hold
-    rankings = search_rankings(backend=backend, text=query.text, vectors=vectors, filters=filters)
-    if refs:
-        rankings["photo_refs_knn"] = refs
-    return rankings_blend(rankings, method=method, weights=weights, best=None if filters.is_empty else query.best)
-
-
-def _click_prior_apply(fused: list[ranking.FusedResult], *, text: str, weights: dict[str, float], method: str) -> list[ranking.FusedResult]:
-    """The click prior, with its weight and the rank caps (``search.feedback``); order only, never membership."""
-    if not weights.get("clicks", 0):
-        return fused
-    priors = click_selectors.click_priors(text=text, product_ids=[r.id for r in fused])
-    return ranking.apply_click_prior(
-        fused, priors, weight=weights["clicks"], scale=ranking.click_prior_scale(method, settings.SEARCH_RRF_K),
-        max_lift=settings.CLICK_MAX_LIFT_RANKS, max_drop=settings.CLICK_MAX_DROP_RANKS,
-    )
-
-
-def search_rankings(
-    *,
-    backend: BaseSearchBackend,
-    text: str,
-    vectors: encoding.QueryVectors,
-    filters: SearchFilters | None = None,
-    candidates: int | None = None,
-) -> dict[str, list[Hit]]:
-    """Run every retriever a query calls for; the lists ``rankings_blend`` fuses.
-
-    Words run BM25 and a kNN on the text vector; a photo runs a kNN on the image vector; any
-    query runs a kNN on the fused vector. The relevance harness (``search.evaluation``) calls
-    this too, so what it measures is what the storefront ranks.
-
-    Args:
-        backend: the engine to ask.
-        text: cleaned query text ("" for a photo-only query).
-        vectors: the query's vectors (``encoding.query_vectors``); ``vectors.image`` set for a photo.
-        filters: applied inside every retriever.
-        candidates: hits per retriever (default ``SEARCH_CANDIDATES``).
-
-    Returns:
-        Retriever name (``bm25``, ``text_knn``, ``image_knn``, ``fused_knn``) -> hits, best first.
-    """
-    n = candidates or settings.SEARCH_CANDIDATES
-    rankings: dict[str, list[Hit]] = {}
-    if text:
-        rankings["bm25"] = backend.search_text(text, filters=filters, limit=n)
-        rankings["text_knn"] = backend.search_vector("text", vectors.text, filters=filters, k=n)
-    if vectors.image is not None:
-        rankings["image_knn"] = backend.search_vector("image", vectors.image, filters=filters, k=n)
-    if vectors.fused is not None:  # None: no loadable fusion space matches the live index
-        rankings["fused_knn"] = backend.search_vector("fused", vectors.fused, filters=filters, k=n)
-    return rankings
-
-
-def blend_weights(*, space: str | None, photo: bool, overrides: dict[str, float] | None = None) -> dict[str, float]:
-    """Retriever weights for one query: ``SEARCH_WEIGHTS``, then ``SEARCH_PHOTO_WEIGHTS_TRAINED_HEAD``
-    for a photo query whose fused vector comes from a trained head (``space == "fusion"``), then
-    ``overrides`` (per-request experiments).
-
-    Args:
-        space: ``QueryVectors.space`` (``"bridge"``, ``"fusion"`` or ``None``).
-        photo: the query has a photo (photo or photo + text).
-        overrides: weights laid over the rest.
-    """
-    head = settings.SEARCH_PHOTO_WEIGHTS_TRAINED_HEAD if photo and space == "fusion" else {}
-    return {**settings.SEARCH_WEIGHTS, **head, **(overrides or {})}
-
-
-def rankings_blend(
-    rankings: dict[str, list[Hit]],
-    *,
-    method: str | None = None,
-    weights: dict[str, float] | None = None,
-    rrf_k: int | None = None,
-    best: dict[str, float] | None = None,
-) -> list[ranking.FusedResult]:
-    """Fuse retriever lists the storefront's way: ``ranking.blend`` with settings as defaults.
-
-    Args:
-        rankings: output of :func:`search_rankings`.
-        method: ``rrf`` or ``linear`` (default ``SEARCH_FUSION``).
-        weights: per-retriever weights laid over ``SEARCH_WEIGHTS``.
-        rrf_k: RRF constant (default ``SEARCH_RRF_K``).
-        best: the query's best cosine per vector field in the whole catalog, for a filtered
-            query (see :func:`matched_ids`); unfiltered lists supply their own.
-
-    Only the products the query matches (:func:`matched_ids`) are returned; their scores and
-    order are those of the blend over the full lists.
-
-    Raises:
-        ValueError: unknown method, or ``rrf_k`` not positive.
-    """
-    fused = ranking.blend(
-        rankings,
-        method=method or settings.SEARCH_FUSION,
-        weights={**settings.SEARCH_WEIGHTS, **(weights or {})},
-        rrf_k=rrf_k or settings.SEARCH_RRF_K,
-    )
-    matched = matched_ids(rankings, best=best)
-    return [r for r in fused if r.id in matched]
-
-
-#: kNN retriever -> the vector field it searches.
-KNN_FIELDS = {"text_knn": "text", "image_knn": "image", "fused_knn": "fused"}
-
-
-def matched_ids(rankings: dict[str, list[Hit]], *, best: dict[str, float] | None = None) -> set[int]:
-    """The products a query matches: every BM25 and photo-reference hit, and the kNN hits whose
-    cosine is at least ``SEARCH_KNN_MIN_RATIO[field]`` x the query's best cosine in the catalog.
-
-    A kNN returns its ``k`` nearest products however far they are, so without a floor "shirt"
-    lists routers, and a filter to a small category returns all of it. The floor is relative to
-    the *unfiltered* best match (``best``, from :func:`knn_best`, for a filtered query), so a
-    filter never admits a product the unfiltered query left out, and a facet's count is the
-    number of results its filter opens. Ranking is untouched: the floor only decides membership.
-
-    Args:
-        rankings: retriever -> hits (``search_rankings``).
-        best: vector field -> best cosine without filters; missing fields use their list's first hit.
-    """
-    matched: set[int] = set()
-    for name, hits in rankings.items():
-        vector_field = KNN_FIELDS.get(name)  # None: BM25 or photo references, every hit matches
-        ratio = settings.SEARCH_KNN_MIN_RATIO.get(vector_field, 0.0) if vector_field else 0.0
-        top = (best or {}).get(vector_field, hits[0].score if hits else 0.0)
-        if ratio <= 0 or top <= 0:
-            matched.update(h.id for h in hits)
-        else:
-            matched.update(h.id for h in hits if h.score >= ratio * top)
-    return matched
-
-
-def knn_best(backend: BaseSearchBackend, vectors: encoding.QueryVectors) -> dict[str, float]:
-    """The query's best cosine per vector field in the whole catalog (one ``k=1`` kNN each, no filters)."""
-    best = {}
-    for vector_field in ("text", "image", "fused"):
-        vector = getattr(vectors, vector_field)
-        if vector is not None and settings.SEARCH_KNN_MIN_RATIO.get(vector_field, 0.0) > 0:
-            hits = backend.search_vector(vector_field, vector, k=1)
-            if hits:
-                best[vector_field] = hits[0].score
-    return best
-
-
 def similar_products(*, product: Product, limit: int = 8, backend: BaseSearchBackend | None = None) -> list[Product]:
     """"Looks similar": image kNN from the product's own photo vector, the product itself left out."""
     backend = backend or get_backend()
@@ -324,7 +129,7 @@ def similar_products(*, product: Product, limit: int = 8, backend: BaseSearchBac
     return [rows[h.id] for h in hits if h.id in rows]
 
 
-def _sorted_ids(fused: list[ranking.FusedResult], sort: str) -> list[int]:
+def _sorted_ids(fused: list[FusedResult], sort: str) -> list[int]:
     ids = [r.id for r in fused]
     if sort == "relevance":
         return ids

@@ -21,10 +21,10 @@ from django.utils import timezone
 from mlmodels.fusion import FusionSpace, fuse
 from mlmodels.image import ImageFeatures
 from mlmodels.images import ImageRejected, open_image
-from search import encoding, spaces
 from search.backends import get_backend
 from search.backends.base import BaseSearchBackend, DocumentsRejected
 from search.documents import document_text, to_search_document
+from search.embedding import encoders, encoding, spaces
 from search.models import ProductEmbedding
 from shop.models import IndexState, Product, ProductImage
 
@@ -85,7 +85,7 @@ def products_embed(
     photo_errors: dict[int, str] = {}
 
     to_text = [p for p in products if force or p.pk not in existing or existing[p.pk].text_hash != encoding.sha1(texts[p.pk])]
-    text_vecs = dict(zip([p.pk for p in to_text], encoding.text_encoder().encode_document([texts[p.pk] for p in to_text]), strict=True))
+    text_vecs = dict(zip([p.pk for p in to_text], encoders.text_encoder().encode_document([texts[p.pk] for p in to_text]), strict=True))
 
     photos: dict[int, tuple[str, object]] = {}
     for p in products:
@@ -103,7 +103,7 @@ def products_embed(
             photo_errors[p.pk] = f"Photo {img.source_name or img.image.name!r} was not used: {exc.reason}"
         except (FileNotFoundError, OSError) as exc:
             photo_errors[p.pk] = f"Photo {img.source_name or img.image.name!r} could not be read from storage: {exc}"
-    feats = encoding.image_encoder().encode([im for _, im in photos.values()]) if photos else None
+    feats = encoders.image_encoder().encode([im for _, im in photos.values()]) if photos else None
     photo_rows = {pid: i for i, pid in enumerate(photos)}
 
     w_text, w_image = encoding.fusion_weights()

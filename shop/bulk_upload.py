@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from mlmodels.images import ImageRejected, open_image
+from shop.api.serializers import ProductWriteSerializer
 from shop.merchant_services import product_create, product_update
 from shop.models import IndexState, Merchant, Product
 from shop.services import product_image_add
@@ -155,8 +156,6 @@ def _photo_bytes(name: str, archive: zipfile.ZipFile | None, index: dict[str, zi
 
 
 def _validated(values: dict[str, str], instance: Product | None, request) -> dict:
-    from shop.api.serializers import ProductWriteSerializer
-
     data = {k: v for k, v in values.items() if k != "image" and (v != "" or k in ("title", "external_id"))}
     serializer = ProductWriteSerializer(instance=instance, data=data, partial=False, context={"request": request})
     if not serializer.is_valid():
@@ -234,7 +233,7 @@ def products_bulk_upload(*, merchant: Merchant | None, csv_data: bytes, images_z
             report.rows.append(RowResult(number, external_id, outcome, product_id=product.pk))
             written.append(product.pk)
     if written:
-        from workers.tasks import enqueue_index
+        from workers.tasks import enqueue_index  # late: loads the Celery app, only when a batch is enqueued
 
         transaction.on_commit(lambda: enqueue_index(written))
     return report

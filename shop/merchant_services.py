@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
 from shop.models import Brand, Category, Merchant, Product
@@ -93,8 +94,6 @@ MERCHANT_STAFF_PERMISSIONS = (
 
 def merchant_staff_group():
     """The group holding :data:`MERCHANT_STAFF_PERMISSIONS` (created or completed on first use)."""
-    from django.contrib.auth.models import Group, Permission
-
     group, _ = Group.objects.get_or_create(name=MERCHANT_STAFF_GROUP)
     perms = Permission.objects.filter(content_type__app_label="shop", codename__in=MERCHANT_STAFF_PERMISSIONS)
     group.permissions.add(*perms)

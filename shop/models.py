@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
+from django.utils import timezone
 from django.utils.text import slugify
+
+#: Ids per ``UPDATE ... WHERE id IN (...)``, below SQLite's 32,766 bound variables.
+ID_CHUNK = 10_000
 
 
 class NaturalKeyManager(models.Manager):
@@ -202,6 +207,21 @@ class Product(models.Model):
 
     def natural_key(self) -> tuple[str | None]:
         return (self.external_id,)
+
+    @classmethod
+    def mark_pending(cls, product_ids: Iterable[int], *, clear_error: bool = False) -> list[int]:
+        """Mark products pending and raise their ``index_version`` by one (``F() + 1``, in the database).
+
+        Enqueues nothing: ``shop.signals.products_mark_pending`` also enqueues after the commit.
+        Returns the ids, in the order given, without repeats.
+        """
+        ids = list(dict.fromkeys(int(i) for i in product_ids))
+        values = {"index_state": IndexState.PENDING, "index_version": models.F("index_version") + 1, "updated_at": timezone.now()}
+        if clear_error:
+            values["index_error"] = ""
+        for start in range(0, len(ids), ID_CHUNK):
+            cls.objects.filter(pk__in=ids[start:start + ID_CHUNK]).update(**values)
+        return ids
 
     def save(self, *args, **kwargs):
         # ``index_version`` is only ever raised in the database (``shop.signals``): a save of a

@@ -14,17 +14,12 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 
 from django.db import transaction
-from django.db.models import F
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
-from django.utils import timezone
 
-from shop.models import Brand, Category, IndexState, Product, ProductImage
+from shop.models import Brand, Category, Product, ProductImage
 
 _state = threading.local()
-
-#: Ids per ``UPDATE ... WHERE id IN (...)``, below SQLite's 32,766 bound variables.
-ID_CHUNK = 10_000
 
 
 @contextmanager
@@ -55,16 +50,11 @@ def products_mark_pending(product_ids: Iterable[int], *, clear_error: bool = Fal
     Returns:
         The ids, in the order given, without repeats.
     """
-    ids = list(dict.fromkeys(int(i) for i in product_ids))
+    ids = Product.mark_pending(product_ids, clear_error=clear_error)
     if not ids:
         return ids
-    values = {"index_state": IndexState.PENDING, "index_version": F("index_version") + 1, "updated_at": timezone.now()}
-    if clear_error:
-        values["index_error"] = ""
-    for start in range(0, len(ids), ID_CHUNK):
-        Product.objects.filter(pk__in=ids[start:start + ID_CHUNK]).update(**values)
     if not getattr(_state, "deferred", False):
-        from workers.tasks import enqueue_index  # the tasks module imports the search app
+        from workers.tasks import enqueue_index  # late: workers.tasks loads the Celery app; this module loads at start-up
 
         transaction.on_commit(lambda: enqueue_index(ids))
     return ids
@@ -87,7 +77,7 @@ def product_image_changed(sender, instance: ProductImage, **kwargs) -> None:
 def product_deleted(sender, instance: Product, **kwargs) -> None:
     if getattr(_state, "deferred", False):
         return
-    from workers.tasks import unindex_product
+    from workers.tasks import unindex_product  # late: as above
 
     pk = instance.pk
     transaction.on_commit(lambda: unindex_product.delay(pk))

@@ -16,6 +16,7 @@ import io
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
+from rest_framework import exceptions
 
 from mlmodels.images import ImageRejected
 
@@ -85,3 +86,15 @@ class PhotoSizeLimitHandler(FileUploadHandler):
         if not self.over:
             return None  # the next handler returns the real file
         return OversizedUpload(self.file_name or "upload", self.received, self.content_type or "", self.limit)
+
+
+def read_upload(upload, field: str, limit: int) -> bytes:
+    """The bytes of an uploaded file, at most ``limit + 1`` of them (so "too big" stays detectable).
+
+    Raises:
+        ValidationError: an upload handler already refused the file (it carries ``rejected_reason``).
+    """
+    reason = getattr(upload, "rejected_reason", None)
+    if reason:
+        raise exceptions.ValidationError({field: reason}, code="image_rejected")
+    return upload.read(limit + 1)

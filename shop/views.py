@@ -1,6 +1,6 @@
 """Storefront pages: home, search (words, photo, filters), product page, and the error pages.
 
-Views are thin: they parse with ``search.forms``, read with the selectors and render. Every
+Views are thin: they parse with ``search.request``, read with the selectors and render. Every
 bad input becomes a page with the reason (HTTP 400); an engine that cannot answer becomes a
 "temporarily unavailable" page (HTTP 503); nothing a shopper sends can cause a 500.
 """
@@ -18,13 +18,13 @@ from django.template import loader
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
-from config.api import photo_search_throttles
 from search.backends.base import SearchBackendError
-from search.events import impression_record_for_page
-from search.forms import SearchRequestError, decode_query_photo, parse_search_request
+from search.clicks.services import impression_record_for_page
 from search.query import normalise_query
+from search.request import SearchRequestError, decode_query_photo, parse_search_request
 from search.selectors import SearchPage, similar_products
 from shop import search_ui
+from shop.api.throttles import photo_search_throttles
 from shop.models import Category
 from shop.query_photos import query_photo_load, query_photo_store
 from shop.selectors import category_tiles, product_get, products_top_rated

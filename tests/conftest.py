@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,7 +18,7 @@ def _photo_search_budget_reset():
     (the storefront form and the API share it; tests that test the limit set their own rates)."""
     from django.core.cache import cache
 
-    from config.api import PhotoSearchAnonThrottle
+    from shop.api.throttles import PhotoSearchAnonThrottle
 
     throttle = PhotoSearchAnonThrottle()
     cache.delete(throttle.cache_format % {"scope": throttle.scope, "ident": "127.0.0.1"})
@@ -52,9 +51,9 @@ def sample_flipkart_ids(per_category: int = SAMPLE_PER_CATEGORY) -> list[str]:
 @pytest.fixture(scope="session")
 def indexed_catalog(django_db_setup, django_db_blocker):
     """The Flipkart sample imported and indexed once per test session (real models, real photos)."""
+    from search.services import products_index
     from shop.importers import read_catalog
     from shop.services import catalog_import
-    from search.services import products_index
 
     wanted = set(sample_flipkart_ids())
     with django_db_blocker.unblock():

@@ -51,7 +51,7 @@ class Kind:
     """One encoder under test.
 
     Attributes:
-        name: ``"image"`` or ``"text"`` (``mlmodels.<name>``, ``search.encoding.<name>_encoder``).
+        name: ``"image"`` or ``"text"`` (``mlmodels.<name>``, ``search.embedding.encoding.<name>_encoder``).
         setting: its runtime setting; ``other_setting`` the other encoder's.
         check_id: the ``manage.py check`` error for an unknown runtime.
         file_prefix: start of its cached export's file name.

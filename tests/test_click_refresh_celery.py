@@ -23,15 +23,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 SEED = """
 from django.utils import timezone
-from search import events
+from search.clicks import services
 from shop.models import Product
 from shop.signals import indexing_deferred
 ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 with indexing_deferred():
     products = [Product.objects.create(title=f"Cotton towel {i}") for i in range(3)]
 for s in range(6):
-    rec = events.impression_record(query="towel", product_ids=[p.pk for p in products], session_key=f"s{s}", user_agent=ua)
-    out = events.click_record(token=rec.token, product_id=products[2].pk, position=3, session_key=f"s{s}", user_agent=ua, ip=f"192.0.2.{s}")
+    rec = services.impression_record(query="towel", product_ids=[p.pk for p in products], session_key=f"s{s}", user_agent=ua)
+    out = services.click_record(token=rec.token, product_id=products[2].pk, position=3, session_key=f"s{s}", user_agent=ua, ip=f"192.0.2.{s}")
     assert out.counted, out
 print("IDS", *[p.pk for p in products])
 """

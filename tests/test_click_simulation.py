@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from search.simulation import attractiveness, ndcg_at_10, read_crowdflower
+from search.clicks.simulation import attractiveness
+from search.clicks.simulation_data import ndcg_at_10, read_crowdflower
 
 
 def test_attractiveness_follows_err_with_a_noise_floor():

@@ -174,13 +174,13 @@ def test_without_onnxruntime_the_encoder_runs_torch(kind, monkeypatch, tmp_path,
 @pytest.mark.slow
 def test_runtime_setting_torch_keeps_torch(kind, settings, tmp_path):
     # given the storefront configured for torch on CPU
-    from search import encoding
+    from search.embedding import encoders
 
     setattr(settings, kind.setting, "torch")
     settings.ENCODER_CACHE_DIR = tmp_path
     settings.ENCODER_DEVICE = "cpu"
     # when the storefront's encoder loads
-    encoder = getattr(encoding, f"{kind.name}_encoder")()
+    encoder = getattr(encoders, f"{kind.name}_encoder")()
     # then it is torch, and no export was written
     assert encoder.runtime == "torch"
     assert encoder.runtime_note == "torch on cpu"
@@ -192,11 +192,11 @@ def test_storefront_encoder_runs_onnx_by_default_on_cpu(kind, settings):
     # given the default settings on a CPU-only machine
     import os
 
-    from search import encoding
+    from search.embedding import encoders
 
     settings.ENCODER_DEVICE = "cpu"
     # when
-    encoder = getattr(encoding, f"{kind.name}_encoder")()
+    encoder = getattr(encoders, f"{kind.name}_encoder")()
     # then its export lives in the configured cache folder, run with ENCODER_CPU_THREADS threads
     assert getattr(settings, kind.setting) == "auto"
     assert encoder.runtime == "onnx"

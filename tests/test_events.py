@@ -18,9 +18,9 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from search import events
-from search.click_selectors import click_priors, photo_refs_reset, photo_refs_search
-from search.event_models import ClickStat, EventDiscard, PhotoReference, SearchClick, SearchImpression
+from search.clicks import aggregates, guards, services
+from search.clicks.models import ClickStat, EventDiscard, PhotoReference, SearchClick, SearchImpression
+from search.clicks.selectors import click_priors, photo_refs_reset, photo_refs_search
 from shop.models import Product
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
@@ -48,8 +48,8 @@ def shopper(ip: str = "198.51.100.7") -> tuple[Client, str]:
     return client, session.session_key
 
 
-def show(session_key: str, products, *, query: str = "cotton towel", now=None, **kw) -> events.RecordedImpression:
-    return events.impression_record(
+def show(session_key: str, products, *, query: str = "cotton towel", now=None, **kw) -> services.RecordedImpression:
+    return services.impression_record(
         query=query, product_ids=[p.pk for p in products], session_key=session_key, user_agent=BROWSER, now=now, **kw
     )
 
@@ -72,11 +72,11 @@ def test_an_impression_keeps_a_hashed_session_and_the_page_positions(products):
     assert imp.session_hash != key and len(imp.session_hash) == 64 and key not in imp.session_hash
     assert imp.position_of(products[1].pk) == 5  # page 2 of 3 per page: positions 4, 5, 6
     assert imp.total == 40
-    assert events.impression_id_from_token(recorded.token) == imp.pk
+    assert services.impression_id_from_token(recorded.token) == imp.pk
 
 
 def test_bots_leave_no_impression(products):
-    recorded = events.impression_record(
+    recorded = services.impression_record(
         query="towel", product_ids=[products[0].pk], session_key="s",
         user_agent="Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
     )
@@ -89,17 +89,17 @@ def test_impression_record_for_page_uses_the_request_session(rf, products):
     from django.contrib.sessions.middleware import SessionMiddleware
 
     from search.backends.base import SearchFilters
-    from search.forms import SearchRequest
+    from search.request import SearchRequest
     from search.selectors import SearchPage
 
     request = rf.get("/search/?q=towel", HTTP_USER_AGENT=BROWSER)
     SessionMiddleware(lambda r: None).process_request(request)
     page = SearchPage(products=products[:2], total=2, page=1, per_page=24)
-    token = events.impression_record_for_page(request=request, search=SearchRequest("towel", None, SearchFilters(brands=("Acme",))), page=page)
-    imp = SearchImpression.objects.get(pk=events.impression_id_from_token(token))
+    token = services.impression_record_for_page(request=request, search=SearchRequest("towel", None, SearchFilters(brands=("Acme",))), page=page)
+    imp = SearchImpression.objects.get(pk=services.impression_id_from_token(token))
     assert imp.product_ids == [products[0].pk, products[1].pk]
     assert imp.filters == {"brands": ["Acme"]}
-    assert imp.session_hash == events.guards.session_hash(request.session.session_key)
+    assert imp.session_hash == guards.session_hash(request.session.session_key)
 
 
 # -- clicks: the happy paths ------------------------------------------------------------------------------------
@@ -186,7 +186,7 @@ def test_the_same_product_counts_again_after_the_dedup_window(products, settings
     for day in (0, 2):
         now = t0 + timedelta(days=day)
         token = show(key, products, now=now).token
-        assert events.click_record(token=token, product_id=products[0].pk, position=1, session_key=key, user_agent=BROWSER, now=now).counted
+        assert services.click_record(token=token, product_id=products[0].pk, position=1, session_key=key, user_agent=BROWSER, now=now).counted
 
 
 def test_a_session_over_its_rate_limit_is_refused(products, settings):
@@ -246,7 +246,7 @@ def test_an_old_impression_takes_no_clicks(products, settings):
     _, key = shopper()
     then = timezone.now() - timedelta(seconds=settings.CLICK_IMPRESSION_MAX_AGE_S + 60)
     token = show(key, products, now=then).token
-    outcome = events.click_record(token=token, product_id=products[0].pk, position=1, session_key=key, user_agent=BROWSER)
+    outcome = services.click_record(token=token, product_id=products[0].pk, position=1, session_key=key, user_agent=BROWSER)
     assert (outcome.counted, outcome.reason, outcome.status) == (False, "expired", 410)
 
 
@@ -272,7 +272,7 @@ def test_forged_and_malformed_clicks_get_a_4xx_and_change_no_statistic(products,
     if payload.count(":") == 2 and payload.split(":")[0].isupper():
         kind, pid, pos = payload.split(":")
         pid = pid.format(pid=products[0].pk, other=products[5].pk)
-        tok = {"TOKEN": token, "FORGED": token[:-3] + "abc", "MISSING": events.impression_token(987654)}[kind]
+        tok = {"TOKEN": token, "FORGED": token[:-3] + "abc", "MISSING": services.impression_token(987654)}[kind]
         value = True if pos == "true" else int(pos)
         payload = json.dumps({"impression_id": tok, "product_id": int(pid), "position": value})
     response = beacon(client, payload)
@@ -280,7 +280,7 @@ def test_forged_and_malformed_clicks_get_a_4xx_and_change_no_statistic(products,
     assert response.json() == {"counted": False, "reason": reason}
     assert discards(reason) == 1
     assert not SearchClick.objects.filter(counted=True).exists()
-    events.click_aggregates_refresh()  # aggregation is not broken by the attempt
+    aggregates.click_aggregates_refresh()  # aggregation is not broken by the attempt
     assert ClickStat.objects.filter(clicks__gt=0).count() == 0
 
 
@@ -301,8 +301,8 @@ def test_a_click_after_a_photo_query_adds_a_capped_reference(products, settings)
         _, key = shopper(ip=f"192.0.2.{i}")
         now = timezone.now() + timedelta(minutes=i)
         token = show(key, products, query="", image_vector=vec, now=now).token
-        events.click_record(token=token, product_id=products[3].pk, position=4, session_key=key, user_agent=BROWSER, now=now)
-        events.click_record(token=token, product_id=products[2].pk, position=3, session_key=key, user_agent=BROWSER, now=now)
+        services.click_record(token=token, product_id=products[3].pk, position=4, session_key=key, user_agent=BROWSER, now=now)
+        services.click_record(token=token, product_id=products[2].pk, position=3, session_key=key, user_agent=BROWSER, now=now)
     refs = PhotoReference.objects.filter(product=products[3])
     assert refs.count() == 2  # capped, the oldest dropped
     assert not PhotoReference.objects.filter(product=products[2]).exists()  # one reference per photo query
@@ -314,7 +314,7 @@ def test_a_click_after_a_photo_query_adds_a_capped_reference(products, settings)
 def test_text_clicks_leave_no_photo_reference(products):
     _, key = shopper()
     token = show(key, products).token
-    events.click_record(token=token, product_id=products[0].pk, position=1, session_key=key, user_agent=BROWSER)
+    services.click_record(token=token, product_id=products[0].pk, position=1, session_key=key, user_agent=BROWSER)
     assert not PhotoReference.objects.exists()
 
 
@@ -325,10 +325,10 @@ def test_refresh_turns_clicks_into_priors_per_query_and_per_product(products, se
     for i in range(4):
         _, key = shopper(ip=f"198.51.100.{i}")
         token = show(key, products, now=now).token
-        events.click_record(token=token, product_id=products[3].pk, position=4, session_key=key, user_agent=BROWSER, now=now)
+        services.click_record(token=token, product_id=products[3].pk, position=4, session_key=key, user_agent=BROWSER, now=now)
     _, key = shopper()
     show(key, products, query="rare words", now=now)
-    report = events.click_aggregates_refresh(now=now)
+    report = aggregates.click_aggregates_refresh(now=now)
     assert (report.impressions, report.clicks, report.head_queries) == (5, 4, 1)
     stat = ClickStat.objects.get(query="cotton towel", product=products[3])
     assert stat.clicks == pytest.approx(3)  # four sessions, the top one left out
@@ -347,7 +347,7 @@ def test_purge_events_deletes_what_is_older_than_the_retention(products, setting
     _, key = shopper()
     old = timezone.now() - timedelta(days=31)
     token = show(key, products, now=old).token
-    events.click_record(token=token, product_id=products[0].pk, position=1, session_key=key, user_agent=BROWSER, now=old)
+    services.click_record(token=token, product_id=products[0].pk, position=1, session_key=key, user_agent=BROWSER, now=old)
     show(key, products)
     out = io.StringIO()
     call_command("purge_events", stdout=out)
@@ -373,9 +373,9 @@ def test_the_analytics_page_is_for_staff_only(products, admin_client):
     for i in range(3):
         _, key = shopper(ip=f"192.0.2.{i}")
         token = show(key, products).token
-        events.click_record(token=token, product_id=products[1].pk, position=2, session_key=key, user_agent=BROWSER)
+        services.click_record(token=token, product_id=products[1].pk, position=2, session_key=key, user_agent=BROWSER)
     show(key, [], query="unobtainium")
-    events.click_aggregates_refresh()
+    aggregates.click_aggregates_refresh()
     assert Client().get("/staff/analytics/").status_code == 302  # to the admin login
     page = admin_client.get("/staff/analytics/")
     assert page.status_code == 200
@@ -406,9 +406,9 @@ def test_clicks_reorder_two_products_and_an_attack_does_not(indexed_catalog, set
     for s in range(8):
         now = t0 + timedelta(minutes=10 * s)
         key = f"e2e-shopper-{s}"
-        token = events.impression_record(query=query, product_ids=before, session_key=key, user_agent=BROWSER, now=now).token
-        assert events.click_record(token=token, product_id=second, position=2, session_key=key, user_agent=BROWSER, ip=f"192.0.2.{s}", now=now).counted
-    events.click_aggregates_refresh(now=t0 + timedelta(hours=2))
+        token = services.impression_record(query=query, product_ids=before, session_key=key, user_agent=BROWSER, now=now).token
+        assert services.click_record(token=token, product_id=second, position=2, session_key=key, user_agent=BROWSER, ip=f"192.0.2.{s}", now=now).counted
+    aggregates.click_aggregates_refresh(now=t0 + timedelta(hours=2))
     after = ranked(query)
     assert after.index(second) < after.index(first)
     explained = product_search(text=query, per_page=2).products[0].search_explain
@@ -416,15 +416,15 @@ def test_clicks_reorder_two_products_and_an_attack_does_not(indexed_catalog, set
 
     target = after[12]
     now = t0 + timedelta(hours=3)
-    token = events.impression_record(query=query, product_ids=after, session_key="attacker", user_agent=BROWSER, now=now).token
+    token = services.impression_record(query=query, product_ids=after, session_key="attacker", user_agent=BROWSER, now=now).token
     outcomes = [
-        events.click_record(token=token, product_id=target, position=13, session_key="attacker", user_agent=BROWSER, ip="192.0.2.250",
+        services.click_record(token=token, product_id=target, position=13, session_key="attacker", user_agent=BROWSER, ip="192.0.2.250",
                             now=now + timedelta(seconds=i))
         for i in range(1000)
     ]
     assert sum(o.counted for o in outcomes) == 1
     assert {o.reason for o in outcomes} == {"", "duplicate", "rate_session"}
-    events.click_aggregates_refresh(now=now + timedelta(hours=1))
+    aggregates.click_aggregates_refresh(now=now + timedelta(hours=1))
     attacked = ranked(query)
     assert attacked.index(target) >= 12 - 1
     assert attacked.index(second) < attacked.index(first)
@@ -437,6 +437,6 @@ def test_the_storefront_records_an_impression_and_gives_the_page_its_token(index
     imp = SearchImpression.objects.get()
     assert imp.query == "towel" and imp.product_ids
     html = response.content.decode()
-    assert f'data-impression="{events.impression_token(imp.pk)}"' in html and "search/clicks.js" in html
+    assert f'data-impression="{services.impression_token(imp.pk)}"' in html and "search/clicks.js" in html
     pid = imp.product_ids[0]
-    assert beacon(client, {"impression_id": events.impression_token(imp.pk), "product_id": pid, "position": 1}).status_code == 204
+    assert beacon(client, {"impression_id": services.impression_token(imp.pk), "product_id": pid, "position": 1}).status_code == 204

@@ -32,6 +32,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def own_index(settings, tmp_path):
+    with indexing_deferred():  # only this test's products (deleted while their photos are reachable)
+        Product.objects.all().delete()
     settings.SEARCH_BACKENDS = {"default": {**settings.SEARCH_BACKENDS["default"], "INDEX_DIR": tmp_path / "index"}}
     settings.MEDIA_ROOT = tmp_path / "media"
     reset_backends()
@@ -239,8 +241,6 @@ def test_deleting_a_brand_takes_its_name_out_of_the_products_documents(own_index
 def test_the_sweeper_reindexes_products_whose_vectors_are_in_a_space_the_live_index_does_not_serve(own_index):
     # given two indexed products (and no other); one's stored vectors say they were made in a
     # space that is neither the live index's nor the active one (a write that raced an index swap)
-    with indexing_deferred():
-        Product.objects.all().delete()
     served = own_index.index_space()["version"]
     raced = ProductFactory(title="Marmot Down Jacket", description="")
     fine = ProductFactory(title="Marmot Rain Shell", description="")

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from mlmodels import head as fh
+from mlmodels import head_artefacts as fa
 from mlmodels.crossmodal import holdout_split, paired_judgments, retrieval_metrics
 from mlmodels.fusion import fuse
 from mlmodels.image import ImageFeatures
@@ -48,7 +49,7 @@ def sample():
     """The sample encoded with the real encoders: texts as the indexer builds them, photos, titles."""
     from mlmodels.images import open_image
     from search.documents import compose_document_text
-    from search.encoding import image_encoder, text_encoder
+    from search.embedding.encoders import image_encoder, text_encoder
 
     rows = sample_rows()
     texts = [compose_document_text(title=r.title, brand=r.brand, category_path=r.category_path, description=r.description) for r in rows]
@@ -78,7 +79,7 @@ def held_out_scores(space, sample, held) -> dict[str, float]:
 # -- training ---------------------------------------------------------------------------------------
 def test_training_beats_the_bridge_on_held_out_text_to_photo(sample, trained):
     # given a head trained on 75 % of the sample, and the untrained bridge
-    from search.encoding import bridge
+    from search.embedding.encoders import bridge
 
     space, _, held = trained
     # when each held-out product's text looks for its photo among the held-out photos
@@ -126,8 +127,8 @@ def test_training_refuses_mismatched_pairs():
 # -- artefacts --------------------------------------------------------------------------------------
 def test_artefact_round_trip_gives_identical_vectors(sample, trained, tmp_path):
     space, _, held = trained
-    path = fh.save_artefact(space, tmp_path, metrics={"held_out": {"fusion": {"ndcg@10": 0.5}}}, data_hash="abc")
-    loaded = fh.load_artefact(path)
+    path = fa.save_artefact(space, tmp_path, metrics={"held_out": {"fusion": {"ndcg@10": 0.5}}}, data_hash="abc")
+    loaded = fa.load_artefact(path)
 
     assert path == tmp_path / space.version
     assert (loaded.version, loaded.dim, loaded.kind) == (space.version, 256, "linear")
@@ -146,7 +147,7 @@ def _break_weights_shape(path: Path) -> None:
     other = fh.train_fusion_head(np.eye(4, 384, dtype=np.float32), np.eye(4, 1280, dtype=np.float32), dim=8, epochs=1, device="cpu")
     save_file(other.state_dict(), str(path / "head.safetensors"))
     config = json.loads((path / "head.json").read_text())
-    config["weights_sha256"] = fh._sha256(path / "head.safetensors")
+    config["weights_sha256"] = fa._sha256(path / "head.safetensors")
     (path / "head.json").write_text(json.dumps(config))
 
 
@@ -169,31 +170,31 @@ def _edit_config(**changes):
 ])
 def test_damaged_artefacts_are_refused_with_a_reason(trained, tmp_path, damage, message):
     space, _, _ = trained
-    path = fh.save_artefact(space, tmp_path, metrics={}, data_hash="x")
+    path = fa.save_artefact(space, tmp_path, metrics={}, data_hash="x")
     damage(path)
-    with pytest.raises(fh.ArtefactError, match=message):
-        fh.load_artefact(path)
+    with pytest.raises(fa.ArtefactError, match=message):
+        fa.load_artefact(path)
 
 
 def test_artefact_of_another_dimension_is_refused(trained, tmp_path):
     space, _, _ = trained
-    path = fh.save_artefact(space, tmp_path, metrics={}, data_hash="x")
-    with pytest.raises(fh.ArtefactError, match="maps to 256 dimensions; 128 are needed"):
-        fh.load_artefact(path, expected_dim=128)
+    path = fa.save_artefact(space, tmp_path, metrics={}, data_hash="x")
+    with pytest.raises(fa.ArtefactError, match="maps to 256 dimensions; 128 are needed"):
+        fa.load_artefact(path, expected_dim=128)
 
 
 def test_a_corrupt_active_head_falls_back_to_the_bridge(trained, tmp_path, settings, caplog, db):
     # given an active head whose weights file was damaged after activation
-    from search import spaces
+    from search.embedding import spaces
 
     space, _, _ = trained
     settings.FUSION_HEAD_DIR = tmp_path
     spaces.reset()
-    path = fh.save_artefact(space, tmp_path, metrics={}, data_hash="x")
-    fh.write_active(tmp_path, space.version)
+    path = fa.save_artefact(space, tmp_path, metrics={}, data_hash="x")
+    fa.write_active(tmp_path, space.version)
     (path / "head.safetensors").write_bytes(b"garbage")
     # when search asks for the space in service
-    with caplog.at_level(logging.WARNING, logger="search.spaces"):
+    with caplog.at_level(logging.WARNING, logger="search.embedding.spaces"):
         in_service = spaces.get_space()
         status = spaces.space_status()
     # then it is the bridge, with a warning and a note that says why
@@ -209,7 +210,7 @@ def test_fused_photo_and_title_query_finds_the_product_first(sample, trained, tm
     # given an embedded index whose fused vectors come from the trained head
     from search.backends.base import SearchDocument
     from search.backends.embedded import EmbeddedSearchBackend
-    from search.encoding import text_encoder
+    from search.embedding.encoders import text_encoder
 
     space, _, held = trained
     w = settings.FUSION_WEIGHTS
@@ -231,8 +232,8 @@ def test_fused_photo_and_title_query_finds_the_product_first(sample, trained, tm
 @pytest.fixture
 def isolated(settings, tmp_path):
     """Fusion heads and the search index in this test's own folders."""
-    from search import spaces
     from search.backends import reset_backends
+    from search.embedding import spaces
 
     settings.FUSION_HEAD_DIR = tmp_path / "fusion"
     settings.SEARCH_BACKENDS = {"default": {**settings.SEARCH_BACKENDS["default"], "INDEX_DIR": tmp_path / "index"}}
@@ -265,7 +266,7 @@ def stored_catalog(sample, n: int, *, photos: bool = True) -> int:
 
 
 def test_train_fusion_on_an_empty_catalog_says_so_and_keeps_the_bridge(db, isolated):
-    from search.encoding import get_space_info
+    from search.embedding.encoding import get_space_info
     from shop.models import Product
     from shop.signals import indexing_deferred
 
@@ -285,7 +286,7 @@ def test_train_fusion_skips_products_without_photos(db, isolated, sample):
 
 
 def test_photo_queries_lean_on_the_fused_vectors_only_when_a_trained_head_made_them(settings):
-    from search.selectors import blend_weights
+    from search.hybrid.retrievers import blend_weights
 
     settings.SEARCH_WEIGHTS = {"bm25": 1.0, "text_knn": 1.0, "fused_knn": 1.0, "image_knn": 4.0}
     settings.SEARCH_PHOTO_WEIGHTS_TRAINED_HEAD = {"fused_knn": 2.0, "image_knn": 0.5}
@@ -308,8 +309,8 @@ def test_a_catalog_too_small_to_train_stays_on_the_bridge_and_status_says_why(db
 
 def test_an_interrupted_training_run_leaves_the_head_in_service(db, isolated, sample):
     # given a trained head in service
-    from mlmodels.head import read_active
-    from search.fusion_heads import fusion_head_train
+    from mlmodels.head_artefacts import read_active
+    from search.embedding.training import fusion_head_train
 
     stored_catalog(sample, len(sample["titles"]))
     first = fusion_head_train(min_products=100)
@@ -330,7 +331,7 @@ def store_sample_embeddings(sample, products) -> None:
     """Store the sample's encoder outputs for these imported products, keyed by the hashes the
     indexer checks, so indexing reuses them instead of encoding the same photos and texts again."""
     from search.documents import document_text
-    from search.encoding import sha1
+    from search.embedding.encoding import sha1
     from search.models import ProductEmbedding
 
     pack = ProductEmbedding.pack
@@ -349,13 +350,13 @@ def store_sample_embeddings(sample, products) -> None:
 def test_train_fusion_then_reindex_swaps_heads_without_downtime(db, isolated, sample):
     # given a real catalog sample imported and indexed with the zero-shot bridge
     from search.backends import get_backend
-    from search.encoding import get_space_info
+    from search.embedding.encoding import get_space_info
     from search.freshness import space_freshness
     from search.selectors import product_search
     from shop.models import IndexState, Product
-    from workers.tasks import sweep_stale_products
     from shop.services import catalog_import
     from shop.signals import indexing_deferred
+    from workers.tasks import sweep_stale_products
 
     with indexing_deferred():
         Product.objects.all().delete()

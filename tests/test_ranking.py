@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from search.backends.base import Hit
-from search.ranking import blend, linear, normalise, rrf
+from search.hybrid.fusion import blend, linear, normalise, rrf
 
 
 def hits(*pairs: tuple[int, float]) -> list[Hit]:
@@ -191,9 +191,10 @@ def test_explain_names_each_retriever_with_raw_score_rank_and_contribution():
     }
 
 
-# -- which products a query matches (search.selectors.matched_ids) --------------------------------------
+# -- which products a query matches (search.hybrid.floor.matched_ids) --------------------------------------
 def test_knn_hits_far_below_the_best_match_are_not_matched_but_bm25_hits_always_are(settings):
-    from search.selectors import matched_ids, rankings_blend
+    from search.hybrid.floor import matched_ids
+    from search.hybrid.pipeline import rankings_blend
 
     settings.SEARCH_KNN_MIN_RATIO = {"text": 0.5, "image": 0.5, "fused": 0.0}
     rankings = {
@@ -209,3 +210,17 @@ def test_knn_hits_far_below_the_best_match_are_not_matched_but_bm25_hits_always_
     settings.SEARCH_KNN_MIN_RATIO = {"text": 0.0, "image": 0.0, "fused": 0.0}
     unfloored = {r.id: r.score for r in rankings_blend(rankings, method="linear")}
     assert full == {i: unfloored[i] for i in (4, 5, 7)}
+
+
+# -- the retriever registry (search.hybrid.retrievers) ----------------------------------------------------------
+def test_every_vector_field_has_one_knn_retriever_and_the_settings_name_only_known_retrievers(settings):
+    from search.hybrid import retrievers
+
+    # given the engines' vector fields and the registry
+    fields = set(retrievers.VECTOR_FIELDS)
+    # then each field is searched by exactly one kNN retriever, named after it
+    assert set(retrievers.KNN_FIELDS.values()) == fields
+    assert retrievers.KNN_NAME == {"text": "text_knn", "image": "image_knn", "fused": "fused_knn"}
+    # and the default weights only name registered retrievers (or the click prior)
+    assert set(settings.SEARCH_WEIGHTS) <= set(retrievers.WEIGHT_KEYS)
+    assert set(settings.SEARCH_PHOTO_WEIGHTS_TRAINED_HEAD) <= set(retrievers.WEIGHT_KEYS)

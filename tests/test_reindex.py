@@ -39,6 +39,8 @@ CHILD_START_TIMEOUT_S = 300
 @pytest.fixture
 def var_dir(settings, tmp_path) -> Path:
     """A VAR_DIR for this test (and a child process): its own index and media; the encoders' cache shared."""
+    with indexing_deferred():  # the catalog is this test's products only (deleted while their photos are reachable)
+        Product.objects.all().delete()
     var = tmp_path / "var"
     var.mkdir()
     (var / "models").symlink_to(Path(django_settings.ENCODER_CACHE_DIR), target_is_directory=True)
@@ -51,9 +53,8 @@ def var_dir(settings, tmp_path) -> Path:
 
 
 def catalog(n: int) -> list[int]:
-    """``n`` text-only products, indexed in one batch (the catalog is exactly these)."""
+    """``n`` text-only products, indexed in one batch."""
     with indexing_deferred():
-        Product.objects.all().delete()
         brand, category = BrandFactory(name="Reindex Test"), CategoryFactory(name="Stationery")
         ids = [ProductFactory(title=f"Ocelot notebook number {i}", description="", brand=brand, category=category).pk for i in range(n)]
     products_index(product_ids=ids)
@@ -72,7 +73,6 @@ def found(backend, text: str) -> list[int]:
 def test_a_rebuild_catches_up_with_edits_and_marks_states_only_once_its_build_is_live(var_dir):
     # given an indexed catalog and a product whose indexing task was lost (pending), first in line
     with indexing_deferred():
-        Product.objects.all().delete()
         waiting = ProductFactory(title="Serval glass ink bottle", description="")
     ids = [waiting.pk] + catalog_more(5)
     live = get_backend()

@@ -15,8 +15,8 @@ from django.db import connections
 from PIL import Image
 
 from search.backends import get_backend
-from search.forms import SearchRequestError, parse_search_request
 from search.query import MAX_QUERY_CHARS
+from search.request import SearchRequestError, parse_search_request
 from shop.models import IndexState, Product
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]

@@ -3,7 +3,7 @@
 No Elasticsearch cluster runs here: the engine is the real embedded index with a stand-in
 ``search_hybrid`` that counts its calls, as Elasticsearch's retrievers would answer them. The
 references live in the database, not in the engine, so a photo query that has some must be fused
-by the storefront (``ranking.blend``), not by the engine.
+by the storefront (``search.hybrid.fusion.blend``), not by the engine.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 from django.utils import timezone
 
 from search.backends import get_backend
-from search.click_selectors import photo_refs_reset
-from search.event_models import PhotoReference
+from search.clicks.models import PhotoReference
+from search.clicks.selectors import photo_refs_reset
 from search.selectors import product_search
 from shop.models import Product
 
@@ -65,8 +65,8 @@ def test_photo_references_count_where_the_engine_fuses_server_side(db, indexed_c
 
 def test_an_engine_that_fuses_server_side_gets_the_knn_floor_of_the_whole_catalog(db, settings, indexed_catalog):
     # given an engine that fuses server-side, and a floor of half the best cosine
-    from search import encoding
     from search.backends.base import SearchFilters
+    from search.embedding import encoding
 
     settings.SEARCH_KNN_MIN_RATIO = {"text": 0.5, "image": 0.5, "fused": 0.5}
     engine = ServerSideFusion(get_backend())

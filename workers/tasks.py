@@ -3,11 +3,16 @@
 Enqueue them with ``transaction.on_commit`` (see ``shop.signals``) so a worker never reads a row
 before it is committed. Transient failures retry with exponential backoff; when retries run
 out the failure is recorded on the product, where the admin shows it.
+
+The app modules a task calls are imported inside it: ``shop.signals`` imports this module in
+every web process, which only enqueues, and ``search.services`` would bring the encoders (torch)
+with it.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from datetime import timedelta
 
 from celery import shared_task
@@ -15,7 +20,7 @@ from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
-from search.backends.base import SearchUnavailable
+from search.backends.base import SearchBackendError, SearchUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +43,7 @@ class IndexTask:
 @shared_task(bind=True, acks_late=True, **{k: getattr(IndexTask, k) for k in vars(IndexTask) if not k.startswith("_")})
 def index_products(self, product_ids: list[int]) -> dict:
     """Embed and index these products (missing ids are removed from the index)."""
-    from search.services import product_record_failure, products_index
+    from search.services import product_record_failure, products_index  # late: see the module docstring
 
     try:
         report = products_index(product_ids=product_ids)
@@ -56,7 +61,7 @@ def index_products(self, product_ids: list[int]) -> dict:
 @shared_task(bind=True, acks_late=True, **{k: getattr(IndexTask, k) for k in vars(IndexTask) if not k.startswith("_")})
 def unindex_product(self, product_id: int) -> None:
     """Remove a deleted product from the index."""
-    from search.services import product_unindex
+    from search.services import product_unindex  # late: see the module docstring
 
     product_unindex(product_id=product_id)
 
@@ -69,11 +74,9 @@ def sweep_stale_products() -> int:
 
     Returns the number of products re-enqueued.
     """
-    from search.backends import get_backend
-    from search.backends.base import SearchBackendError
-    from search.freshness import products_in_foreign_space
-    from shop.models import IndexState, Product
-    from shop.signals import products_mark_pending
+    from search.backends import get_backend  # late: see the module docstring
+    from search.freshness import products_in_foreign_space  # late: see the module docstring
+    from shop.models import IndexState, Product  # late: see the module docstring
 
     cutoff = timezone.now() - timedelta(seconds=settings.INDEX_STALE_AFTER_S)
     ids = list(Product.objects.filter(index_state=IndexState.PENDING, updated_at__lt=cutoff).values_list("pk", flat=True))
@@ -87,7 +90,8 @@ def sweep_stale_products() -> int:
         foreign = []
     if foreign:
         logger.info("Sweeper re-enqueued %d products whose fused vectors the live index does not serve", len(foreign))
-        products_mark_pending(foreign)
+        Product.mark_pending(foreign)
+        enqueue_index(foreign)
     return len(ids) + len(foreign)
 
 
@@ -101,9 +105,7 @@ def enqueue_index(product_ids: list[int]) -> None:
 @shared_task(autoretry_for=TRANSIENT, retry_backoff=2, retry_backoff_max=300, max_retries=3)
 def refresh_click_aggregates() -> dict:
     """Recompute the click priors from the event log and push popularity to the engine (CELERY_BEAT_SCHEDULE)."""
-    from dataclasses import asdict
-
-    from search.events import click_aggregates_refresh
+    from search.clicks.aggregates import click_aggregates_refresh  # late: see the module docstring
 
     return asdict(click_aggregates_refresh())
 
@@ -111,6 +113,6 @@ def refresh_click_aggregates() -> dict:
 @shared_task
 def purge_events() -> dict:
     """Delete search events older than ``CLICK_RETENTION_DAYS`` (CELERY_BEAT_SCHEDULE)."""
-    from search.events import events_purge
+    from search.clicks.aggregates import events_purge  # late: see the module docstring
 
     return events_purge()

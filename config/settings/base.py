@@ -146,7 +146,7 @@ _EMBEDDED = {
 }
 SEARCH_BACKENDS = {"default": dict(_EMBEDDED), "embedded": dict(_EMBEDDED)}
 if ELASTICSEARCH_URL:
-    # Settings of the Elasticsearch backend: see search/backends/elasticsearch.py and es_mapping.py.
+    # Settings of the Elasticsearch backend: see search/backends/elasticsearch/.
     _ELASTICSEARCH = {
         "BACKEND": "search.backends.elasticsearch",
         "URLS": [ELASTICSEARCH_URL],
@@ -199,7 +199,7 @@ SEARCH_PHOTO_WEIGHTS_TRAINED_HEAD = {
 SEARCH_FIELD_BOOSTS = {"title": 3.0, "brand": 2.0, "category": 1.5, "description": 1.0,
                        "title_phrase": env.float("SEARCH_TITLE_PHRASE_BOOST", default=2.0)}
 #: kNN hits below this share of the query's best cosine in the whole catalog are not results, per
-#: vector field (0: off). Membership only, ranking untouched: see ``search.selectors.matched_ids``.
+#: vector field (0: off). Membership only, ranking untouched: see ``search.hybrid.floor.matched_ids``.
 #: Flipkart demo, 5 text queries: 243-302 results -> 139-200, facet counts equal to the results
 #: they open 2/30 -> 25/25; photo queries ~200 -> 3-81. nDCG@10 unchanged on all three judged sets;
 #: recall@100 of the storefront ranking unchanged on CrowdFlower, 1.000 -> 0.997 on Grocery (head),
@@ -222,15 +222,15 @@ SEARCH_PRICE_BANDS = [0, 500, 1000, 2000, 5000, 10000, None]
 # --- REST API (Django REST framework, drf-spectacular) ---------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "config.api.ExpiringTokenAuthentication",  # first, so a missing login answers 401
+        "shop.api.authentication.ExpiringTokenAuthentication",  # first, so a missing login answers 401
         "rest_framework.authentication.SessionAuthentication",  # enforces CSRF for browser sessions
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",  # 400 for ?page=abc, 404 past the end
+    "DEFAULT_PAGINATION_CLASS": "shop.api.pagination.PageNumberPagination",  # 400 for ?page=abc, 404 past the end
     "PAGE_SIZE": 24,
-    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "EXCEPTION_HANDLER": "shop.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # A photo query runs the image encoder (~50 ms of CPU against ~1 ms for words), hence the
     # far stricter photo limits. Rates are "<n>/<second|minute|hour|day>".
@@ -305,7 +305,7 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-# --- click feedback (search.feedback, search.events) ----------------------------------------------
+# --- click feedback (search.clicks.click_model, search.clicks.services) ----------------------------------------------
 # Weight of the click prior in the blend, and of the shoppers'-photo reference retriever. With RRF
 # the click prior adds at most weight / (k + 1), i.e. what a first place in one more list adds.
 SEARCH_WEIGHTS.update({
@@ -323,7 +323,7 @@ CLICK_HALF_LIFE_DAYS = env.float("CLICK_HALF_LIFE_DAYS", default=14.0)
 CLICK_RETENTION_DAYS = env.int("CLICK_RETENTION_DAYS", default=90)
 #: Position-based model: a result at page position r is examined with probability 1 / r**eta.
 CLICK_POSITION_ETA = env.float("CLICK_POSITION_ETA", default=1.0)
-#: Beta prior strength m, in expected clicks (see search.feedback.smoothed_attractiveness).
+#: Beta prior strength m, in expected clicks (see search.clicks.click_model.smoothed_attractiveness).
 CLICK_PRIOR_STRENGTH = env.float("CLICK_PRIOR_STRENGTH", default=10.0)
 #: A positive boost needs clicks from this many distinct sessions to count in full.
 CLICK_FULL_CREDIT_SESSIONS = env.float("CLICK_FULL_CREDIT_SESSIONS", default=5.0)

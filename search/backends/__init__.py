@@ -28,7 +28,9 @@ def get_backend(alias: str = "default") -> BaseSearchBackend:
 
 def load_backend(alias: str = "default", **overrides) -> BaseSearchBackend:
     """Create a new backend instance for ``alias`` (not cached); ``overrides`` update its params."""
-    from search.encoding import vector_dims
+    # App code, imported late: at module level it would load the encoders' packages (torch) whenever
+    # search.backends.base is imported. Goes when backends receive their dimensions from the caller.
+    from search.embedding.encoding import vector_dims
 
     try:
         params = {**settings.SEARCH_BACKENDS[alias], **overrides}

@@ -80,6 +80,40 @@ class Hit:
     score: float
 
 
+@dataclass(frozen=True)
+class ScorePart:
+    """One retriever's contribution to a result.
+
+    Attributes:
+        retriever: e.g. ``"bm25"``, ``"text_knn"``.
+        raw: the retriever's own score (BM25 score, cosine similarity).
+        rank: 1-based rank in that retriever's list.
+        contribution: what it added to the fused score (weight already applied).
+    """
+
+    retriever: str
+    raw: float
+    rank: int
+    contribution: float
+
+
+@dataclass
+class FusedResult:
+    """A result after rank fusion (``search.hybrid.fusion``, or an engine's ``search_hybrid``):
+    ``score`` is the sum of ``parts``' contributions."""
+
+    id: int
+    score: float
+    parts: list[ScorePart] = field(default_factory=list)
+
+    def explain(self) -> dict:
+        """``{"score": ..., "<retriever>": {"raw", "rank", "contribution"}, ...}`` for display and JSON."""
+        out: dict = {"score": round(self.score, 6)}
+        for p in self.parts:
+            out[p.retriever] = {"raw": round(p.raw, 6), "rank": p.rank, "contribution": round(p.contribution, 6)}
+        return out
+
+
 class SearchBackendError(Exception):
     """The engine failed (unreachable, corrupt index, rejected request)."""
 
@@ -172,7 +206,7 @@ class BaseSearchBackend(abc.ABC):
     def index_space(self) -> dict | None:
         """The fusion space recorded with the live index at build time (``{"name", "version",
         "dim"}``), or ``None`` when the index has no record. Queries and writes to this index
-        must make fused vectors in that space (see ``search.spaces.space_for_index``)."""
+        must make fused vectors in that space (see ``search.embedding.spaces.space_for_index``)."""
         return None
 
     # -- reading -------------------------------------------------------------------------------

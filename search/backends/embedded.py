@@ -34,10 +34,11 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 
 from search.backends._bm25 import BM25Index
 from search.backends._vectors import VectorIndex
@@ -99,8 +100,6 @@ class EmbeddedSearchBackend(BaseSearchBackend):
 
     def __init__(self, params: dict, vector_dims: dict[str, int], *, build_dir: Path | None = None):
         super().__init__(params, vector_dims)
-        from django.conf import settings
-
         self.root = Path(params["INDEX_DIR"])
         self.alias = self.root / params.get("INDEX", "products")
         self.boosts = dict(params.get("FIELD_BOOSTS") or settings.SEARCH_FIELD_BOOSTS)
@@ -126,13 +125,13 @@ class EmbeddedSearchBackend(BaseSearchBackend):
 
     def _initial_space(self) -> dict | None:
         """The fusion space to record with a first build: the active one, if its dimension is ours."""
-        from search.spaces import active_ref
+        from search.embedding.spaces import active_ref  # app code, late for the same reason as in search.backends
 
         ref = active_ref()
         return ref.as_dict() if ref.dim == self.vector_dims.get("fused") else None
 
     def _new_build_dir(self, space: dict | None = None) -> Path:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         path = self.root / f"{self.alias.name}-{stamp}"
         path.mkdir(parents=True)
         if space is not None:
@@ -316,7 +315,7 @@ def _mark_complete(path: Path, *, documents: int | None) -> None:
     if marker.exists():
         return
     tmp = path / f".{COMPLETE_FILE}.tmp"
-    tmp.write_text(json.dumps({"completed_at": datetime.now(timezone.utc).isoformat(), "documents": documents}), encoding="utf-8")
+    tmp.write_text(json.dumps({"completed_at": datetime.now(UTC).isoformat(), "documents": documents}), encoding="utf-8")
     os.replace(tmp, marker)
 
 

@@ -3,6 +3,6 @@
 ``datasets`` reads the judged sets (CrowdFlower text queries, Grocery photos, fashion text to
 photo), ``encoders`` computes and caches their embeddings, ``systems`` indexes each catalog in a
 throwaway embedded engine and ranks with the storefront's own retrieval and fusion
-(``search.selectors.search_rankings`` + ``rankings_blend``), ``metrics`` scores the runs with
+(``search.hybrid.pipeline.search_rankings`` + ``rankings_blend``), ``metrics`` scores the runs with
 ranx, ``report`` prints, saves and charts the results. Entry point: ``manage.py evaluate``.
 """

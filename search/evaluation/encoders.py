@@ -18,7 +18,7 @@ from django.conf import settings
 from mlmodels.image import IMAGE_DIM, NUM_CLASSES, ImageFeatures
 from mlmodels.images import ImageRejected, open_image
 from mlmodels.text import MAX_SEQ_LENGTH, TEXT_DIM
-from search import encoding
+from search.embedding import encoders
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def text_vectors(texts: Sequence[str], *, kind: str, tag: str) -> np.ndarray:
         vectors = np.load(path)
         if vectors.shape == (len(texts), TEXT_DIM):
             return vectors
-    encoder = encoding.text_encoder()
+    encoder = encoders.text_encoder()
     encode = encoder.encode_query if kind == "query" else encoder.encode_document
     vectors = encode(list(texts)) if texts else np.zeros((0, TEXT_DIM), np.float32)
     np.save(path, vectors)
@@ -88,7 +88,7 @@ def image_features(paths: Sequence[Path], *, tag: str, progress=None) -> tuple[I
     features = np.zeros((len(paths), IMAGE_DIM), np.float32)
     logits = np.zeros((len(paths), NUM_CLASSES), np.float16)
     rejected: dict[int, str] = {}
-    encoder = encoding.image_encoder()
+    encoder = encoders.image_encoder()
     for start in range(0, len(paths), IMAGE_CHUNK):
         rows, images = [], []
         for i in range(start, min(start + IMAGE_CHUNK, len(paths))):

@@ -71,7 +71,7 @@ def evaluate_per_query(
     Raises:
         ValueError: an unknown metric, or a negative gain.
     """
-    from ranx import Qrels, Run, evaluate
+    from ranx import Qrels, Run, evaluate  # ranx compiles with numba on import (seconds)
 
     unknown = [m for m in metrics if m not in _RANX]
     if unknown:

@@ -69,7 +69,7 @@ def write_json(ev: Evaluation, path: Path) -> None:
 
 def write_chart(ev: Evaluation, path: Path) -> None:
     """Grouped bars: one group per metric, one bar per system."""
-    import matplotlib
+    import matplotlib  # about a second to import: only when a chart is asked for
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

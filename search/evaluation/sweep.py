@@ -15,7 +15,7 @@ from django.conf import settings
 from search.backends.base import Hit
 from search.evaluation.datasets import SEED
 from search.evaluation.metrics import METRICS, evaluate_run
-from search.selectors import rankings_blend
+from search.hybrid.pipeline import rankings_blend
 
 #: RRF constants tried (60 is Cormack et al.'s default; small k trusts the top ranks more).
 RRF_KS = (10, 30, 60, 100)

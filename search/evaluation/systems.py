@@ -1,8 +1,8 @@
 """Index a judged catalog in a throwaway engine and rank its queries the storefront's way.
 
 Every system is a ranking the storefront can produce: one retriever's list
-(``search.selectors.search_rankings``) or their fusion (``search.selectors.rankings_blend``,
-i.e. ``search.ranking.blend`` with ``SEARCH_WEIGHTS`` / ``SEARCH_RRF_K`` / ``SEARCH_FUSION``).
+(``search.hybrid.pipeline.search_rankings``) or their fusion (``search.hybrid.pipeline.rankings_blend``,
+i.e. ``search.hybrid.fusion.blend`` with ``SEARCH_WEIGHTS`` / ``SEARCH_RRF_K`` / ``SEARCH_FUSION``).
 Products are embedded as ``search.services.products_embed`` embeds them (same encoders, same
 ``encoding.fused_vectors``), but straight from the data set files, with no database rows.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +26,16 @@ from django.conf import settings
 from mlmodels.fusion import FusionSpace
 from mlmodels.image import IMAGE_DIM, ImageFeatures
 from mlmodels.text import TEXT_DIM
-from search import encoding
 from search.backends.base import Hit, SearchDocument
 from search.backends.embedded import EmbeddedSearchBackend
+from search.embedding import encoding
+from search.embedding.encoders import bridge
 from search.evaluation import encoders
 from search.evaluation.datasets import SEED, Dataset
 from search.evaluation.metrics import METRICS, evaluate_run
-from search.selectors import blend_weights, rankings_blend, search_rankings
+from search.evaluation.sweep import sweep_blend
+from search.hybrid.pipeline import rankings_blend, search_rankings
+from search.hybrid.retrievers import BM25, FUSED_KNN, IMAGE_KNN, TEXT_KNN, blend_weights
 
 logger = logging.getLogger(__name__)
 
@@ -200,31 +204,31 @@ def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str)
     has_head = "fusion" in spaces
     if dataset == "crowdflower":
         specs = [
-            SystemSpec("bm25", service_key, retriever="bm25", about="BM25 alone (tantivy, SEARCH_FIELD_BOOSTS)"),
-            SystemSpec("text_knn", service_key, retriever="text_knn", about="kNN on the MiniLM text vector alone"),
-            SystemSpec("fused_knn", service_key, retriever="fused_knn", about=f"kNN on the fused vector alone ({spaces[service_key].name} space)"),
-            SystemSpec("rrf_bm25_text", service_key, blend={"method": "rrf", "rrf_k": 60, "weights": _only("bm25", "text_knn")},
+            SystemSpec("bm25", service_key, retriever=BM25, about="BM25 alone (tantivy, SEARCH_FIELD_BOOSTS)"),
+            SystemSpec("text_knn", service_key, retriever=TEXT_KNN, about="kNN on the MiniLM text vector alone"),
+            SystemSpec("fused_knn", service_key, retriever=FUSED_KNN, about=f"kNN on the fused vector alone ({spaces[service_key].name} space)"),
+            SystemSpec("rrf_bm25_text", service_key, blend={"method": "rrf", "rrf_k": 60, "weights": _only(BM25, TEXT_KNN)},
                        about="plain RRF (k=60, equal weights) of BM25 and text kNN: the reference"),
             SystemSpec("hybrid", service_key, blend={}, about="the storefront's text ranking (settings SEARCH_FUSION/WEIGHTS/RRF_K)"),
         ]
     elif dataset == "grocery":
         specs = [
-            SystemSpec("image_knn", service_key, retriever="image_knn", about="kNN on EfficientNet photo features alone"),
-            SystemSpec("fused", "bridge", retriever="fused_knn", about="photo query into the fused field (bridge space)"),
+            SystemSpec("image_knn", service_key, retriever=IMAGE_KNN, about="kNN on EfficientNet photo features alone"),
+            SystemSpec("fused", "bridge", retriever=FUSED_KNN, about="photo query into the fused field (bridge space)"),
             SystemSpec("hybrid", service_key, blend={}, about="the storefront's photo ranking (image kNN + fused kNN, settings)"),
         ]
         if has_head:
             specs += [
-                SystemSpec("fusion", "fusion", retriever="fused_knn", about="photo query into the fused field (trained head)"),
+                SystemSpec("fusion", "fusion", retriever=FUSED_KNN, about="photo query into the fused field (trained head)"),
                 SystemSpec("hybrid_fusion", "fusion", blend={"weights": blend_weights(space="fusion", photo=True)},
                            about="the storefront's photo ranking with the trained head in service"),
             ]
     else:
         specs = [
-            SystemSpec("bridge", "bridge", retriever="fused_knn", about="text query against photos through the zero-shot bridge"),
+            SystemSpec("bridge", "bridge", retriever=FUSED_KNN, about="text query against photos through the zero-shot bridge"),
         ]
         if has_head:
-            specs.append(SystemSpec("fusion", "fusion", retriever="fused_knn", about="text query against photos through the trained head"))
+            specs.append(SystemSpec("fusion", "fusion", retriever=FUSED_KNN, about="text query against photos through the trained head"))
         specs.append(SystemSpec("hybrid", service_key, blend={}, about="the storefront's text ranking (all retrievers, settings)"))
         if has_head:
             specs.append(SystemSpec("hybrid_fusion", "fusion", blend={}, about="the storefront's text ranking with the trained head in service"))
@@ -232,13 +236,13 @@ def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str)
 
 
 def _only(*names: str) -> dict[str, float]:
-    return {name: (1.0 if name in names else 0.0) for name in ("bm25", "text_knn", "fused_knn", "image_knn")}
+    return {name: (1.0 if name in names else 0.0) for name in (BM25, TEXT_KNN, FUSED_KNN, IMAGE_KNN)}
 
 
 def train_head(ds: Dataset, progress: Progress | None = None, **kwargs) -> tuple[FusionSpace | None, str]:
     """Train a fusion head on ``ds.training`` (never on evaluated products); ``(None, reason)`` if none can be."""
     try:
-        from mlmodels.head import train_fusion_head
+        from mlmodels.head import train_fusion_head  # torch: loaded only when a head is trained
     except ImportError:
         return None, f"{NO_HEAD}: mlmodels.head (train_fusion_head) is not installed; the 'fusion' system is skipped"
     if ds.training is None or not ds.training.texts:
@@ -250,8 +254,6 @@ def train_head(ds: Dataset, progress: Progress | None = None, **kwargs) -> tuple
     keep = [i for i in range(len(pairs.texts)) if i not in bad]
     texts = encoders.text_vectors(pairs.texts, kind="document", tag=f"{ds.name}-train")
     say(f"training a fusion head on {len(keep)} pairs")
-    import time
-
     started = time.perf_counter()
     head = train_fusion_head(texts[keep], feats.features[keep], group_ids=np.asarray(pairs.groups)[keep], seed=SEED, **kwargs)
     took = time.perf_counter() - started
@@ -273,7 +275,7 @@ def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | N
         notes.append(f"{len(enc.rejected_queries)} query photos were rejected by the decoder and left out.")
     if enc.rejected_products:
         notes.append(f"{len(enc.rejected_products)} product photos were rejected; photo-only catalogs leave those products out.")
-    spaces: dict[str, FusionSpace] = {"bridge": encoding.bridge()}
+    spaces: dict[str, FusionSpace] = {"bridge": bridge()}
     service = encoding.get_space()
     service_key = "bridge" if service.version == spaces["bridge"].version else "service"
     if service_key == "service":
@@ -310,8 +312,6 @@ def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | N
                   "FUSION_WEIGHTS": dict(settings.FUSION_WEIGHTS), "service_space": spaces[service_key].name},
     )
     if sweep:
-        from search.evaluation.sweep import sweep_blend
-
         say("sweeping fusion settings on the dev half")
         out.sweep = sweep_blend(ds.qrels, rankings[service_key], metrics=metrics)
         if "fusion" in rankings:

@@ -9,8 +9,8 @@ from django.db.models import Sum
 from django.utils import timezone
 from rich.table import Table
 
-from search.event_models import ClickStat, DiscardReason, EventDiscard, PhotoReference, SearchClick, SearchImpression
-from search.events import PRIOR_MEAN_KEY
+from search.clicks.models import ClickStat, DiscardReason, EventDiscard, PhotoReference, SearchClick, SearchImpression
+from search.clicks.selectors import PRIOR_MEAN_KEY
 
 
 def click_status_tables(*, days: int = 7) -> list[Table]:

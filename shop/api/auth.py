@@ -13,7 +13,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import ErrorSerializer, LoginThrottle, token_expires_at
+from shop.api.authentication import token_expires_at
+from shop.api.errors import ErrorSerializer
+from shop.api.throttles import LoginThrottle
 
 TokenOut = inline_serializer("Token", {"token": serializers.CharField(), "expires_at": serializers.DateTimeField()})
 

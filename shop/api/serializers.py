@@ -128,7 +128,10 @@ class IndexStateSerializer(serializers.ModelSerializer):
 
 
 class ImageUploadSerializer(serializers.Serializer):
-    image = serializers.FileField(allow_empty_file=True, help_text="The photo (JPEG, PNG, WebP, GIF, BMP or TIFF; detected from its content). Stored re-encoded as JPEG without metadata.")
+    image = serializers.FileField(
+        allow_empty_file=True,
+        help_text="The photo (JPEG, PNG, WebP, GIF, BMP or TIFF; detected from its content). Stored re-encoded as JPEG without metadata.",
+    )
     make_primary = serializers.BooleanField(required=False, default=False, help_text="Show this photo first (the first photo is always primary).")
     alt_text = serializers.CharField(required=False, allow_blank=True, max_length=300)
 

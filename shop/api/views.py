@@ -18,9 +18,9 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import ErrorSerializer, UploadThrottle, read_upload
 from mlmodels.images import ImageRejected
 from search.params import flag
+from shop.api.errors import ErrorSerializer
 from shop.api.serializers import (
     BulkReportSerializer,
     BulkUploadSerializer,
@@ -30,11 +30,13 @@ from shop.api.serializers import (
     ProductSerializer,
     ProductWriteSerializer,
 )
+from shop.api.throttles import UploadThrottle
 from shop.bulk_upload import BulkUploadRejected, products_bulk_upload
 from shop.merchant_services import product_create, product_delete, product_update
 from shop.models import Merchant, Product, ProductImage
 from shop.permissions import IsMerchantStaff, ProductAccess, merchants_of
 from shop.services import product_image_add
+from shop.uploads import read_upload
 
 #: Largest bulk upload request (CSV + photo zip): 2,000 rows with photos of ~250 KB each.
 BULK_MAX_BYTES = 512 * 1024 * 1024
@@ -242,7 +244,9 @@ class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         raw_size = str(request.META.get("CONTENT_LENGTH") or "0")
         size = int(raw_size) if raw_size.isdigit() else 0
         if size > BULK_MAX_BYTES:
-            raise ValidationError({"images": f"The upload is {size / 1048576:.0f} MB; the limit is {BULK_MAX_BYTES // 1048576} MB. Split it into several uploads."})
+            raise ValidationError(
+                {"images": f"The upload is {size / 1048576:.0f} MB; the limit is {BULK_MAX_BYTES // 1048576} MB. Split it into several uploads."}
+            )
         serializer = BulkUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)

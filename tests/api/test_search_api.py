@@ -11,9 +11,9 @@ from django.http import QueryDict
 from PIL import Image
 from rest_framework.test import APIClient
 
-from config.api import exception_handler
 from search.backends.base import SearchUnavailable
-from search.forms import parse_search_request
+from search.request import parse_search_request
+from shop.api.errors import exception_handler
 from shop.models import Product
 from tests.api.images import photo_bytes
 

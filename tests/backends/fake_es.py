@@ -248,7 +248,8 @@ def info_body(version: str) -> dict:
 def error_body(status: int, kind: str = "", reason: str = "") -> dict:
     """An error response (``ErrorResponseBase``)."""
     kind = kind or {429: "es_rejected_execution_exception", 503: "cluster_block_exception"}.get(status, "exception")
-    reason = reason or {429: "rejected execution of coordinating operation", 503: "blocked by: [SERVICE_UNAVAILABLE/1/state not recovered]"}.get(status, "error")
+    known = {429: "rejected execution of coordinating operation", 503: "blocked by: [SERVICE_UNAVAILABLE/1/state not recovered]"}
+    reason = reason or known.get(status, "error")
     return {"error": {"root_cause": [{"type": kind, "reason": reason}], "type": kind, "reason": reason}, "status": status}
 
 

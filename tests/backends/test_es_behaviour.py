@@ -133,7 +133,7 @@ def test_cluster_older_than_8_12_is_refused_with_the_reason(fake_es):
 
 
 def test_client_fusion_ranks_like_search_ranking(fake_es):
-    """Fallback: separate BM25 and kNN requests, fused by ``search.ranking.blend``; explanations list each retriever."""
+    """Fallback: separate BM25 and kNN requests, fused by ``search.hybrid.fusion.blend``; explanations list each retriever."""
     cluster = FakeCluster(version="8.12.0")
 
     def hits(index, body):
@@ -304,8 +304,8 @@ def test_cluster_down_is_search_unavailable(fake_es):
 
 
 def test_cluster_down_falls_back_to_the_embedded_engine_when_configured(fake_es, settings, tmp_path, monkeypatch):
-    from search import encoding
     from search.backends import get_backend, reset_backends
+    from search.embedding import encoding
     from tests.backends.conftest import DIMS
 
     monkeypatch.setattr(encoding, "vector_dims", lambda: dict(DIMS))
@@ -347,7 +347,7 @@ def test_bad_input_never_reaches_the_cluster_as_syntax(fake_es):
 @pytest.mark.django_db
 def test_products_index_marks_the_rejected_product_failed_and_indexes_the_rest(fake_es):
     """Real database and real text encoder; only the cluster is the recorded stand-in."""
-    from search.encoding import vector_dims
+    from search.embedding.encoding import vector_dims
     from search.services import products_index
     from shop.models import Brand, Category, IndexState, Product
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
-from search.backends import es_mapping, es_queries
 from search.backends.base import SearchFilters
+from search.backends.elasticsearch import mapping as es_mapping
+from search.backends.elasticsearch import queries as es_queries
 from tests.backends.conftest import DIMS, product_doc, unit
 from tests.backends.es_spec import Spec, SpecViolation, check_document
 
@@ -101,7 +101,7 @@ def test_bm25_search_with_filters_is_valid(spec, fake_es):
 
 
 def test_phrase_boost_on_the_title_is_valid_and_only_for_several_words(spec, fake_es):
-    from search.backends import es_queries
+    from search.backends.elasticsearch import queries as es_queries
 
     boosts = {**BOOSTS, "title_phrase": 2.0}
     body = es_queries.text_search_body("wine rack", None, 10, boosts)
@@ -174,7 +174,7 @@ def test_linear_retriever_is_valid(spec, fake_es):
 
 def test_fallback_query_and_knn_requests_are_valid(spec, fake_es):
     searches = hybrid_request(spec, fake_es, "8.12.2", "rrf", {})
-    assert len(searches) == 4  # BM25 + three kNN, fused client-side with search.ranking
+    assert len(searches) == 4  # BM25 + three kNN, fused client-side with search.hybrid.fusion
     assert "query" in searches[0].body and all("knn" in s.body for s in searches[1:])
 
 
@@ -216,7 +216,9 @@ def test_every_request_of_a_session_is_valid(spec, fake_es):
     backend.count()
     backend.describe()
     endpoints = {assert_valid(spec, r) for r in cluster.requests}
-    assert endpoints >= {"info", "indices.exists_alias", "indices.create", "indices.get_mapping", "bulk", "indices.refresh", "search", "count", "indices.get_alias"}
+    assert endpoints >= {
+        "info", "indices.exists_alias", "indices.create", "indices.get_mapping", "bulk", "indices.refresh", "search", "count", "indices.get_alias",
+    }
     vectors = [r for r in sent_to(spec, cluster, "search") if isinstance(r.body.get("_source"), dict)]
     assert vectors[0].body["_source"] == {"includes": ["image_vector"], "exclude_vectors": False}
 

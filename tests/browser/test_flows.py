@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import expect
 
-from search.event_models import SearchClick
+from search.clicks.models import SearchClick
 from shop.merchant_services import merchant_staff_add
 from shop.models import Merchant, Product
 

@@ -29,6 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=0, help="Evaluate a seeded sample of this many queries")
 
     def handle(self, *args, **opts):
+        # The harness loads the encoders (torch): only when an evaluation runs, not for --help or a bad argument.
         from search.evaluation import report
         from search.evaluation.systems import evaluate_dataset
 

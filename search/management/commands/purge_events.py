@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from search.events import events_purge
+from search.clicks.aggregates import events_purge
 
 
 class Command(BaseCommand):

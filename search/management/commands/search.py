@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from search.backends.base import SearchBackendError
-from search.forms import SearchRequestError, parse_search_request
+from search.request import SearchRequestError, parse_search_request
 
 
 class Command(BaseCommand):

@@ -10,8 +10,10 @@ from rich.table import Table
 
 from search.backends import get_backend
 from search.backends.base import SearchBackendError
-from search.encoding import get_space_info, image_encoder_status, text_encoder_status
+from search.embedding.encoders import image_encoder_status, text_encoder_status
+from search.embedding.encoding import get_space_info
 from search.freshness import space_freshness
+from search.management.click_status import click_status_tables
 from shop.models import IndexState, Product
 
 
@@ -61,7 +63,8 @@ class Command(BaseCommand):
             console.print("Index: " + ", ".join(f"{k}={v}" for k, v in facts.items()))
             indexed = counts.get(IndexState.INDEXED, 0) + counts.get(IndexState.FAILED, 0)
             if facts.get("documents") is not None and facts["documents"] != indexed:
-                console.print(f"[yellow]The index holds {facts['documents']} documents but {indexed} products are indexed or failed: run `manage.py reindex`.[/yellow]")
+                console.print(f"[yellow]The index holds {facts['documents']} documents but {indexed} products are indexed or failed: "
+                              "run `manage.py reindex`.[/yellow]")
         except SearchBackendError as exc:
             console.print(f"[red]Search engine unavailable: {exc}[/red]")
 
@@ -77,7 +80,5 @@ class Command(BaseCommand):
             console.print(ft)
 
         # -- click feedback: what was recorded, what was discarded and why --
-        from search.management.click_status import click_status_tables
-
         for table in click_status_tables(days=opts["days"]):
             console.print(table)

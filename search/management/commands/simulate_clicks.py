@@ -2,12 +2,13 @@
 
 The simulation never touches this shop's data: it re-runs itself in a child process whose
 ``VAR_DIR`` (SQLite database, search index, cache, media) is a fresh temporary folder, deleted
-afterwards. See :mod:`search.simulation` for the click model and what is measured.
+afterwards. See :mod:`search.clicks.simulation` for the click model and what is measured.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -67,9 +68,8 @@ class Command(BaseCommand):
         self.stdout.write(text)
 
     def _inner(self, opts):
-        import logging
-
-        from search.simulation import SimulationConfig, simulate
+        # The simulation loads the encoders (torch): only when it runs, not for --help or a bad argument.
+        from search.clicks.simulation import SimulationConfig, simulate
 
         logging.getLogger("search").setLevel(logging.WARNING)
         call_command("migrate", verbosity=0, interactive=False)

@@ -7,8 +7,8 @@ from rich.console import Console
 from rich.table import Table
 
 from mlmodels import head as fusion_head
-from search import spaces
-from search.fusion_heads import FusionTrainingError, fusion_head_train
+from search.embedding import spaces
+from search.embedding.training import FusionTrainingError, fusion_head_train
 
 
 class Command(BaseCommand):

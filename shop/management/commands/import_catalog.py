@@ -43,7 +43,7 @@ class Command(BaseCommand):
         indexed = failed = 0
         index_s = 0.0
         if not opts["no_index"] and summary.product_ids:
-            from search.services import products_index
+            from search.services import products_index  # the encoders (torch): only when indexing
 
             started = time.perf_counter()
             ids = summary.product_ids

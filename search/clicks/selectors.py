@@ -1,8 +1,8 @@
 """Reads of click feedback at query time: the click priors of the candidates, and kNN over shoppers' photos.
 
 Neither ever reads the event log: priors come from the aggregated
-:class:`~search.event_models.ClickStat` table in one query per search, photo references from
-a matrix kept in memory and reloaded when :data:`search.events.PHOTO_REFS_GENERATION_KEY` changes.
+:class:`~search.clicks.models.ClickStat` table in one query per search, photo references from
+a matrix kept in memory and reloaded when :data:`search.clicks.selectors.PHOTO_REFS_GENERATION_KEY` changes.
 """
 
 from __future__ import annotations
@@ -17,11 +17,15 @@ from django.core.cache import cache
 from django.db.models import Q
 
 from mlmodels.image import IMAGE_DIM
-from search import feedback
 from search.backends.base import Hit
-from search.event_models import ClickStat, PhotoReference
-from search.events import PHOTO_REFS_GENERATION_KEY
+from search.clicks import click_model
+from search.clicks.models import ClickStat, PhotoReference
+from shop.models import Product
 
+#: Cache key bumped whenever photo references change (readers reload their matrix).
+PHOTO_REFS_GENERATION_KEY = "search:photo-refs-generation"
+#: Cache key of the catalogue's mean click prior, written by each aggregates refresh.
+PRIOR_MEAN_KEY = "search:click-prior-mean"
 #: A process re-reads the generation counter at most this often (s); a cache get, cheap.
 REFS_CHECK_INTERVAL_S = 1.0
 
@@ -35,7 +39,7 @@ def click_priors(*, text: str, product_ids: Iterable[int]) -> dict[int, float]:
     ids = list({int(i) for i in product_ids})
     if not ids:
         return {}
-    key = feedback.query_key(text)
+    key = click_model.query_key(text)
     scopes = Q(query=ClickStat.GLOBAL) | Q(query=key) if key else Q(query=ClickStat.GLOBAL)
     rows = ClickStat.objects.filter(scopes, product_id__in=ids).values_list("query", "product_id", "prior")
     out: dict[int, float] = {}
@@ -73,7 +77,7 @@ def _reference_matrix() -> _RefMatrix:
 
 
 def photo_refs_reset() -> None:
-    """Forget the in-memory references (tests, or after bulk changes outside :mod:`search.events`)."""
+    """Forget the in-memory references (tests, or after bulk changes outside :mod:`search.clicks.services`)."""
     global _refs
     with _refs_lock:
         _refs = None
@@ -115,8 +119,6 @@ def photo_refs_ranking(vector: np.ndarray, *, filters=None, k: int = 100) -> lis
     hits = photo_refs_search(vector, k=k if filters is None or filters.is_empty else 10 * k)
     if not hits or filters is None or filters.is_empty:
         return hits
-    from shop.models import Product
-
     qs = Product.objects.filter(pk__in=[h.id for h in hits])
     if filters.category:
         path = " > ".join(filters.category_parts)

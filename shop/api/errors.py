@@ -1,4 +1,4 @@
-"""REST API plumbing shared by every endpoint: error bodies, expiring tokens, throttles.
+"""The one error body of the REST API, for every endpoint of every app.
 
 Every error leaves the API as ``{"error": {"code": "...", "message": "...", "field": "..."}}``
 (``field`` is empty when the error is not about one input), with the HTTP status telling the
@@ -10,25 +10,19 @@ An ``APIException`` with a ``field`` attribute names that input in the body.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from django.utils import timezone
 from rest_framework import exceptions, serializers, status
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
 
 from mlmodels.images import ImageRejected
 from search.backends.base import SearchUnavailable
-from search.forms import SearchRequestError
+from search.request import SearchRequestError
 
 logger = logging.getLogger(__name__)
 
@@ -122,105 +116,3 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         message = "Authentication credentials were not provided: send 'Authorization: Token <key>' (see POST /api/auth/token/) or log in."
     code = exc.get_codes() if isinstance(exc.get_codes(), str) else code
     return Response(error_body(code, message, getattr(exc, "field", "")), status=exc.status_code, headers=headers)
-
-
-def read_upload(upload, field: str, limit: int) -> bytes:
-    """The bytes of an uploaded file, at most ``limit + 1`` of them (so "too big" stays detectable).
-
-    Raises:
-        ValidationError: an upload handler already refused the file (it carries ``rejected_reason``).
-    """
-    reason = getattr(upload, "rejected_reason", None)
-    if reason:
-        raise exceptions.ValidationError({field: reason}, code="image_rejected")
-    return upload.read(limit + 1)
-
-
-# --- authentication ---------------------------------------------------------------------------
-
-
-class TokenExpired(exceptions.AuthenticationFailed):
-    default_code = "token_expired"
-
-
-def token_expires_at(token: Token) -> datetime:
-    """When ``token`` stops working: ``created + API_TOKEN_TTL_HOURS``."""
-    return token.created + timedelta(hours=settings.API_TOKEN_TTL_HOURS)
-
-
-class ExpiringTokenAuthentication(TokenAuthentication):
-    """DRF token authentication whose tokens expire ``API_TOKEN_TTL_HOURS`` after they were issued.
-
-    An expired token gets 401 with code ``token_expired`` and the time it expired; a new one
-    comes from ``POST /api/auth/token/``.
-    """
-
-    def authenticate_credentials(self, key: str):
-        user, token = super().authenticate_credentials(key)
-        expires = token_expires_at(token)
-        if timezone.now() >= expires:
-            raise TokenExpired(
-                f"The token expired at {expires.isoformat(timespec='seconds')}; get a new one from POST /api/auth/token/."
-            )
-        return user, token
-
-
-# --- throttling -------------------------------------------------------------------------------
-
-
-class _ScopedThrottle(SimpleRateThrottle):
-    """A rate limit read from ``REST_FRAMEWORK['DEFAULT_THROTTLE_RATES'][scope]`` at request time."""
-
-    anonymous_only = False
-
-    def get_rate(self) -> str | None:
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
-
-    def get_cache_key(self, request, view) -> str | None:
-        if request.user and request.user.is_authenticated:
-            if self.anonymous_only:
-                return None
-            ident = f"user-{request.user.pk}"
-        else:
-            ident = self.get_ident(request)
-        return self.cache_format % {"scope": self.scope, "ident": ident}
-
-
-class SearchAnonThrottle(_ScopedThrottle):
-    """Text search by anonymous clients, per IP (``search_anon``)."""
-
-    scope = "search_anon"
-    anonymous_only = True
-
-
-class PhotoSearchAnonThrottle(_ScopedThrottle):
-    """Photo search by anonymous clients, per IP (``search_photo_anon``): an image encode costs ~50x a text query."""
-
-    scope = "search_photo_anon"
-    anonymous_only = True
-
-
-class PhotoSearchUserThrottle(_ScopedThrottle):
-    """Photo search by signed-in users, per user (``search_photo_user``)."""
-
-    scope = "search_photo_user"
-
-
-def photo_search_throttles() -> list[SimpleRateThrottle]:
-    """The limits on a photo upload for search, shared by the API and the storefront's photo form."""
-    return [PhotoSearchAnonThrottle(), PhotoSearchUserThrottle()]
-
-
-class UploadThrottle(_ScopedThrottle):
-    """Product, photo and bulk uploads, per user (``uploads``)."""
-
-    scope = "uploads"
-
-
-class LoginThrottle(_ScopedThrottle):
-    """Token requests, per IP (``login``): slows password guessing."""
-
-    scope = "login"
-
-    def get_cache_key(self, request, view) -> str | None:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

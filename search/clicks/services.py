@@ -1,19 +1,18 @@
-"""Writes of click feedback: record impressions and clicks (through the guards), refresh the aggregates, purge.
+"""Writes of click feedback: record impressions and clicks (through the guards).
 
 * :func:`impression_record` runs when a results page is rendered, server-side; it returns a
   signed token the page hands back with each click.
 * :func:`click_record` runs for every click (``sendBeacon`` or the redirect endpoint, see
-  :mod:`search.views_events`) and applies every guard in :mod:`search.guards` and below.
-* :func:`click_aggregates_refresh` (a periodic Celery task) turns the events into
-  :class:`~search.event_models.ClickStat` rows with :mod:`search.feedback`.
-* :func:`events_purge` enforces ``CLICK_RETENTION_DAYS``.
+  :mod:`search.clicks.views`) and applies every guard in :mod:`search.clicks.guards` and below.
+
+Turning the events into click priors, and purging them, is :mod:`search.clicks.aggregates`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -25,24 +24,21 @@ from django.db.models import F
 from django.utils import timezone
 
 from mlmodels.image import IMAGE_DIM
-from search import feedback, guards
 from search.backends.base import SearchFilters
-from search.event_models import ClickStat, DiscardReason, EventDiscard, PhotoReference, SearchClick, SearchImpression
+from search.clicks import click_model, guards
+from search.clicks.models import DiscardReason, EventDiscard, PhotoReference, SearchClick, SearchImpression
+from search.clicks.selectors import PHOTO_REFS_GENERATION_KEY
 from search.params import whole_number
 from shop.models import Product
 
 logger = logging.getLogger(__name__)
 
+#: Signing salt of impression tokens; changing it would void the tokens on pages already served.
 TOKEN_SALT = "search.events.impression"
 #: Results recorded per impression: a page is at most this long (SEARCH_PAGE_SIZE is 24).
 MAX_RESULTS_PER_IMPRESSION = 100
 #: Highest position a click may claim (MAX_PAGE 200 x 100 per page).
 MAX_POSITION = 20_000
-#: Cache key bumped whenever photo references change (readers reload their matrix).
-PHOTO_REFS_GENERATION_KEY = "search:photo-refs-generation"
-PRIOR_MEAN_KEY = "search:click-prior-mean"
-#: A shopper's photo reference is dropped once its decayed weight falls below this (two half-lives).
-PHOTO_REF_MIN_WEIGHT = 0.25
 
 STATUS = {
     DiscardReason.MALFORMED: 400, DiscardReason.BAD_TOKEN: 400, DiscardReason.NOT_IN_IMPRESSION: 400,
@@ -112,7 +108,7 @@ def impression_record(
     """Record one rendered results page.
 
     Args:
-        query: the shopper's words (normalised again here into :func:`search.feedback.query_key`).
+        query: the shopper's words (normalised again here into :func:`search.clicks.click_model.query_key`).
         product_ids: the page's products in display order (at most ``MAX_RESULTS_PER_IMPRESSION``).
         session_key: the shopper's session id (hashed with ``SECRET_KEY`` before storage).
         page, per_page: 1-based page and its size (positions are ``(page - 1) * per_page + i + 1``).
@@ -142,7 +138,7 @@ def impression_record(
         if vec.shape == (IMAGE_DIM,) and np.isfinite(vec).all():
             vector = (vec / max(float(np.linalg.norm(vec)), 1e-12)).astype(np.float32).tobytes()
     imp = SearchImpression.objects.create(
-        query=feedback.query_key(query), filters=_filters_json(filters), product_ids=ids, page=max(1, int(page)),
+        query=click_model.query_key(query), filters=_filters_json(filters), product_ids=ids, page=max(1, int(page)),
         offset=(max(1, int(page)) - 1) * per_page, total=len(ids) if total is None else int(total), session_hash=shash,
         created=now, is_image_query=image_vector is not None, image_vector=vector,
     )
@@ -154,7 +150,7 @@ def impression_record_for_page(*, request, search, page) -> str:
 
     Args:
         request: the ``HttpRequest`` (its session, user agent and address).
-        search: the :class:`search.forms.SearchRequest` that ran.
+        search: the :class:`search.request.SearchRequest` that ran.
         page: the :class:`search.selectors.SearchPage` it returned.
     """
     if not hasattr(request, "session"):
@@ -281,7 +277,7 @@ def click_record(
         click = SearchClick.objects.create(impression=imp, product=product, position=pos, session_hash=shash, created=now, counted=True)
         ref = _photo_reference_add(impression=imp, click=click, now=now)
     if ref is not None:
-        _bump_photo_refs_generation()
+        photo_refs_generation_bump()
     return ClickOutcome(True, "", 204, click, product)
 
 
@@ -300,124 +296,10 @@ def _photo_reference_add(*, impression: SearchImpression, click: SearchClick, no
     return ref
 
 
-def _bump_photo_refs_generation() -> None:
+def photo_refs_generation_bump() -> None:
+    """Tell every process to reload the photo references (:data:`search.clicks.selectors.PHOTO_REFS_GENERATION_KEY`)."""
     cache.add(PHOTO_REFS_GENERATION_KEY, 0, timeout=None)
     try:
         cache.incr(PHOTO_REFS_GENERATION_KEY)
     except ValueError:
         cache.set(PHOTO_REFS_GENERATION_KEY, 1, timeout=None)
-
-
-# -- aggregates ----------------------------------------------------------------------------------------------------
-@dataclass
-class RefreshReport:
-    """What :func:`click_aggregates_refresh` did."""
-
-    impressions: int = 0
-    clicks: int = 0
-    query_rows: int = 0
-    product_rows: int = 0
-    head_queries: int = 0
-    prior_mean: float = feedback.DEFAULT_PRIOR_MEAN
-    photo_refs_dropped: int = 0
-    pushed_to_index: bool = False
-    notes: list[str] = field(default_factory=list)
-
-
-def prior_config() -> feedback.PriorConfig:
-    return feedback.PriorConfig(strength=settings.CLICK_PRIOR_STRENGTH, full_credit_sessions=settings.CLICK_FULL_CREDIT_SESSIONS)
-
-
-def click_aggregates_refresh(*, now: datetime | None = None, backend=None) -> RefreshReport:
-    """Recompute every :class:`ClickStat` from the events in the retention window, then push popularity to the engine.
-
-    Reads impressions and counted clicks once (in chunks), aggregates them with
-    :func:`search.feedback.aggregate`, and replaces the table in one transaction, so searches
-    see either the old or the new scores. Backends with an ``update_popularity(dict)`` method
-    (Elasticsearch: a ``rank_feature`` field) get the global priors; the embedded engine reads
-    the table. Shoppers' photo references that decayed below ``PHOTO_REF_MIN_WEIGHT`` are dropped.
-    """
-    now = now or timezone.now()
-    horizon = now - timedelta(days=settings.CLICK_RETENTION_DAYS)
-    report = RefreshReport()
-
-    def impressions():
-        rows = SearchImpression.objects.filter(created__gte=horizon, created__lte=now).values_list(
-            "pk", "query", "session_hash", "product_ids", "created"
-        )
-        for pk, query, shash, ids, created in rows.iterator(chunk_size=2000):
-            report.impressions += 1
-            yield feedback.ImpressionEvent(pk, query, shash, [int(i) for i in ids or []], (now - created).total_seconds())
-
-    def clicks():
-        rows = SearchClick.objects.filter(counted=True, created__gte=horizon, created__lte=now).values_list(
-            "impression_id", "impression__query", "session_hash", "product_id", "created"
-        )
-        for imp_id, query, shash, pid, created in rows.iterator(chunk_size=2000):
-            report.clicks += 1
-            yield feedback.ClickEvent(imp_id, query, shash, pid, (now - created).total_seconds())
-
-    agg = feedback.aggregate(
-        impressions(), clicks(), half_life_days=settings.CLICK_HALF_LIFE_DAYS, eta=settings.CLICK_POSITION_ETA,
-        query_min_sessions=settings.CLICK_QUERY_MIN_SESSIONS,
-    )
-    config = prior_config()
-    existing = set(Product.objects.filter(pk__in=list(agg.per_product)).values_list("pk", flat=True))
-    rows = []
-    for (query, pid), ev in agg.per_query.items():
-        if pid in existing:
-            rows.append(_stat(query, pid, ev, agg.prior_mean, config))
-    report.query_rows = len(rows)
-    globals_ = {pid: _stat(ClickStat.GLOBAL, pid, ev, agg.prior_mean, config) for pid, ev in agg.per_product.items() if pid in existing}
-    rows.extend(globals_.values())
-    report.product_rows = len(globals_)
-    report.head_queries = len({q for q, _ in agg.per_query})
-    report.prior_mean = agg.prior_mean
-    with transaction.atomic():
-        ClickStat.objects.all().delete()
-        ClickStat.objects.bulk_create(rows, batch_size=2000)
-    cache.set(PRIOR_MEAN_KEY, agg.prior_mean, timeout=None)
-
-    decayed_after = now - timedelta(days=settings.CLICK_HALF_LIFE_DAYS * np.log2(1 / PHOTO_REF_MIN_WEIGHT))
-    report.photo_refs_dropped, _ = PhotoReference.objects.filter(created__lt=decayed_after).delete()
-    if report.photo_refs_dropped:
-        _bump_photo_refs_generation()
-
-    if backend is None:
-        from search.backends import get_backend
-
-        backend = get_backend()
-    push = getattr(backend, "update_popularity", None)
-    if callable(push):
-        push({pid: stat.prior for pid, stat in globals_.items()})
-        report.pushed_to_index = True
-    return report
-
-
-def _stat(query: str, pid: int, ev: feedback.Evidence, prior_mean: float, config: feedback.PriorConfig) -> ClickStat:
-    return ClickStat(
-        query=query, product_id=pid, impressions=ev.impressions, expected=ev.expected, clicks=ev.clicks, sessions=ev.sessions,
-        prior=feedback.click_prior(ev, prior_mean=prior_mean, config=config),
-    )
-
-
-def events_purge(*, older_than_days: int | None = None, now: datetime | None = None) -> dict[str, int]:
-    """Delete impressions (with their clicks), photo references and discard counts older than the retention.
-
-    Returns:
-        Rows deleted per table.
-    """
-    days = settings.CLICK_RETENTION_DAYS if older_than_days is None else older_than_days
-    if days < 0:
-        raise ValueError(f"Retention must be >= 0 days, got {days}")
-    cutoff = (now or timezone.now()) - timedelta(days=days)
-    out = {}
-    out["photo_references"], _ = PhotoReference.objects.filter(created__lt=cutoff).delete()
-    out["clicks"], _ = SearchClick.objects.filter(created__lt=cutoff).delete()
-    deleted, per_model = SearchImpression.objects.filter(created__lt=cutoff).delete()
-    out["impressions"] = per_model.get(SearchImpression._meta.label, 0)
-    out["clicks"] += per_model.get(SearchClick._meta.label, 0)
-    out["discard_counts"], _ = EventDiscard.objects.filter(day__lt=cutoff.date()).delete()
-    if out["photo_references"]:
-        _bump_photo_refs_generation()
-    return out

@@ -10,7 +10,7 @@ from datetime import timedelta
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from search.event_models import ClickStat, EventDiscard, SearchClick, SearchImpression
+from search.clicks.models import ClickStat, EventDiscard, SearchClick, SearchImpression
 from shop.models import Product
 
 #: Positions charted for CTR by position (first page).
@@ -72,7 +72,7 @@ def ctr_by_position(*, since) -> list[tuple[int, int, int, float]]:
     """``(position, impressions, counted clicks, CTR)`` for page positions 1..CHART_POSITIONS."""
     shown: Counter[int] = Counter()
     rows = SearchImpression.objects.filter(created__gte=since).order_by("-created").values_list("product_ids", "offset")
-    for ids, offset in rows[:MAX_IMPRESSIONS_SCANNED].iterator(chunk_size=5000):
+    for ids, _offset in rows[:MAX_IMPRESSIONS_SCANNED].iterator(chunk_size=5000):
         for pos in range(1, min(len(ids or []), CHART_POSITIONS) + 1):
             shown[pos] += 1
     clicked = Counter()
@@ -89,7 +89,7 @@ def _products(stats) -> list[ProductRow]:
 
 def svg_bar_chart(labels: list[str], values: list[float], *, title: str, ylabel: str) -> str:
     """A small bar chart as inline SVG (matplotlib, server-side, no JavaScript)."""
-    import matplotlib
+    import matplotlib  # about a second to import: only when the staff page draws a chart
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure

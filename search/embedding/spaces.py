@@ -25,7 +25,9 @@ from pathlib import Path
 from django.conf import settings
 
 from mlmodels.fusion import BRIDGE_DIM, FusionSpace, bridge_version
-from mlmodels.head import ArtefactError, load_artefact, read_active, verify_artefact
+from mlmodels.head_artefacts import ArtefactError, load_artefact, read_active, verify_artefact
+from search.embedding.encoders import bridge
+from search.models import ProductEmbedding
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +126,6 @@ def get_space(version: str | None = None) -> FusionSpace:
     zero-shot bridge, with a logged warning and a note in :func:`space_status`; callers that
     need a specific dimension check ``space.dim``.
     """
-    from search.encoding import bridge
-
     if version is None:
         version = active_ref().version
     if version.startswith("bridge"):
@@ -240,8 +240,6 @@ def describe_metrics(metrics: dict) -> str:
 
 def cold_start_reason() -> str:
     """Why no trained head is in service, for ``search_status``."""
-    from search.models import ProductEmbedding
-
     if "active" in _cache.problems:
         return f"the active head cannot be used: {_cache.problems['active']}"
     n = ProductEmbedding.objects.filter(image_features__isnull=False).count()

@@ -7,18 +7,17 @@ attractiveness of a result comes from its judged relevance like the satisfaction
 ERR (Chapelle, Metzler, Zhang and Grinspan, CIKM 2009): ``a = (2^g - 1) / 2^g_max`` with gain
 ``g = median_relevance - 1`` in 0..3, floored at :data:`NOISE_CLICK` (shoppers sometimes click
 irrelevant results too). Note that the click model we *estimate* with is the position-based
-model (:mod:`search.feedback`), not the cascade: the simulation also checks robustness to that
+model (:mod:`search.clicks.click_model`), not the cascade: the simulation also checks robustness to that
 mismatch.
 
-Every event goes through the real services (:func:`search.events.impression_record`,
-:func:`search.events.click_record` with every guard, :func:`search.events.click_aggregates_refresh`)
+Every event goes through the real services (:func:`search.clicks.services.impression_record`,
+:func:`search.clicks.services.click_record` with every guard, :func:`search.clicks.aggregates.click_aggregates_refresh`)
 and every ranking through the real selector (:func:`search.selectors.product_search`) on a real
 embedded index, on a simulated clock.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import time
 from collections import defaultdict
@@ -31,9 +30,16 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from search import events
+from mlmodels.image import ImageFeatures
 from search.backends import get_backend
+from search.clicks import aggregates, services
+from search.clicks.simulation_data import JudgedCatalog, catalog_load, catalog_reuse, grocery_photos, ndcg_at_10, photo_features, read_crowdflower
+from search.hybrid.retrievers import CLICKS, FUSED_KNN, PHOTO_REFS_KNN
 from search.selectors import product_search
+from search.services import products_index
+from shop.importers import read_catalog
+from shop.models import Product
+from shop.services import catalog_import
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +49,8 @@ MAX_GAIN = 3
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 #: Text retrievers of the simulation: the CrowdFlower products have no photos, so their fused
 #: vector is their text vector seen through the zero-shot bridge; it is left out (weight 0).
-TEXT_WEIGHTS = {"fused_knn": 0.0}
-NO_CLICKS = {"clicks": 0.0, "photo_refs_knn": 0.0}
+TEXT_WEIGHTS = {FUSED_KNN: 0.0}
+NO_CLICKS = {CLICKS: 0.0, PHOTO_REFS_KNN: 0.0}
 
 
 @dataclass
@@ -66,80 +72,6 @@ class SimulationConfig:
 def attractiveness(gain: float) -> float:
     """Click probability of an examined result with gain ``g`` in 0..3: ``max(0.02, (2^g - 1) / 8)``."""
     return max(NOISE_CLICK, (2.0 ** gain - 1.0) / 2.0 ** MAX_GAIN)
-
-
-# -- CrowdFlower ------------------------------------------------------------------------------------------
-@dataclass
-class JudgedCatalog:
-    products: list[tuple[str, str]]  # (title, description), index = catalog number
-    gains: dict[str, dict[int, int]]  # query -> catalog number -> gain 0..3
-
-
-def read_crowdflower(path: Path) -> JudgedCatalog:
-    """Judged products (deduplicated on title + description) and gains ``round(mean(median_relevance)) - 1``."""
-    index: dict[tuple[str, str], int] = {}
-    raw: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
-    with path.open(newline="", encoding="utf-8") as fh:
-        for rec in csv.DictReader(fh):
-            key = (rec["product_title"].strip()[:500], rec["product_description"].strip())
-            n = index.setdefault(key, len(index))
-            raw[rec["query"].strip()][n].append(int(rec["median_relevance"]))
-    gains = {q: {n: int(round(sum(v) / len(v))) - 1 for n, v in judged.items()} for q, judged in raw.items()}
-    return JudgedCatalog(products=list(index), gains=gains)
-
-
-def catalog_load(catalog: JudgedCatalog, log: Callable[[str], None]) -> list[int]:
-    """Create the judged products (text only) and index them with the real services; returns product ids by catalog number."""
-    from search.services import products_index
-    from shop.models import Product
-    from shop.signals import indexing_deferred
-
-    with indexing_deferred():
-        rows = Product.objects.bulk_create(
-            [Product(external_id=f"crowdflower-{n}", title=t or "(untitled)", description=d) for n, (t, d) in enumerate(catalog.products)],
-            batch_size=1000,
-        )
-    ids = [p.pk for p in rows]
-    started = time.perf_counter()
-    for start in range(0, len(ids), 512):
-        products_index(product_ids=ids[start:start + 512])
-        log(f"  indexed {min(start + 512, len(ids))}/{len(ids)} products ({time.perf_counter() - started:.0f} s)")
-    return ids
-
-
-def catalog_reuse(catalog: JudgedCatalog) -> list[int] | None:
-    """Product ids of a catalog loaded by an earlier run in the same ``VAR_DIR``, with every event and other product removed."""
-    from django.core.cache import cache
-
-    from search.event_models import ClickStat, EventDiscard, PhotoReference, SearchImpression
-    from shop.models import Product
-
-    from search.services import products_index
-
-    known = dict(Product.objects.filter(external_id__startswith="crowdflower-").values_list("external_id", "pk"))
-    if len(known) != len(catalog.products):
-        return None
-    Product.objects.exclude(external_id__startswith="crowdflower-").delete()  # the earlier run's grocery products
-    for model in (PhotoReference, SearchImpression, ClickStat, EventDiscard):
-        model.objects.all().delete()
-    cache.clear()
-    ids = [known[f"crowdflower-{n}"] for n in range(len(catalog.products))]
-    if get_backend().count() < len(ids):  # an earlier run stopped during the photo part
-        for start in range(0, len(ids), 1024):
-            products_index(product_ids=ids[start:start + 1024])
-    return ids
-
-
-def ndcg_at_10(gains: dict[str, dict[int, int]], runs: dict[str, list[int]]) -> float:
-    """Mean nDCG@10 (ranx 0.3.21, linear gains) of ranked product ids against judged gains."""
-    from ranx import Qrels, Run, evaluate
-
-    queries = [q for q in runs if q in gains]
-    if not queries:
-        return 0.0
-    qrels = Qrels({q: {str(pid): int(g) for pid, g in gains[q].items()} for q in queries})
-    run = Run({q: ({str(pid): float(len(ids) - i) for i, pid in enumerate(ids)} or {"none": 0.0}) for q, ids in ((q, runs[q]) for q in queries)})
-    return float(evaluate(qrels, run, "ndcg@10"))
 
 
 # -- the simulation ----------------------------------------------------------------------------------------------
@@ -164,21 +96,21 @@ class Simulator:
         page = product_search(text=query, per_page=depth, weights={**TEXT_WEIGHTS, **(weights or {})})
         return [p.pk for p in page.products]
 
-    def refresh(self) -> events.RefreshReport:
-        return events.click_aggregates_refresh(now=self.clock)
+    def refresh(self) -> aggregates.RefreshReport:
+        return aggregates.click_aggregates_refresh(now=self.clock)
 
     def shopper_session(self, n: int, query: str, gains: dict[int, int]) -> bool:
         """One shopper: search, scan the page top down, click at most one result (cascade). Returns True on a click."""
         key, ip = f"shopper-{self.config.seed}-{n}", self.ip()
         page = product_search(text=query, weights=TEXT_WEIGHTS)
         now = self.clock
-        recorded = events.impression_record(
+        recorded = services.impression_record(
             query=query, product_ids=[p.pk for p in page.products], session_key=key, page=1, per_page=page.per_page,
             total=page.total, user_agent=BROWSER, now=now,
         )
         for position, product in enumerate(page.products, start=1):
             if self.rng.random() < attractiveness(gains.get(product.pk, 0)):
-                outcome = events.click_record(
+                outcome = services.click_record(
                     token=recorded.token, product_id=product.pk, position=position, session_key=key,
                     user_agent=BROWSER, ip=ip, now=now + timedelta(seconds=5 + position),
                 )
@@ -195,7 +127,7 @@ class Simulator:
             page_no = 1
             while True:  # the attacker pages until the target is on screen
                 page = product_search(text=query, page=page_no, weights=TEXT_WEIGHTS)
-                recorded = events.impression_record(
+                recorded = services.impression_record(
                     query=query, product_ids=[p.pk for p in page.products], session_key=key, page=page_no,
                     per_page=page.per_page, total=page.total, user_agent=BROWSER, now=self.tick(1),
                 )
@@ -205,7 +137,7 @@ class Simulator:
                 page_no += 1
             position = (page_no - 1) * page.per_page + ids.index(target) + 1
             for _ in range(per_session):
-                outcome = events.click_record(
+                outcome = services.click_record(
                     token=recorded.token, product_id=target, position=position, session_key=key, user_agent=BROWSER, ip=ip,
                     now=self.tick(0.5),
                 )
@@ -286,45 +218,13 @@ def attack_text(sim: Simulator, traffic: list[str], gains: dict[str, dict[int, i
         "query": query, "target_rank_before": rank0,
         "single_session_rank_change": rank0 - rank1, "single_session": single,
         "botnet_rank_change": rank1 - rank2, "botnet": botnet, "botnet_total_rank_change": rank0 - rank2,
-        "bound": f"clicks move a product at most {settings.CLICK_MAX_LIFT_RANKS} ranks up and {settings.CLICK_MAX_DROP_RANKS} down from its rank without clicks",
+        "bound": (f"clicks move a product at most {settings.CLICK_MAX_LIFT_RANKS} ranks up and {settings.CLICK_MAX_DROP_RANKS} down "
+                  "from its rank without clicks"),
     }
-
-
-# -- Grocery photos ------------------------------------------------------------------------------------------------
-def _grocery_photos(folder: Path, listing: str) -> list[tuple[Path, int]]:
-    out = []
-    for line in (folder / listing).read_text().splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) >= 2 and parts[1].isdigit():
-            out.append((folder / parts[0], int(parts[1])))
-    return out
-
-
-def _encode(paths: list[Path], name: str):
-    """Features of shoppers' photos; kept in ``VAR_DIR`` so a run with ``--var-dir`` encodes them once."""
-    from mlmodels.image import ImageFeatures
-    from mlmodels.images import open_image
-    from search.encoding import image_encoder
-
-    cached = Path(settings.VAR_DIR) / f"simulation-{name}-features.npz"
-    if cached.is_file():
-        with np.load(cached) as data:
-            if data["features"].shape[0] == len(paths):
-                return ImageFeatures(data["features"], data["logits"])
-    images = [open_image(p.read_bytes(), max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS).image for p in paths]
-    feats = image_encoder().encode(images)
-    np.savez(cached, features=feats.features, logits=feats.logits)
-    return feats
 
 
 def simulate_photos(sim: Simulator, text_product_ids: list[int]) -> dict:
     """Grocery: val top-1 of photo search, before and after shoppers' train photos each end in a click on their product."""
-    from mlmodels.image import ImageFeatures
-    from search.services import products_index
-    from shop.importers import read_catalog
-    from shop.models import Product
-    from shop.services import catalog_import
-
     log = sim.log
     folder = Path(settings.CATALOG_DIR) / "grocery"
     get_backend().delete(text_product_ids)  # photo queries search the grocery products only
@@ -332,10 +232,10 @@ def simulate_photos(sim: Simulator, text_product_ids: list[int]) -> dict:
     products_index(product_ids=summary.product_ids)
     by_class = {int(p.specifications["class_id"]): p.pk for p in Product.objects.filter(pk__in=summary.product_ids)}
     log(f"photo part: {len(by_class)} grocery products indexed; encoding shoppers' photos ...")
-    train = [(p, by_class[c]) for p, c in _grocery_photos(folder, "train.txt") if c in by_class]
-    val = [(p, by_class[c]) for p, c in _grocery_photos(folder, "val.txt") if c in by_class]
-    val_feats = _encode([p for p, _ in val], "grocery-val")
-    train_feats = _encode([p for p, _ in train], "grocery-train")
+    train = [(p, by_class[c]) for p, c in grocery_photos(folder, "train.txt") if c in by_class]
+    val = [(p, by_class[c]) for p, c in grocery_photos(folder, "val.txt") if c in by_class]
+    val_feats = photo_features([p for p, _ in val], "grocery-val")
+    train_feats = photo_features([p for p, _ in train], "grocery-train")
 
     def feats(batch, i):
         return ImageFeatures(batch.features[i:i + 1], batch.logits[i:i + 1])
@@ -360,14 +260,14 @@ def simulate_photos(sim: Simulator, text_product_ids: list[int]) -> dict:
         for page_no in range(1, 6):
             page = product_search(image=q, page=page_no)
             ids = [p.pk for p in page.products]
-            recorded = events.impression_record(
+            recorded = services.impression_record(
                 query="", product_ids=ids, session_key=key, page=page_no, per_page=page.per_page, total=page.total,
                 image_vector=q.features[0], user_agent=BROWSER, now=now,
             )
             if pid in ids or not ids:
                 break
         if pid in ids:
-            outcome = events.click_record(
+            outcome = services.click_record(
                 token=recorded.token, product_id=pid, position=(page_no - 1) * page.per_page + ids.index(pid) + 1,
                 session_key=key, user_agent=BROWSER, ip=ip, now=now + timedelta(seconds=8),
             )

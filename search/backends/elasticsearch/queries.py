@@ -15,7 +15,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from search.backends.base import SearchDocument, SearchFilters
-from search.backends.es_mapping import VECTOR_FIELD_NAMES
+from search.backends.elasticsearch.mapping import VECTOR_FIELD_NAMES
+
+# Retriever names as the hybrid rule spells them (``settings.SEARCH_WEIGHTS``).
+from search.hybrid.retrievers import BM25, KNN_NAME
 
 #: Elasticsearch's upper bound on ``k`` and ``num_candidates`` of one kNN search.
 MAX_KNN = 10_000
@@ -30,9 +33,6 @@ FUZZY_MAX_EXPANSIONS = 50
 FUZZY_PREFIX_LENGTH = 1
 #: Weight of the prefix sub-field (``title.prefix``) relative to a full title match (3.0).
 PREFIX_BOOST = 0.5
-#: Retriever names, as in ``settings.SEARCH_WEIGHTS`` and ``search.ranking``.
-BM25 = "bm25"
-KNN_NAME = {role: f"{role}_knn" for role in VECTOR_FIELD_NAMES}
 
 _LUCENE_REGEX_SPECIALS = re.compile(r'([.?+*|{}\[\]()"\\#@&<>~])')
 
@@ -128,7 +128,7 @@ def knn_section(
 ) -> dict:
     """The ``knn`` object (``KnnSearch``): filters go *inside* it, so they pre-filter the HNSW walk
     and a filtered search still returns ``k`` hits when ``k`` documents pass. ``similarity`` is the
-    least raw cosine a hit must have (the storefront's floor, ``search.selectors.matched_ids``)."""
+    least raw cosine a hit must have (the storefront's floor, ``search.hybrid.floor.matched_ids``)."""
     k = max(1, min(int(k), MAX_KNN))
     knn = {
         "field": VECTOR_FIELD_NAMES[role],
@@ -274,7 +274,7 @@ def vector_json(vector: np.ndarray) -> list[float]:
 
 
 def document_source(doc: SearchDocument) -> dict:
-    """The ``_source`` of one product (fields of :mod:`search.backends.es_mapping`); empty values left out."""
+    """The ``_source`` of one product (fields of :mod:`search.backends.elasticsearch.mapping`); empty values left out."""
     src: dict = {"product_id": int(doc.id), "title": doc.title}
     if doc.external_id:
         src["external_id"] = doc.external_id

@@ -1,8 +1,9 @@
-"""Glue between the encoders (mlmodels) and search: product and query embeddings.
+"""Product and query vectors: text, image and fused embeddings from the encoders (mlmodels).
 
 ``vector_dims()`` is cheap (no model load) so backends can be created at start-up; the models
-themselves load on the first encode. Which fusion space is in service is decided in
-:mod:`search.spaces`.
+themselves load on the first encode (:mod:`search.embedding.encoders`). Which fusion space is in
+service is decided in :mod:`search.embedding.spaces`. "Vector fusion" here means mixing a
+text and an image vector into one fused vector; rank fusion lives in :mod:`search.hybrid`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from mlmodels.fusion import FusionSpace, fuse
 from mlmodels.image import IMAGE_DIM, ImageFeatures
 from mlmodels.images import DecodedImage
 from mlmodels.text import TEXT_DIM
-from search import spaces
+from search.embedding import encoders, spaces
 
 #: Text query vectors kept per process. Repeated queries (paging, popular searches) skip the
 #: encoder; 4,096 x 384 float32 is 6 MB.
@@ -28,7 +29,7 @@ QUERY_CACHE_SIZE = 4096
 
 def get_space(version: str | None = None) -> FusionSpace:
     """The active fusion space (a trained head if one is active and loads, else the bridge),
-    or the space named ``version``. See :mod:`search.spaces`."""
+    or the space named ``version``. See :mod:`search.embedding.spaces`."""
     return spaces.get_space(version)
 
 
@@ -46,41 +47,6 @@ def space_dim() -> int:
 def vector_dims(fused_dim: int | None = None) -> dict[str, int]:
     """Vector field -> dimension for the search backends (fused: the active space's, or ``fused_dim``)."""
     return {"text": TEXT_DIM, "image": IMAGE_DIM, "fused": fused_dim or space_dim()}
-
-
-def text_encoder():
-    """The process's MiniLM encoder under the settings (``ENCODER_DEVICE``, ``TEXT_ENCODER_RUNTIME``, ``ENCODER_CACHE_DIR``)."""
-    from mlmodels.registry import get_text_encoder
-
-    return get_text_encoder(settings.ENCODER_DEVICE, settings.TEXT_ENCODER_RUNTIME, settings.ENCODER_CACHE_DIR)
-
-
-def bridge() -> FusionSpace:
-    """The zero-shot bridge over :func:`text_encoder` (the cold-start fusion space)."""
-    from mlmodels.registry import get_bridge
-
-    return get_bridge(settings.ENCODER_DEVICE, settings.TEXT_ENCODER_RUNTIME, settings.ENCODER_CACHE_DIR)
-
-
-def image_encoder():
-    """The process's EfficientNet encoder under the settings (``ENCODER_DEVICE``, ``IMAGE_ENCODER_RUNTIME``, ``ENCODER_CACHE_DIR``)."""
-    from mlmodels.registry import get_image_encoder
-
-    return get_image_encoder(settings.ENCODER_DEVICE, settings.IMAGE_ENCODER_RUNTIME, settings.ENCODER_CACHE_DIR)
-
-
-def image_encoder_status() -> str:
-    """The image encoder's runtime under the settings, for ``search_status`` (loads no model)."""
-    from mlmodels.image import describe_runtime
-
-    return describe_runtime(settings.ENCODER_DEVICE, settings.IMAGE_ENCODER_RUNTIME, settings.ENCODER_CACHE_DIR)
-
-
-def text_encoder_status() -> str:
-    """The text encoder's runtime under the settings, for ``search_status`` (loads no model)."""
-    from mlmodels.text import describe_runtime
-
-    return describe_runtime(settings.ENCODER_DEVICE, settings.TEXT_ENCODER_RUNTIME, settings.ENCODER_CACHE_DIR)
 
 
 def fusion_weights(overrides: dict[str, float] | None = None) -> tuple[float, float]:
@@ -132,14 +98,14 @@ def encode_text_query(text: str) -> np.ndarray:
     """``(384,)`` MiniLM vector of a query (cached per process)."""
     cached = _query_cache.get(text)
     if cached is None:
-        cached = text_encoder().encode_query([text])[0]
+        cached = encoders.text_encoder().encode_query([text])[0]
         _query_cache.put(text, cached)
     return cached
 
 
 def encode_image_query(image: DecodedImage) -> ImageFeatures:
     """Features ``(1, 1280)`` and logits ``(1, 1000)`` of a query photo."""
-    return image_encoder().encode([image.image])
+    return encoders.image_encoder().encode([image.image])
 
 
 def query_vectors(

@@ -1,6 +1,6 @@
 """The click model: shoppers' clicks turned into a bounded prior per (query, product) and per product.
 
-Pure functions, no database: :mod:`search.events` feeds them the recorded events and stores
+Pure functions, no database: :mod:`search.clicks.services` feeds them the recorded events and stores
 what they return.
 
 **Position bias.** A result lower on the page is clicked less because it is seen less, not only
@@ -21,7 +21,7 @@ prior's mean is estimated from the catalogue itself):
 ``α̃ = (C + m·α₀) / (E + m)``. A product without evidence sits exactly at the mean.
 
 **Robustness to one session.** Clicks are counted at most once per session, query and product
-and window (:func:`search.events.click_record`), yet one session's click would still move a
+and window (:func:`search.clicks.services.click_record`), yet one session's click would still move a
 score. So ``C`` leaves out the session that contributed most (leave-top-session-out): a click
 starts to count when a *second* session clicks the same product, and a single shopper, or a
 single attacker, never moves a score on their own. And a *positive* boost is scaled by
@@ -31,7 +31,7 @@ single attacker, never moves a score on their own. And a *positive* boost is sca
 
 **Output.** ``lift = α̃ / α₀`` (1 = average), ``boost = (lift - 1) / (lift + 1)`` in ``(-1, 1)``
 (then the credibility factor for positive values), ``prior = (1 + boost) / 2`` in ``[0, 1]``,
-0.5 meaning "no evidence either way". :func:`search.ranking.apply_click_prior` adds
+0.5 meaning "no evidence either way". :func:`search.hybrid.click_prior.apply_click_prior` adds
 ``weight · scale · boost`` to a fused score and caps how many ranks that may lift a product.
 """
 

@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.safestring import mark_safe
 
-from search.analytics import analytics_summary, svg_bar_chart
+from search.clicks.analytics import analytics_summary, svg_bar_chart
 
 #: Periods the page offers (days).
 PERIODS = (1, 7, 30, 90)
@@ -20,7 +20,9 @@ def analytics(request: HttpRequest) -> HttpResponse:
     days = int(raw) if raw.isdigit() and int(raw) in PERIODS else 30
     data = analytics_summary(days=days)
     ctr = data["ctr_by_position"]
-    data["ctr_chart"] = mark_safe(svg_bar_chart([str(p) for p, *_ in ctr], [c for *_, c in ctr], title="CTR by position", ylabel="counted clicks / impressions"))
+    data["ctr_chart"] = mark_safe(
+        svg_bar_chart([str(p) for p, *_ in ctr], [c for *_, c in ctr], title="CTR by position", ylabel="counted clicks / impressions")
+    )
     top = data["top_queries"][:15]
     data["top_chart"] = mark_safe(svg_bar_chart([q.query[:24] for q in top], [q.searches for q in top], title="Top queries", ylabel="searches")) if top else ""
     data["periods"] = PERIODS

@@ -2,14 +2,14 @@
 
 ``POST /events/click`` takes ``{"impression_id": <token>, "product_id": <int>, "position": <int>}``
 (JSON, any content type, at most ``MAX_BODY_BYTES``) and answers 204 when the click counted, or
-a 4xx with ``{"counted": false, "reason": ...}`` (see :data:`search.events.STATUS`).
+a 4xx with ``{"counted": false, "reason": ...}`` (see :data:`search.clicks.services.STATUS`).
 
 CSRF: a beacon cannot set the ``X-CSRFToken`` header, so this one endpoint is exempt. What
 stands in for the CSRF token is the impression token: a value signed with ``SECRET_KEY``
 (``django.core.signing``) naming an impression recorded for *this* session, which another site
 cannot read or forge; a click whose session differs from the impression's is not counted. The
 endpoint changes nothing but click statistics, and every click passes the guards of
-:func:`search.events.click_record`.
+:func:`search.clicks.services.click_record`.
 
 ``GET /events/click/<token>/<product_id>/`` records the click the same way and redirects (302)
 to the product page, so tracking works without JavaScript. The shopper always gets the product
@@ -36,8 +36,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from search.event_models import DiscardReason
-from search.events import MAX_POSITION, STATUS, click_record, event_discard_count
+from search.clicks.models import DiscardReason
+from search.clicks.services import MAX_POSITION, STATUS, click_record, event_discard_count
 from search.params import whole_number
 from shop.models import Product
 
@@ -89,7 +89,7 @@ class EventView(APIView):
 
     No DRF authentication (``SessionAuthentication`` would demand a CSRF token that a beacon
     cannot send; the signed impression token stands in, see the module docstring), no DRF rate
-    limits (:mod:`search.guards` has its own, per session and IP), no body parsing (the views
+    limits (:mod:`search.clicks.guards` has its own, per session and IP), no body parsing (the views
     read the raw body, size first), no ``Accept`` negotiation; never cached.
     """
 

@@ -1,7 +1,7 @@
 """Search events (impressions, clicks), their aggregates, and shoppers' photo references.
 
 No personal data: a session is stored only as an HMAC of its id keyed with ``SECRET_KEY``
-(see :func:`search.guards.session_hash`), IP addresses are never stored (the per-IP rate limit
+(see :func:`search.clicks.guards.session_hash`), IP addresses are never stored (the per-IP rate limit
 lives in the cache, hashed, for one window), and a photo query keeps only its image vector.
 Rows older than ``CLICK_RETENTION_DAYS`` are deleted by ``manage.py purge_events``.
 """
@@ -94,7 +94,7 @@ class SearchClick(models.Model):
 class ClickStat(models.Model):
     """Aggregated click evidence and prior of one (query, product); ``query == ""`` is the product's global popularity.
 
-    Written by :func:`search.events.click_aggregates_refresh`, read by the search selector in one
+    Written by :func:`search.clicks.aggregates.click_aggregates_refresh`, read by the search selector in one
     query per search (never the event log).
     """
 

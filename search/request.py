@@ -14,12 +14,12 @@ from django.conf import settings
 
 from mlmodels.image import ImageFeatures
 from mlmodels.images import ImageRejected, open_image
-from search import encoding
 from search.backends import get_backend
 from search.backends.base import SearchFilters
+from search.embedding import encoding
+from search.hybrid.fusion import FUSION_METHODS
 from search.params import whole_number
 from search.query import QueryRejected, clean_query
-from search.ranking import FUSION_METHODS
 from search.selectors import SORTS, SearchPage, product_search
 
 #: Deepest page served; beyond it results are noise and crawlers loop.

@@ -5,7 +5,7 @@ photo are skipped), so training re-encodes nothing. A share of the products, gro
 identical title, is held out; the new head and the zero-shot bridge are scored on it (text ->
 photo recall@1, recall@10, nDCG@10 with ranx) and the head is activated only if it beats the
 bridge. Activating changes no product: the live index keeps its head until ``manage.py
-reindex`` swaps in a build made with the new one (see :mod:`search.spaces`, :mod:`search.freshness`).
+reindex`` swaps in a build made with the new one (see :mod:`search.embedding.spaces`, :mod:`search.freshness`).
 
 Nothing changes until the very end: the artefact is written to a temporary folder and renamed,
 then ``active.json`` is replaced atomically, so an error or an interrupt (Ctrl-C) leaves the
@@ -23,9 +23,10 @@ import numpy as np
 from django.conf import settings
 
 from mlmodels import head as fusion_head
+from mlmodels import head_artefacts
 from mlmodels.crossmodal import holdout_split, paired_judgments, retrieval_metrics
 from mlmodels.image import ImageFeatures
-from search import spaces
+from search.embedding import spaces
 from search.freshness import products_outside_space
 from search.models import ProductEmbedding
 from shop.models import Product
@@ -176,7 +177,7 @@ def fusion_head_train(
         "held_out": {"n_products": int(len(held)), "share": holdout, "fusion": head_metrics, "bridge": bridge_metrics},
         "n_train": int(len(train)), "train_s": round(train_s, 2), "train_cpu_s": round(train_cpu_s, 2),
     }
-    path = fusion_head.save_artefact(space, spaces.head_dir(), metrics=metrics, data_hash=space.data_hash)
+    path = head_artefacts.save_artefact(space, spaces.head_dir(), metrics=metrics, data_hash=space.data_hash)
 
     beats = head_metrics["ndcg@10"] > bridge_metrics["ndcg@10"]
     if not beats:
@@ -192,6 +193,6 @@ def fusion_head_train(
         train_cpu_s=train_cpu_s, params=space.params,
     )
     if report.activated:
-        fusion_head.write_active(spaces.head_dir(), space.version)
+        head_artefacts.write_active(spaces.head_dir(), space.version)
         report.stale = products_outside_space(space.version)
     return report

@@ -1,0 +1,45 @@
+"""The retrievers of a hybrid query: one list of names, the vector field each kNN reads, their weights.
+
+Every other place reads the names from here: ``SEARCH_WEIGHTS`` keys are checked against
+:data:`WEIGHT_KEYS` (``search.checks``), the Elasticsearch request builder names its
+retrievers with :data:`BM25` and :data:`KNN_NAME`, and the relevance harness
+(``search.evaluation``) runs single retrievers by these names.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from search.backends.base import VECTOR_FIELDS  # noqa: F401  (the engines' fields; one kNN retriever each)
+
+BM25 = "bm25"
+TEXT_KNN = "text_knn"
+IMAGE_KNN = "image_knn"
+FUSED_KNN = "fused_knn"
+#: kNN over shoppers' own photos that led to clicks (``search.clicks.selectors``), not an engine field.
+PHOTO_REFS_KNN = "photo_refs_knn"
+#: Not a retriever: the weight of the click prior (``search.hybrid.click_prior``).
+CLICKS = "clicks"
+
+#: kNN retriever -> the vector field it searches.
+KNN_FIELDS = {TEXT_KNN: "text", IMAGE_KNN: "image", FUSED_KNN: "fused"}
+#: Vector field -> the kNN retriever that searches it.
+KNN_NAME = {vector_field: name for name, vector_field in KNN_FIELDS.items()}
+#: Every retriever.
+RETRIEVERS = (BM25, TEXT_KNN, IMAGE_KNN, FUSED_KNN, PHOTO_REFS_KNN)
+#: Every key ``SEARCH_WEIGHTS`` (and a per-request weight override) may hold.
+WEIGHT_KEYS = (*RETRIEVERS, CLICKS)
+
+
+def blend_weights(*, space: str | None, photo: bool, overrides: dict[str, float] | None = None) -> dict[str, float]:
+    """Retriever weights for one query: ``SEARCH_WEIGHTS``, then ``SEARCH_PHOTO_WEIGHTS_TRAINED_HEAD``
+    for a photo query whose fused vector comes from a trained head (``space == "fusion"``), then
+    ``overrides`` (per-request experiments).
+
+    Args:
+        space: ``QueryVectors.space`` (``"bridge"``, ``"fusion"`` or ``None``).
+        photo: the query has a photo (photo or photo + text).
+        overrides: weights laid over the rest.
+    """
+    head = settings.SEARCH_PHOTO_WEIGHTS_TRAINED_HEAD if photo and space == "fusion" else {}
+    return {**settings.SEARCH_WEIGHTS, **head, **(overrides or {})}

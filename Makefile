@@ -1,5 +1,5 @@
 # Two commands on a fresh machine:
-#   make demo   set up, import the Flipkart catalog, index it, serve on http://localhost:8000
+#   make demo   set up, import the Flipkart catalog, load the demo logins (fixtures/), index, serve on http://localhost:8000
 #   make test   set up and run the whole test suite (starts its own Redis and Celery worker)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -36,8 +36,10 @@ test-tools/node_modules/axe-core/axe.min.js: test-tools/package.json test-tools/
 demo: setup
 	$(PY) manage.py migrate --noinput
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) manage.py import_catalog flipkart
+	$(PY) manage.py load_demo --base-url http://localhost:$(PORT)
 	$(PY) manage.py search_status
-	@echo "Storefront: http://localhost:$(PORT)/   admin: http://localhost:$(PORT)/admin/ (create a user with: $(PY) manage.py createsuperuser)"
+	@echo "Storefront: http://localhost:$(PORT)/   admin: http://localhost:$(PORT)/admin/"
+	@$(PY) manage.py load_demo --print-only --base-url http://localhost:$(PORT)
 	$(PY) manage.py runserver 0.0.0.0:$(PORT)
 
 serve: setup

@@ -14,7 +14,8 @@ class ProductEmbedding(models.Model):
 
     Vectors are raw little-endian float32 bytes (``image_logits`` float16): text ``(384,)``,
     image features ``(1280,)``, ImageNet logits ``(1000,)``, fused ``(dim,)`` in the fusion
-    space named by ``space_version``.
+    space named by ``space_version``. Which products' fused vectors are out of the live index's
+    space is read from ``space_version`` (indexed; see ``search.freshness``).
     """
 
     product = models.OneToOneField("shop.Product", primary_key=True, related_name="embedding", on_delete=models.CASCADE)
@@ -24,7 +25,7 @@ class ProductEmbedding(models.Model):
     image_logits = models.BinaryField(null=True)
     image_hash = models.CharField(max_length=40, blank=True, help_text="sha1 of the encoded photo's bytes")
     fused_vector = models.BinaryField()
-    space_version = models.CharField(max_length=64, help_text="fusion space the fused vector lives in")
+    space_version = models.CharField(max_length=64, db_index=True, help_text="fusion space the fused vector lives in")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

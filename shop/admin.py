@@ -20,7 +20,6 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
 from mlmodels.images import ImageRejected, open_image
@@ -30,6 +29,7 @@ from shop.cleaning import product_values_clean
 from shop.models import Category, IndexState, Product, ProductImage
 from shop.permissions import MerchantScopedAdminMixin
 from shop.services import encode_for_storage
+from shop.signals import products_mark_pending
 from shop.templatetags.shop_tags import inr
 
 #: Badge colours of the indexing states (background, text).
@@ -264,11 +264,7 @@ class ProductAdmin(MerchantScopedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Re-index selected products")
     def reindex_selected(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
-        from workers.tasks import enqueue_index  # late: loads the Celery app; the admin loads at start-up
-
-        ids = list(queryset.values_list("pk", flat=True))
-        Product.objects.filter(pk__in=ids).update(index_state=IndexState.PENDING, index_error="", updated_at=timezone.now())
-        transaction.on_commit(lambda: enqueue_index(ids))
+        ids = products_mark_pending(queryset.values_list("pk", flat=True), clear_error=True)
         self.message_user(request, f"{len(ids)} product{'s' if len(ids) != 1 else ''} queued for re-indexing.", messages.SUCCESS)
 
 

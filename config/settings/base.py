@@ -95,6 +95,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+#: Hand-made fixtures (demo merchants, staff and an admin; see fixtures/README.md): `loaddata demo`.
+FIXTURE_DIRS = [BASE_DIR / "fixtures"]
 #: Form fields other than files (a search, a product's text); larger bodies get HTTP 400.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 #: Uploads above this are spooled to a temporary file instead of memory.

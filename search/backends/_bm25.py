@@ -118,6 +118,15 @@ class BM25Index:
             self.index.reload()
         self.bulk = False
 
+    def abort(self) -> None:
+        """Drop a bulk build's uncommitted documents and stop its writer's threads, so that nothing
+        writes into the folder after the caller deletes it."""
+        if self._writer is not None:
+            self._writer.rollback()
+            self._writer.wait_merging_threads()
+            self._writer = None
+            self._uncommitted = 0
+
     def clear(self) -> None:
         if self._writer is not None:
             self._writer.delete_all_documents()

@@ -4,8 +4,8 @@ The catalog's (document text, photo) pairs come from ``ProductEmbedding`` (produ
 photo are skipped), so training re-encodes nothing. A share of the products, grouped by
 identical title, is held out; the new head and the zero-shot bridge are scored on it (text ->
 photo recall@1, recall@10, nDCG@10 with ranx) and the head is activated only if it beats the
-bridge. Activating marks every product stale: the live index keeps its head until
-``manage.py reindex`` swaps in a build made with the new one (see :mod:`search.embedding.spaces`).
+bridge. Activating changes no product: the live index keeps its head until ``manage.py
+reindex`` swaps in a build made with the new one (see :mod:`search.embedding.spaces`, :mod:`search.freshness`).
 
 Nothing changes until the very end: the artefact is written to a temporary folder and renamed,
 then ``active.json`` is replaced atomically, so an error or an interrupt (Ctrl-C) leaves the
@@ -27,8 +27,8 @@ from mlmodels import head_artefacts
 from mlmodels.crossmodal import holdout_split, paired_judgments, retrieval_metrics
 from mlmodels.image import ImageFeatures
 from search.embedding import spaces
+from search.freshness import products_outside_space
 from search.models import ProductEmbedding
-from search.services import products_mark_stale
 from shop.models import Product
 
 #: Ids per ``IN (...)`` query, below SQLite's 32,766 bound variables.
@@ -74,7 +74,7 @@ class TrainReport:
     n_held_out: int
     train_s: float
     train_cpu_s: float
-    marked_stale: int = 0
+    stale: int = 0  # products whose fused vectors are not in the new head's space yet (reindex moves them)
     params: dict = field(default_factory=dict)
 
 
@@ -194,5 +194,5 @@ def fusion_head_train(
     )
     if report.activated:
         head_artefacts.write_active(spaces.head_dir(), space.version)
-        report.marked_stale = products_mark_stale()
+        report.stale = products_outside_space(space.version)
     return report

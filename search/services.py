@@ -18,8 +18,8 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from mlmodels.fusion import FusionSpace, fuse
-from mlmodels.image import ImageFeatures
 from mlmodels.images import ImageRejected, open_image
+from mlmodels.types import ImageFeatures
 from search.backends import get_backend
 from search.backends.base import BaseSearchBackend, DocumentsRejected
 from search.documents import document_text, to_search_document
@@ -53,16 +53,19 @@ def products_embed(
 ) -> tuple[dict[int, ProductEmbedding], dict[int, str]]:
     """Compute (or reuse) embeddings for ``products`` and save them.
 
-    Text is re-encoded only when it changed, a photo only when its bytes changed, unless
-    ``force``; the fused vector is always recomputed, in ``space`` (default: the active space).
+    Text is re-encoded only when it (or ``TEXT_ENCODER``) changed, a photo only when its bytes (or
+    ``IMAGE_ENCODER``) changed, unless ``force``; the fused vector is always recomputed, in ``space``
+    (default: the active space).
     Returns (product id -> embedding, product id -> reason its photo was not used).
     """
     space = space or encoding.get_space()
+    text_spec, image_spec = encoders.text_spec(), encoders.image_spec()
     existing = {e.product_id: e for e in ProductEmbedding.objects.filter(product__in=[p.pk for p in products])}
     texts = {p.pk: document_text(p) for p in products}
+    text_hashes = {pid: encoding.source_hash(text_spec, text) for pid, text in texts.items()}
     photo_errors: dict[int, str] = {}
 
-    to_text = [p for p in products if force or p.pk not in existing or existing[p.pk].text_hash != encoding.sha1(texts[p.pk])]
+    to_text = [p for p in products if force or p.pk not in existing or existing[p.pk].text_hash != text_hashes[p.pk]]
     text_vecs = dict(zip([p.pk for p in to_text], encoders.text_encoder().encode_document([texts[p.pk] for p in to_text]), strict=True))
 
     photos: dict[int, tuple[str, object]] = {}
@@ -73,7 +76,7 @@ def products_embed(
         try:
             with img.image.open("rb") as fh:
                 raw = fh.read(settings.MAX_IMAGE_BYTES + 1)
-            digest = encoding.sha1(raw)
+            digest = encoding.source_hash(image_spec, raw)
             if not force and p.pk in existing and existing[p.pk].image_hash == digest and existing[p.pk].image_features is not None:
                 continue
             photos[p.pk] = (digest, open_image(raw, max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS).image)
@@ -90,7 +93,7 @@ def products_embed(
         emb = existing.get(p.pk) or ProductEmbedding(product=p)
         if p.pk in text_vecs:
             emb.text_vector = ProductEmbedding.pack(text_vecs[p.pk])
-            emb.text_hash = encoding.sha1(texts[p.pk])
+            emb.text_hash = text_hashes[p.pk]
         if p.pk in photo_rows:
             row = photo_rows[p.pk]
             emb.image_features = ProductEmbedding.pack(feats.features[row])

@@ -1,7 +1,7 @@
 """A shopper's query photo, kept between the upload and the result pages as features only.
 
 The photo itself is never stored: after decoding and encoding, only its encoder output
-(features ``(1, 1280)`` and logits ``(1, 1000)``, about 18 KB) goes into Django's cache under a
+(features ``(1, image_dim)``, 1280 for EfficientNet-Lite0, and logits ``(1, 1000)``, about 18 KB) goes into Django's cache under a
 random token, so paging, sorting and filtering the results reuse it without a second upload.
 The cache is shared by every process (see ``CACHES``), so any web worker can read it back.
 """
@@ -15,7 +15,8 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 
-from mlmodels.image import IMAGE_DIM, NUM_CLASSES, ImageFeatures
+from mlmodels.types import IMAGENET_CLASSES, ImageFeatures
+from search.embedding.encoders import image_dim
 
 #: Tokens are 22 URL-safe characters (128 random bits); anything else is refused before a lookup.
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
@@ -31,7 +32,7 @@ def query_photo_store(features: ImageFeatures) -> str:
     """Keep the encoder output of one query photo and return the token that reads it back.
 
     Args:
-        features: ``features`` ``(1, 1280)`` and ``logits`` ``(1, 1000)`` float32.
+        features: ``features`` ``(1, image_dim)`` and ``logits`` ``(1, 1000)`` float32.
 
     Returns:
         A 22-character URL-safe token, valid for :func:`query_photo_ttl` seconds.
@@ -46,7 +47,8 @@ def query_photo_store(features: ImageFeatures) -> str:
 
 
 def query_photo_load(token: str) -> ImageFeatures | None:
-    """The features stored under ``token``, or ``None`` when it is malformed, unknown or expired."""
+    """The features stored under ``token``, or ``None`` when it is malformed, unknown, expired, or of
+    another width than ``IMAGE_ENCODER``'s (stored before the encoder changed)."""
     if not TOKEN_RE.match(token or ""):
         return None
     payload = cache.get(_KEY.format(token))
@@ -54,6 +56,7 @@ def query_photo_load(token: str) -> ImageFeatures | None:
         return None
     features = np.asarray(payload.get("features", []), dtype=np.float32)
     logits = np.asarray(payload.get("logits", []), dtype=np.float32)
-    if features.size != IMAGE_DIM or logits.size != NUM_CLASSES:
+    dim = image_dim()
+    if features.size != dim or logits.size != IMAGENET_CLASSES:
         return None
-    return ImageFeatures(features=features.reshape(1, IMAGE_DIM), logits=logits.reshape(1, NUM_CLASSES))
+    return ImageFeatures(features=features.reshape(1, dim), logits=logits.reshape(1, IMAGENET_CLASSES))

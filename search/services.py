@@ -24,7 +24,7 @@ from search.backends import get_backend
 from search.backends.base import BaseSearchBackend, DocumentsRejected
 from search.documents import document_text, to_search_document
 from search.embedding import encoders, encoding, spaces
-from search.models import ProductEmbedding
+from search.models import ProductEmbedding, ProductVector
 from shop.models import IndexState, Product, ProductImage
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,8 @@ def products_embed(
 
     Text is re-encoded only when it (or ``TEXT_ENCODER``) changed, a photo only when its bytes (or
     ``IMAGE_ENCODER``) changed, unless ``force``; the fused vector is always recomputed, in ``space``
-    (default: the active space).
+    (default: the active space). Vectors of ``ADDITIONAL_TEXT_ENCODERS`` are kept up to date in
+    :class:`~search.models.ProductVector` the same way (:func:`product_vectors_embed`).
     Returns (product id -> embedding, product id -> reason its photo was not used).
     """
     space = space or encoding.get_space()
@@ -111,7 +112,44 @@ def products_embed(
         emb.space_version = space.version
         emb.save()
         out[p.pk] = emb
+    product_vectors_embed(products, texts, force=force)
     return out, photo_errors
+
+
+def product_vectors_embed(products: Sequence[Product], texts: dict[int, str], *, force: bool = False) -> None:
+    """Encode ``products``' document texts with each of ``ADDITIONAL_TEXT_ENCODERS`` and store the
+    vectors, one :class:`~search.models.ProductVector` per (product, vector field).
+
+    A text whose hash (text and encoder) is unchanged is not re-encoded unless ``force``.
+
+    Args:
+        products: the products.
+        texts: product id -> its document text (:func:`search.documents.document_text`).
+        force: re-encode every text.
+    """
+    for spec in encoders.additional_text_specs():
+        stored = {v.product_id: v for v in ProductVector.objects.filter(product__in=[p.pk for p in products], field=spec.vector_field)}
+        hashes = {p.pk: encoding.source_hash(spec, texts[p.pk]) for p in products}
+        todo = [p.pk for p in products if force or p.pk not in stored or stored[p.pk].source_hash != hashes[p.pk]]
+        if not todo:
+            continue
+        vectors = encoders.additional_text_encoder(spec).encode_document([texts[pid] for pid in todo])
+        for pid, vector in zip(todo, vectors, strict=True):
+            ProductVector.objects.update_or_create(
+                product_id=pid, field=spec.vector_field,
+                defaults={"encoder": spec.name, "vector": ProductEmbedding.pack(vector), "source_hash": hashes[pid]},
+            )
+
+
+def product_vectors(product_ids: Sequence[int]) -> dict[int, dict[str, np.ndarray]]:
+    """Product id -> {vector field -> ``(dim,)`` float32 vector} of the ``ADDITIONAL_TEXT_ENCODERS`` fields in service."""
+    fields = [spec.vector_field for spec in encoders.additional_text_specs()]
+    out: dict[int, dict[str, np.ndarray]] = {}
+    if fields:
+        for pid, field_name, vector in ProductVector.objects.filter(product__in=list(product_ids), field__in=fields).values_list(
+                "product_id", "field", "vector"):
+            out.setdefault(pid, {})[field_name] = ProductEmbedding.unpack(vector)
+    return out
 
 
 def products_index(*, product_ids: Sequence[int], backend: BaseSearchBackend | None = None, force: bool = False) -> IndexReport:
@@ -132,7 +170,8 @@ def products_index(*, product_ids: Sequence[int], backend: BaseSearchBackend | N
     # keeps its head until `reindex` swaps in a build made with a newly trained one).
     space = spaces.space_for_index(backend)
     embeddings, photo_errors = products_embed(products, force=force, space=space)
-    docs = [to_search_document(p, embeddings.get(p.pk)) for p in products]
+    extra = product_vectors([p.pk for p in products])
+    docs = [to_search_document(p, embeddings.get(p.pk), extra.get(p.pk)) for p in products]
     if space is None:
         logger.warning("No fusion space matches the index's fused field; %d products indexed without fused vectors", len(docs))
         for doc in docs:

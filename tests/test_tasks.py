@@ -280,3 +280,12 @@ def test_deleted_product_leaves_search(worker_log, first_task_timeout):
     wait_for(lambda: pk not in backend.ids(), TASK_TIMEOUT_S, f"product {pk} to leave the index")
     assert backend.search_text("capybara blanket") == []
     assert backend.get_vectors("image", [pk]) == {}
+
+
+def test_the_worker_warms_up_as_it_starts(worker_log):
+    # then: the worker process loaded the encoders and opened the index by itself (worker_process_init),
+    # so its first task paid no model load
+    wait_for(lambda: "Warm start: ready in" in worker_log.read_text(), FIRST_TASK_TIMEOUT_S, "the worker's warm start")
+    log = worker_log.read_text()
+    assert "Warm start (celery worker): loading the encoders and the index in the background" in log
+    assert "Warm start failed" not in log

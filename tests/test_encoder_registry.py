@@ -229,3 +229,12 @@ def test_a_second_text_encoder_is_stored_indexed_and_searched_without_a_migratio
         reset_backends()
     # and the schema needed no change for it
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def test_elasticsearch_maps_an_additional_vector_field_like_the_others():
+    from search.backends.elasticsearch.mapping import mappings
+
+    properties = mappings({"text": 384, "image": 1280, "fused": 256, "text_prefixed": 384})["properties"]
+    assert properties["text_prefixed_vector"] == {**properties["text_vector"], "dims": 384}
+    with pytest.raises(ValueError, match="Unknown vector field 'Text E5': a vector field is a lower-case name"):
+        mappings({"Text E5": 384})

@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CATALOG_DIR ?= ../shared/data
 PORT ?= 8000
 
-.PHONY: setup demo serve lint test test-fast bench redis-server chromium clean
+.PHONY: setup demo serve lint test test-fast bench redis-server chromium test-tools clean
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,14 @@ redis-server:
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The accessibility audit the browser tests inject (axe-core, pinned in test-tools/package.json).
+test-tools: test-tools/node_modules/axe-core/axe.min.js
+
+test-tools/node_modules/axe-core/axe.min.js: test-tools/package.json test-tools/package-lock.json
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	cd test-tools && npm ci --no-audit --no-fund --silent
+	touch $@
+
 demo: setup
 	$(PY) manage.py migrate --noinput
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) manage.py import_catalog flipkart
@@ -40,7 +48,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
-test: setup redis-server chromium lint
+test: setup redis-server chromium test-tools lint
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) -m pytest
 
 test-fast: setup lint
@@ -54,4 +62,4 @@ bench: setup
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) bench/text_encoder.py --json var/bench/text_encoder.json
 
 clean:
-	rm -rf var .pytest_cache artifacts
+	rm -rf var .pytest_cache artifacts test-tools/node_modules

@@ -22,6 +22,9 @@ DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 #: a 50 MP photo or a decompression bomb is refused before its pixels are decoded.
 DEFAULT_MAX_PIXELS = 40_000_000
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+#: The reasons people read: what is wrong with the file, and what to do (never the decoder's words).
+NOT_A_PHOTO = "This file is not a photo we can open. Try a JPEG or PNG."
+DAMAGED = "The photo's data is truncated or corrupt, so it cannot be opened. Save the photo again, or choose another one."
 #: What Pillow raises on damaged data, while reading the header or the pixels.
 _CORRUPT = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
 
@@ -73,13 +76,14 @@ def open_image(
         try:
             probe = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
-            raise ImageRejected("The file is not an image Pillow can read (JPEG, PNG, WebP, GIF, BMP, TIFF).") from None
+            raise ImageRejected(NOT_A_PHOTO) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageRejected(
-                f"The image declares more pixels than can be decoded safely; the limit is {_megapixels(max_pixels)} megapixels."
+                f"This photo has more pixels than we can open; the limit is {_megapixels(max_pixels)} megapixels. "
+                "Try a smaller copy of the photo."
             ) from None
-        except _CORRUPT as exc:  # e.g. a JPEG cut off inside its header: "Truncated File Read"
-            raise ImageRejected(f"The image data is truncated or corrupt ({exc}).") from None
+        except _CORRUPT:  # e.g. a JPEG cut off inside its header: "Truncated File Read"
+            raise ImageRejected(DAMAGED) from None
         fmt = probe.format or "unknown"
         if fmt not in ALLOWED_FORMATS:
             raise ImageRejected(f"Image format {fmt} is not accepted; use one of {', '.join(ALLOWED_FORMATS)}.")
@@ -99,8 +103,8 @@ def open_image(
             image = image.convert("RGB")
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageRejected(_too_many_pixels((width, height), max_pixels)) from None
-        except _CORRUPT as exc:
-            raise ImageRejected(f"The image data is truncated or corrupt ({exc}).") from None
+        except _CORRUPT:
+            raise ImageRejected(DAMAGED) from None
     return DecodedImage(image=image, format=fmt, width=image.width, height=image.height)
 
 

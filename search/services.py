@@ -83,8 +83,9 @@ def products_embed(
             photos[p.pk] = (digest, open_image(raw, max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS).image)
         except ImageRejected as exc:
             photo_errors[p.pk] = f"Photo {img.source_name or img.image.name!r} was not used: {exc.reason}"
-        except (FileNotFoundError, OSError) as exc:
-            photo_errors[p.pk] = f"Photo {img.source_name or img.image.name!r} could not be read from storage: {exc}"
+        except (FileNotFoundError, OSError):
+            logger.exception("Photo %s of product %s cannot be read from storage", img.image.name, p.pk)
+            photo_errors[p.pk] = f"Photo {img.source_name or img.image.name!r} is missing from the photo storage; upload it again."
     feats = encoders.image_encoder().encode([im for _, im in photos.values()]) if photos else None
     photo_rows = {pid: i for i, pid in enumerate(photos)}
 

@@ -3,10 +3,13 @@
 A photo uploaded here goes through the same checks as an imported one
 (``mlmodels.images.open_image``): a corrupt, truncated, oversized or non-image file is a form
 error with the reason, and nothing already saved changes. Accepted photos are stored like
-imported ones: re-encoded JPEG, EXIF rotation applied, metadata dropped.
+imported ones: re-encoded JPEG, EXIF rotation applied, metadata dropped. The product's text is
+cleaned as an import cleans it (``shop.cleaning``), and the merchant is told what changed.
 """
 
 from __future__ import annotations
+
+import json
 
 from django import forms
 from django.conf import settings
@@ -14,7 +17,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -22,7 +25,9 @@ from django.utils.html import format_html
 
 from mlmodels.images import ImageRejected, open_image
 from shop import merchant_admin  # noqa: F401  (registers MerchantAdmin)
-from shop.models import Brand, Category, IndexState, Product, ProductImage
+from shop.brand_admin import ProductCountAdminMixin  # also registers BrandAdmin
+from shop.cleaning import product_values_clean
+from shop.models import Category, IndexState, Product, ProductImage
 from shop.permissions import MerchantScopedAdminMixin
 from shop.services import encode_for_storage
 from shop.templatetags.shop_tags import inr
@@ -140,6 +145,31 @@ class ProductImageInline(admin.TabularInline):
         return f"{obj.width}×{obj.height} px" if obj.pk and obj.width else "-"
 
 
+class ProductForm(forms.ModelForm):
+    """The product form: the text is cleaned on save (``shop.cleaning``); ``form.cleaning`` says what changed."""
+
+    class Meta:
+        model = Product
+        fields = "__all__"
+
+    def clean_specifications(self):
+        specs = self.cleaned_data.get("specifications")
+        if specs in (None, ""):
+            return {}
+        if not isinstance(specs, dict):
+            raise ValidationError('Write the specifications as name-value pairs in braces, e.g. {"Material": "Cotton", "Colour": "White"}.')
+        return specs
+
+    def clean(self):
+        data = super().clean()
+        given = {k: data[k] for k in ("title", "description", "specifications") if k in data and data[k] is not None}
+        cleaned, self.cleaning = product_values_clean(given)
+        if "title" in given and not cleaned["title"]:
+            self.add_error("title", "The title has no words once spaces and stray characters are removed; type the product's name.")
+        data.update(cleaned)
+        return data
+
+
 class RootCategoryFilter(admin.SimpleListFilter):
     """Filter by top-level category (and everything below it): a short list instead of every node."""
 
@@ -162,13 +192,14 @@ class RootCategoryFilter(admin.SimpleListFilter):
 
 @admin.register(Product)
 class ProductAdmin(MerchantScopedAdminMixin, admin.ModelAdmin):
+    form = ProductForm
     inlines = [ProductImageInline]
     list_display = ("thumbnail", "title", "brand", "category_name", "price_inr", "rating", "merchant", "index_badge")
     list_display_links = ("thumbnail", "title")
     list_filter = ("index_state", "merchant", RootCategoryFilter, "brand")
     list_select_related = ("brand", "category", "merchant")
     search_fields = ("title", "external_id", "brand__name", "category__path")
-    readonly_fields = ("index_badge", "index_error", "indexed_at", "created_at", "updated_at")
+    readonly_fields = ("index_badge", "index_error", "indexed_at", "created_at", "updated_at", "source_row_display")
     autocomplete_fields = ("brand", "category")
     actions = ["reindex_selected"]
     list_per_page = 50
@@ -176,6 +207,8 @@ class ProductAdmin(MerchantScopedAdminMixin, admin.ModelAdmin):
         (None, {"fields": ("merchant", "title", "brand", "category", "description")}),
         ("Price and rating", {"fields": (("price", "list_price", "currency"), "rating")}),
         ("Details", {"fields": ("specifications", "external_id")}),
+        ("As imported", {"fields": ("source_row_display",), "classes": ("collapse",),
+                         "description": "The row from the catalog file or bulk upload, before cleaning. Read only."}),
         ("Search index", {"fields": ("index_badge", "index_error", "indexed_at", "created_at", "updated_at")}),
     )
 
@@ -184,6 +217,21 @@ class ProductAdmin(MerchantScopedAdminMixin, admin.ModelAdmin):
 
     def view_on_site(self, obj: Product) -> str:
         return reverse("shop:product", args=[obj.pk])
+
+    def save_model(self, request: HttpRequest, obj: Product, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        cleaning = getattr(form, "cleaning", None)
+        if cleaning:
+            self.message_user(request, f"Cleaned before saving: {cleaning.describe()}.", messages.INFO)
+
+    @admin.display(description="Source row")
+    def source_row_display(self, obj: Product) -> str:
+        if not obj.source_row:
+            return "Typed in, not imported: no source row."
+        return format_html(
+            '<pre class="source-row" style="white-space:pre-wrap;max-width:900px;max-height:420px;overflow:auto;'
+            'margin:0;font-size:12px">{}</pre>', json.dumps(obj.source_row, ensure_ascii=False, indent=2),
+        )
 
     @admin.display(description="Photo")
     def thumbnail(self, obj: Product) -> str:
@@ -222,24 +270,6 @@ class ProductAdmin(MerchantScopedAdminMixin, admin.ModelAdmin):
         Product.objects.filter(pk__in=ids).update(index_state=IndexState.PENDING, index_error="", updated_at=timezone.now())
         transaction.on_commit(lambda: enqueue_index(ids))
         self.message_user(request, f"{len(ids)} product{'s' if len(ids) != 1 else ''} queued for re-indexing.", messages.SUCCESS)
-
-
-class ProductCountAdminMixin:
-    """A sortable "Products" column: the number of products pointing at each row (one annotated query)."""
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return super().get_queryset(request).annotate(n_products=Count("products"))
-
-    @admin.display(description="Products", ordering="n_products")
-    def product_count(self, obj) -> int:
-        return obj.n_products
-
-
-@admin.register(Brand)
-class BrandAdmin(ProductCountAdminMixin, admin.ModelAdmin):
-    list_display = ("name", "slug", "product_count")
-    search_fields = ("name",)
-    prepopulated_fields = {"slug": ("name",)}
 
 
 @admin.register(Category)

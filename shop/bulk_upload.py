@@ -111,8 +111,11 @@ def _read_csv(data: bytes) -> list[dict[str, str]]:
             if len(rows) >= MAX_ROWS:
                 raise BulkUploadRejected(f"The CSV has more than {MAX_ROWS} rows; split it into several uploads.", "csv")
             rows.append({k: (v or "").strip() if isinstance(v, str) else "" for k, v in record.items() if k is not None})
-    except csv.Error as exc:
-        raise BulkUploadRejected(f"The CSV cannot be read at line {reader.line_num}: {exc}.", "csv") from None
+    except csv.Error:
+        raise BulkUploadRejected(
+            f"The CSV cannot be read at line {reader.line_num}: a quote is not closed or a cell is far too long. "
+            "Check that line in your spreadsheet and export the file again as 'CSV UTF-8'.", "csv",
+        ) from None
     return rows
 
 
@@ -150,8 +153,10 @@ def _photo_bytes(name: str, archive: zipfile.ZipFile | None, index: dict[str, zi
     try:
         with archive.open(info) as fh:
             data = fh.read(settings.MAX_IMAGE_BYTES + 1)  # bounded even if the header lies (zip bomb)
-    except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as exc:
-        raise _RowError("image", f"The photo {name!r} cannot be extracted from the zip ({exc}).") from None
+    except (zipfile.BadZipFile, OSError, RuntimeError, EOFError):
+        raise _RowError(
+            "image", f"The photo {name!r} is damaged inside the zip (or the zip is password-protected); zip the photos again and upload them.",
+        ) from None
     return data
 
 
@@ -174,6 +179,7 @@ def _write_row(values: dict[str, str], merchant: Merchant | None, photo: bytes |
         raise _RowError("external_id", f"The external id {external_id!r} belongs to a product of another merchant or of the imported catalog.")
     attrs = _validated(values, existing, request)
     attrs.pop("merchant", None)
+    attrs["source_row"] = dict(values)  # the row as uploaded, before cleaning
     if photo is not None:
         try:
             open_image(photo, max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS)

@@ -1,7 +1,9 @@
 """Readers for the catalog formats in ``CATALOG_DIR`` (see that folder's README).
 
 Each reader yields :class:`ImportRow` objects; a row that cannot become a product carries a
-``skip_reason`` instead of being dropped silently.
+``skip_reason`` instead of being dropped silently. Readers only map columns: the text is
+cleaned when the row is saved (``shop.cleaning``, called by ``shop.services.catalog_import``),
+and ``source`` keeps the row as it was in the file.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 FORMATS = ("flipkart", "fashion", "grocery")
 #: Deepest category level kept from Flipkart's trees; deeper levels are mostly product names.
 MAX_CATEGORY_DEPTH = 4
+#: The first columns of the grocery set's classes.csv (it has a header row, skipped).
+GROCERY_COLUMNS = ("class_name", "class_id", "coarse_class_name", "coarse_class_id", "iconic_image_path", "product_description_path")
 
 
 class CatalogFormatError(ValueError):
@@ -36,6 +40,8 @@ class ImportRow:
     specifications: dict = field(default_factory=dict)
     image_path: Path | None = None
     skip_reason: str = ""
+    #: The row as read from the file (column -> text), kept on the product as ``source_row``.
+    source: dict = field(default_factory=dict)
 
 
 def read_catalog(fmt: str, folder: Path) -> Iterator[ImportRow]:
@@ -104,6 +110,7 @@ def _flipkart(folder: Path) -> Iterator[ImportRow]:
                 list_price=_decimal(rec.get("retail_price") or ""),
                 rating=float(rating) if re.fullmatch(r"\d+(\.\d+)?", rating.strip()) else None,
                 specifications=specs,
+                source=dict(rec),
             )
             image = (rec.get("image") or "").strip()
             row.image_path = folder / "images" / image if image else None
@@ -122,6 +129,7 @@ def _fashion(folder: Path) -> Iterator[ImportRow]:
                 category_path=_clean_category([attrs["masterCategory"], attrs["subCategory"], attrs["articleType"]]),
                 specifications={k: v for k, v in attrs.items() if v},
                 image_path=folder / "images" / f"{(rec.get('id') or '').strip()}.jpg",
+                source=dict(rec),
             )
             row.skip_reason = _common_skip(row, price_required=False)
             yield row
@@ -142,6 +150,7 @@ def _grocery(folder: Path) -> Iterator[ImportRow]:
                 category_path=_clean_category([top, coarse.replace("-", " ")]),
                 specifications={"class_id": class_id, "coarse_class": coarse},
                 image_path=folder / iconic.lstrip("/"),
+                source=dict(zip(GROCERY_COLUMNS, rec[:6], strict=False)),
             )
             row.skip_reason = _common_skip(row, price_required=False)
             yield row

@@ -1,7 +1,9 @@
 """Writes made by merchants: create, update and delete their products.
 
 Each write is one transaction; the save signal enqueues indexing after the commit (see
-``shop.signals``), so an API or bulk upload takes the same Celery path as the admin.
+``shop.signals``), so an API or bulk upload takes the same Celery path as the admin. The text
+is cleaned first (``shop.cleaning.product_values_clean``, as for imports and the admin form);
+what cleaning changed is left on the returned product as ``product.cleaning``.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from typing import Any
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
-from shop.models import Brand, Category, Merchant, Product
+from shop.brands import brand_for_name
+from shop.cleaning import CleaningReport, product_values_clean
+from shop.models import Category, Merchant, Product
 from shop.services import category_for_path
 
 #: Fields a merchant sets directly; ``brand`` and ``category`` are given by name / path.
-PRODUCT_FIELDS = ("external_id", "title", "description", "price", "list_price", "currency", "rating", "specifications")
+PRODUCT_FIELDS = ("external_id", "title", "description", "price", "list_price", "currency", "rating", "specifications", "source_row")
 #: Deepest category path accepted from a merchant (the catalog's trees are at most 4 deep).
 MAX_CATEGORY_DEPTH = 6
 
@@ -25,22 +29,18 @@ def category_parts(path: str) -> list[str]:
     return [p.strip() for p in (path or "").split(Category.PATH_SEPARATOR.strip()) if p.strip()]
 
 
-def _brand(name: str | None) -> Brand | None:
-    name = (name or "").strip()[:200]
-    if not name:
-        return None
-    return Brand.objects.filter(name=name).first() or Brand.objects.create(name=name)
-
-
-def _apply(product: Product, values: dict[str, Any]) -> None:
+def _apply(product: Product, values: dict[str, Any]) -> CleaningReport:
+    values, report = product_values_clean(values)
     for key in PRODUCT_FIELDS:
         if key in values:
             setattr(product, key, values[key])
     if "brand" in values:
-        product.brand = _brand(values["brand"])
+        product.brand = brand_for_name(values["brand"], report)
     if "category" in values:
         parts = category_parts(values["category"] or "")
         product.category = category_for_path(parts) if parts else None
+    product.cleaning = report
+    return report
 
 
 def product_create(*, merchant: Merchant | None, title: str, **values: Any) -> Product:
@@ -49,16 +49,18 @@ def product_create(*, merchant: Merchant | None, title: str, **values: Any) -> P
     Args:
         merchant: the owner.
         title: shown to shoppers; required.
-        values: any of :data:`PRODUCT_FIELDS`, plus ``brand`` (a name, created if new) and
-            ``category`` (a path ``"A > B > C"``, missing nodes created). ``price`` and
-            ``list_price`` are ``Decimal`` in ``currency``.
+        values: any of :data:`PRODUCT_FIELDS`, plus ``brand`` (a name, matched to an existing
+            brand in any spelling, created if new) and ``category`` (a path ``"A > B > C"``,
+            missing nodes created). ``price`` and ``list_price`` are ``Decimal`` in ``currency``.
+            ``source_row`` (a dict) keeps the row of a bulk upload as sent.
 
     Returns:
-        The saved product (``index_state`` pending; indexing runs after the commit).
+        The saved product (``index_state`` pending; indexing runs after the commit), with
+        ``product.cleaning`` (a ``CleaningReport``) telling what cleaning changed.
     """
     with transaction.atomic():
-        product = Product(merchant=merchant, title=title)
-        _apply(product, values)
+        product = Product(merchant=merchant)
+        _apply(product, {"title": title, **values})
         product.full_clean(validate_unique=True)
         product.save()
     return product
@@ -68,8 +70,6 @@ def product_update(*, product: Product, **values: Any) -> Product:
     """Change the given fields of ``product`` (same keys as :func:`product_create`) and save it."""
     with transaction.atomic():
         _apply(product, values)
-        if "title" in values:
-            product.title = values["title"]
         if "merchant" in values:
             product.merchant = values["merchant"]
         product.full_clean(validate_unique=True)

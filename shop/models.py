@@ -10,6 +10,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.text import slugify
 
+from shop.cleaning import brand_key
+
 
 class NamedModel(models.Model):
     """A unique name with a slug made from it on first save (brands, merchants)."""
@@ -31,7 +33,16 @@ class NamedModel(models.Model):
 
 
 class Brand(NamedModel):
-    pass
+    """A brand; ``key`` makes spellings that differ only in case, spacing, punctuation or accents one brand."""
+
+    key = models.CharField(
+        max_length=200, unique=True, editable=False,
+        help_text="The name without case, spaces, punctuation or accents (shop.cleaning.brand_key): one brand per key.",
+    )
+
+    def save(self, *args, **kwargs):
+        self.key = brand_key(self.name) or self.name.strip()  # a name of symbols only is its own key
+        super().save(*args, **kwargs)
 
 
 class Category(models.Model):
@@ -113,6 +124,10 @@ class Product(models.Model):
     currency = models.CharField(max_length=3, default="INR")
     rating = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(5)])
     specifications = models.JSONField(default=dict, blank=True)
+    source_row = models.JSONField(
+        default=dict, blank=True, editable=False,
+        help_text="The row as it came from the catalog file or bulk upload, before cleaning (empty for products typed in).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

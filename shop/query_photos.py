@@ -1,19 +1,24 @@
-"""A shopper's query photo, kept between the upload and the result pages as features only.
+"""A shopper's query photo, kept between the upload and the result pages as features and a preview.
 
 The photo itself is never stored: after decoding and encoding, only its encoder output
-(features ``(1, image_dim)``, 1280 for EfficientNet-Lite0, and logits ``(1, 1000)``, about 18 KB) goes into Django's cache under a
-random token, so paging, sorting and filtering the results reuse it without a second upload.
-The cache is shared by every process (see ``CACHES``), so any web worker can read it back.
+(features ``(1, image_dim)``, 1280 for EfficientNet-Lite0, and logits ``(1, 1000)``, about 18 KB) and a small JPEG preview
+(:data:`PREVIEW_PX` on its longer side, 2-6 KB, for the photo chip on the results page) go into
+Django's cache under a random token, so paging, sorting and filtering the results reuse them
+without a second upload. Both expire together (:func:`query_photo_ttl`). The cache is shared by
+every process (see ``CACHES``), so any web worker can read them back.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import secrets
+import warnings
 
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
+from PIL import Image, ImageOps
 
 from mlmodels.types import IMAGENET_CLASSES, ImageFeatures
 from search.embedding.encoders import image_dim
@@ -21,6 +26,9 @@ from search.embedding.encoders import image_dim
 #: Tokens are 22 URL-safe characters (128 random bits); anything else is refused before a lookup.
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 _KEY = "query-photo:{}"
+_PREVIEW_KEY = "query-photo-preview:{}"
+#: Longer side of the preview, in pixels: the chip shows it at 56 px, sharp on 2x screens.
+PREVIEW_PX = 112
 
 
 def query_photo_ttl() -> int:
@@ -28,11 +36,12 @@ def query_photo_ttl() -> int:
     return int(getattr(settings, "SEARCH_PHOTO_TTL_S", 3600))
 
 
-def query_photo_store(features: ImageFeatures) -> str:
-    """Keep the encoder output of one query photo and return the token that reads it back.
+def query_photo_store(features: ImageFeatures, preview: bytes | None = None) -> str:
+    """Keep the encoder output of one query photo (and its preview) and return the token that reads it back.
 
     Args:
         features: ``features`` ``(1, image_dim)`` and ``logits`` ``(1, 1000)`` float32.
+        preview: a small JPEG made by :func:`query_photo_preview`, or ``None``.
 
     Returns:
         A 22-character URL-safe token, valid for :func:`query_photo_ttl` seconds.
@@ -43,7 +52,41 @@ def query_photo_store(features: ImageFeatures) -> str:
         "logits": np.asarray(features.logits, dtype=np.float32).reshape(-1).tolist(),
     }
     cache.set(_KEY.format(token), payload, timeout=query_photo_ttl())
+    if preview:
+        cache.set(_PREVIEW_KEY.format(token), preview, timeout=query_photo_ttl())
     return token
+
+
+def query_photo_preview(data: bytes) -> bytes | None:
+    """A JPEG of at most :data:`PREVIEW_PX` px on its longer side, EXIF rotation applied, no metadata.
+
+    Args:
+        data: a photo already accepted by ``mlmodels.images.open_image`` (so its size is known to
+            be within ``MAX_IMAGE_PIXELS``).
+
+    Returns:
+        The JPEG bytes, or ``None`` if the photo cannot be shrunk (the chip then shows an icon).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image = Image.open(io.BytesIO(data))
+            image.draft("RGB", (PREVIEW_PX * 2, PREVIEW_PX * 2))  # JPEG: decode at 1/2-1/8 scale
+            image = ImageOps.exif_transpose(image).convert("RGB")
+            image.thumbnail((PREVIEW_PX, PREVIEW_PX))
+            out = io.BytesIO()
+            image.save(out, format="JPEG", quality=80)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+    return out.getvalue()
+
+
+def query_photo_preview_load(token: str) -> bytes | None:
+    """The preview JPEG stored under ``token``, or ``None`` (malformed, unknown or expired token)."""
+    if not TOKEN_RE.match(token or ""):
+        return None
+    preview = cache.get(_PREVIEW_KEY.format(token))
+    return preview if isinstance(preview, bytes) else None
 
 
 def query_photo_load(token: str) -> ImageFeatures | None:

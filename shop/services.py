@@ -12,6 +12,8 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from mlmodels.images import DecodedImage, ImageRejected, open_image
+from shop.brands import brand_for_name
+from shop.cleaning import RULES, CleaningReport, product_values_clean
 from shop.importers import ImportRow
 from shop.models import Brand, Category, Product, ProductImage
 from shop.signals import indexing_deferred
@@ -22,18 +24,38 @@ JPEG_QUALITY = 88
 
 @dataclass
 class ImportSummary:
+    """What an import did. ``cleaned`` counts rows per cleaning rule (``shop.cleaning.RULES``),
+    ``cleaning`` the values each rule changed, with examples; ``cleaned_examples`` holds up to
+    five external ids per rule."""
+
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     skipped: Counter = field(default_factory=Counter)
     skipped_examples: dict[str, list[str]] = field(default_factory=dict)
     product_ids: list[int] = field(default_factory=list)
+    cleaned: Counter = field(default_factory=Counter)
+    cleaned_examples: dict[str, list[str]] = field(default_factory=dict)
+    cleaning: CleaningReport = field(default_factory=CleaningReport)
 
     def skip(self, reason: str, external_id: str) -> None:
         self.skipped[reason] += 1
         self.skipped_examples.setdefault(reason, [])
         if len(self.skipped_examples[reason]) < 5:
             self.skipped_examples[reason].append(external_id or "(no id)")
+
+    def clean(self, report: CleaningReport, external_id: str) -> None:
+        """Count one row's cleaning: one row per rule that changed it."""
+        self.cleaning.merge(report)
+        for rule in report.rules:
+            self.cleaned[rule] += 1
+            examples = self.cleaned_examples.setdefault(rule, [])
+            if len(examples) < 5:
+                examples.append(external_id)
+
+    def cleaned_rows(self) -> list[tuple[str, str, int]]:
+        """``(rule, description, rows)`` for every rule, in ``RULES`` order (zero rows included)."""
+        return [(rule, text, self.cleaned[rule]) for rule, text in RULES.items()]
 
 
 def category_for_path(parts: list[str], cache: dict[tuple[str, ...], Category] | None = None) -> Category | None:
@@ -76,7 +98,9 @@ def catalog_import(rows: Iterable[ImportRow], *, progress: Callable[[], None] | 
     """Create or update products from ``rows``, idempotent on ``external_id``.
 
     Saves do not enqueue indexing one by one: the caller indexes ``summary.product_ids`` in
-    batches. Rows with a ``skip_reason`` or an unusable photo are counted in the summary.
+    batches. Rows with a ``skip_reason`` or an unusable photo are counted in the summary; every
+    row's text is cleaned (``shop.cleaning``) and the rules that changed it are counted in
+    ``summary.cleaned``; the row as read is kept in ``Product.source_row``.
     """
     summary = ImportSummary()
     brands: dict[str, Brand] = {}
@@ -98,8 +122,14 @@ def catalog_import(rows: Iterable[ImportRow], *, progress: Callable[[], None] | 
             except ImageRejected as exc:
                 summary.skip(f"unusable photo ({exc.reason})", row.external_id)
                 continue
+            values, report = product_values_clean({
+                "title": row.title, "description": row.description, "brand": row.brand, "specifications": row.specifications,
+            })
+            if not values["title"]:
+                summary.skip("empty title", row.external_id)
+                continue
             with transaction.atomic():
-                outcome, product = _upsert(row, brands, categories)
+                outcome, product = _upsert(row, values, report, brands, categories)
                 if not product.images.filter(source_name=row.image_path.name).exists():
                     product.images.all().delete()
                     image = ProductImage(product=product, is_primary=True, position=0, source_name=row.image_path.name)
@@ -107,6 +137,7 @@ def catalog_import(rows: Iterable[ImportRow], *, progress: Callable[[], None] | 
                     image.save()
                     outcome = "updated" if outcome == "unchanged" else outcome
             setattr(summary, outcome, getattr(summary, outcome) + 1)
+            summary.clean(report, row.external_id)
             summary.product_ids.append(product.pk)
     return summary
 
@@ -118,22 +149,17 @@ def _stored_bytes(row: ImportRow, photo: DecodedImage) -> bytes:
     return encode_for_storage(photo)
 
 
-def _upsert(row: ImportRow, brands: dict[str, Brand], categories: dict) -> tuple[str, Product]:
-    brand = None
-    if row.brand:
-        brand = brands.get(row.brand)
-        if brand is None:
-            brand = Brand.objects.filter(name=row.brand[:200]).first() or Brand.objects.create(name=row.brand[:200])
-            brands[row.brand] = brand
+def _upsert(row: ImportRow, clean: dict, report: CleaningReport, brands: dict[str, Brand], categories: dict) -> tuple[str, Product]:
     values = {
-        "title": row.title[:500],
-        "description": row.description,
-        "brand": brand,
+        "title": clean["title"][:500],
+        "description": clean["description"],
+        "brand": brand_for_name(clean["brand"], report, brands),
         "category": category_for_path(row.category_path, categories),
         "price": row.price,
         "list_price": row.list_price,
         "rating": row.rating,
-        "specifications": row.specifications,
+        "specifications": clean["specifications"],
+        "source_row": row.source,
     }
     product = Product.objects.filter(external_id=row.external_id).first()
     if product is None:

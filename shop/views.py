@@ -12,7 +12,7 @@ import math
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, HttpResponseServerError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, HttpResponseServerError
 from django.shortcuts import render
 from django.template import loader
 from django.urls import reverse
@@ -26,7 +26,7 @@ from search.selectors import SearchPage, similar_products
 from shop import search_ui
 from shop.api.throttles import photo_search_throttles
 from shop.models import Category
-from shop.query_photos import query_photo_load, query_photo_store
+from shop.query_photos import query_photo_load, query_photo_preview, query_photo_preview_load, query_photo_store, query_photo_ttl
 from shop.selectors import category_tiles, product_get, products_top_rated
 
 logger = logging.getLogger(__name__)
@@ -93,13 +93,29 @@ def search_photo(request: HttpRequest) -> HttpResponse:
     reason = getattr(upload, "rejected_reason", None)
     if reason:
         return _search_error(request, state, reason, status=400)
+    data = upload.read(settings.MAX_IMAGE_BYTES + 1)
     try:
-        features = decode_query_photo(upload.read(settings.MAX_IMAGE_BYTES + 1))
+        features = decode_query_photo(data)
     except SearchRequestError as exc:
         return _search_error(request, state, exc.reason, status=400)
-    params = [("img", query_photo_store(features))]
+    params = [("img", query_photo_store(features, preview=query_photo_preview(data)))]
     params += [(k, v) for k, v in state.hidden_fields("img", "explain") if k in ("q", "category", "brand")]
     return HttpResponseRedirect(f"{reverse('shop:search')}?{urlencode(params)}")
+
+
+@require_safe
+def query_photo(request: HttpRequest, token: str) -> HttpResponse:
+    """``/search/photo/<token>.jpg``: the small preview of a shopper's query photo, for the photo chip.
+
+    Raises:
+        Http404: the token is malformed, unknown or expired (or the photo had no preview).
+    """
+    preview = query_photo_preview_load(token)
+    if preview is None:
+        raise Http404("This photo search has expired.")
+    response = HttpResponse(preview, content_type="image/jpeg")
+    response["Cache-Control"] = f"private, max-age={query_photo_ttl()}"
+    return response
 
 
 def photo_search_wait(request: HttpRequest) -> int | None:
@@ -146,7 +162,10 @@ def _results_context(request: HttpRequest, state: search_ui.SearchState, page: S
         "header_q": normalise_query(state.q)[:ECHO_CHARS],
         "page": page,
         "photo_search": bool(state.get("img")),
+        "photo_token": state.get("img"),
+        "photo_preview": bool(state.get("img")) and query_photo_preview_load(state.get("img")) is not None,
         "remove_photo_url": _without_photo_url(state),
+        "remove_words_url": state.url(q=None),
         "category_crumbs": crumbs,
         "category_links": categories,
         "brand_links": search_ui.brand_links(state, page),
@@ -186,11 +205,11 @@ def _search_error(request: HttpRequest, state: search_ui.SearchState, reason: st
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """400 for requests Django refuses before a view runs (e.g. form data over ``DATA_UPLOAD_MAX_MEMORY_SIZE``)."""
-    reason = "The request was too large or malformed."
+    reason = "We could not read what your browser sent. Go back, reload the page and try again."
     if exception is not None and "RequestDataTooBig" in type(exception).__name__:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 1048576
         reason = f"The form data is larger than {limit:.1f} MB. Photos go in the photo field; keep the words short."
-    return render(request, "shop/error.html", {"title": "Bad request", "reason": reason}, status=400)
+    return render(request, "shop/error.html", {"title": "Something was wrong with that request", "reason": reason}, status=400)
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -93,7 +93,7 @@ def test_import_creates_the_good_products_and_counts_each_skip_reason(flipkart_f
     assert dict(summary.skipped) == {
         "missing photo": 1,
         "empty price": 1,
-        "unusable photo (The file is not an image Pillow can read (JPEG, PNG, WebP, GIF, BMP, TIFF).)": 1,
+        "unusable photo (This file is not a photo we can open. Try a JPEG or PNG.)": 1,
         "duplicate id in the file": 1,
         "no id": 1,
     }
@@ -278,3 +278,81 @@ def test_real_grocery_rows_import_with_their_photos(media_root):
     for product in Product.objects.prefetch_related("images"):
         assert Path(product.primary_image.image.path).is_relative_to(media_root)
         assert product.primary_image.width > 0
+
+
+# -- cleaning at import ----------------------------------------------------------------------------------
+@pytest.fixture
+def messy_folder(tmp_path) -> Path:
+    """Rows with the kinds of junk the Flipkart catalog has: NA specifications, a description written
+    twice, a lost character, two spellings of one brand."""
+    folder = tmp_path / "messy"
+    (folder / "images").mkdir(parents=True)
+    (folder / "images" / "a.jpg").write_bytes(photo_bytes((240, 240, 230), size=(40, 40)))
+    paragraph = "Soft cotton frock for daily wear. Easy to wash and quick to dry."
+    write_flipkart(folder, [
+        flipkart_row("frock-1", "FS Mini Klub Girls  Frock", "Baby Care >> Clothes", image="a.jpg", brand="FS Mini Klub",
+                     specs='{"product_specification"=>[{"key"=>"Fabric", "value"=>"Cotton"}, {"key"=>"Pattern", "value"=>"NA"}]}',
+                     description=f"{paragraph}\r\n{paragraph}"),
+        flipkart_row("frock-2", "Fs Mini Klub Baby Girl\ufffds Dress", "Baby Care >> Clothes", image="a.jpg", brand="Fs Mini Klub",
+                     description="Tom &amp; Jerry print."),
+    ])
+    return folder
+
+
+def test_import_cleans_each_row_and_counts_the_rows_each_rule_touched(messy_folder):
+    # when
+    summary = catalog_import(read_catalog("flipkart", messy_folder))
+    # then
+    assert summary.created == 2
+    assert dict(summary.cleaned) == {"placeholders": 1, "repeats": 1, "encoding": 1, "html_entities": 1, "whitespace": 1, "brand": 1}
+    assert summary.cleaned_examples["brand"] == ["frock-2"]
+    frock = Product.objects.get(external_id="frock-1")
+    assert frock.title == "FS Mini Klub Girls Frock"
+    assert frock.specifications == {"Fabric": "Cotton"}
+    assert frock.description == "Soft cotton frock for daily wear. Easy to wash and quick to dry."
+    dress = Product.objects.get(external_id="frock-2")
+    assert (dress.title, dress.description, dress.brand_id) == ("Fs Mini Klub Baby Girls Dress", "Tom & Jerry print.", frock.brand_id)
+    assert list(Brand.objects.values_list("name", flat=True)) == ["FS Mini Klub"]
+
+
+def test_the_row_as_read_stays_on_the_product(messy_folder):
+    # when
+    catalog_import(read_catalog("flipkart", messy_folder))
+    # then: the source row, uncleaned, column by column
+    source = Product.objects.get(external_id="frock-1").source_row
+    assert source["product_name"] == "FS Mini Klub Girls  Frock"
+    assert source["description"].count("Soft cotton frock") == 2
+    assert '"value"=>"NA"' in source["product_specifications"]
+
+
+def test_reimporting_a_cleaned_catalog_changes_nothing(messy_folder):
+    # given
+    catalog_import(read_catalog("flipkart", messy_folder))
+    # when
+    again = catalog_import(read_catalog("flipkart", messy_folder))
+    # then: cleaning is counted again (the rows are as dirty as before) but no product changes
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+    assert again.cleaned["repeats"] == 1
+
+
+def test_a_title_that_cleans_to_nothing_is_skipped_with_the_reason(messy_folder):
+    # given
+    rows = list(read_catalog("flipkart", messy_folder))
+    rows[0].title = "&nbsp;\ufffd"
+    # when
+    summary = catalog_import(rows)
+    # then
+    assert summary.skipped == {"empty title": 1} and summary.created == 1
+
+
+def test_import_command_prints_the_cleaning_counts(messy_folder):
+    # given
+    out = io.StringIO()
+    # when
+    call_command("import_catalog", "flipkart", str(messy_folder), "--no-index", stdout=out)
+    # then: one line per rule, with the rows it touched
+    lines = {line.split("│")[1].strip(): line for line in out.getvalue().splitlines() if line.count("│") > 3}
+    for rule in ("placeholders", "repeats", "encoding", "html_entities", "whitespace", "brand"):
+        cells = [c.strip() for c in lines[rule].split("│")]
+        assert cells[2] == "1", lines[rule]
+    assert "Pattern: NA" in out.getvalue() and "Fs Mini Klub → FS Mini Klub" in out.getvalue()

@@ -109,7 +109,7 @@ def test_brand_and_category_admins_open(admin_client, product):
     [
         ("broken.jpg", HEADER_CUT_JPEG, "truncated or corrupt"),
         ("cut.jpg", jpeg_bytes()[:1500], "truncated or corrupt"),
-        ("notes.jpg", NOT_AN_IMAGE, "not an image"),
+        ("notes.jpg", NOT_AN_IMAGE, "not a photo we can open"),
         ("empty.jpg", b"", "The submitted file is empty"),
         ("bomb.png", png_with_declared_size(60_000, 60_000), "the limit is 40 megapixels"),
         ("huge.jpg", OVERSIZED_JPEG, "The file is 11.0 MB; the limit is 10 MB"),

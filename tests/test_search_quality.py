@@ -107,7 +107,7 @@ def test_a_bad_photo_is_refused_with_the_reason(catalog):
     with pytest.raises(SearchRequestError) as caught:
         parse_search_request({"q": "towel"}, image_bytes=b"GIF89a but not really")
     assert caught.value.field == "image"
-    assert caught.value.reason.startswith("The file is not an image")
+    assert caught.value.reason.startswith("This file is not a photo we can open")
 
 
 # -- filters, facets, pages, sorting -----------------------------------------------------------------------

@@ -329,7 +329,7 @@ def test_expired_photo_token_asks_for_the_photo_again(client, indexed_catalog):
     ("name", "make", "reason"),
     [
         ("empty.jpg", lambda: b"", "The file is empty"),
-        ("notes.jpg", lambda: NOT_AN_IMAGE, "not an image"),
+        ("notes.jpg", lambda: NOT_AN_IMAGE, "not a photo we can open"),
         ("cut.jpg", lambda: jpeg_bytes()[:1500], "truncated or corrupt"),
         ("header.jpg", lambda: HEADER_CUT_JPEG, "truncated or corrupt"),
         ("bomb.png", lambda: png_with_declared_size(60_000, 60_000), "the limit is 40 megapixels"),

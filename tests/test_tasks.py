@@ -220,7 +220,7 @@ def test_corrupt_photo_ends_failed_with_the_reason_and_the_product_is_found_by_i
     # when
     reason = wait_until_state(product.pk, IndexState.FAILED, first_task_timeout, worker_log)
     # then
-    assert reason.startswith("Photo 'planter.jpg' was not used: The image data is truncated or corrupt (image file is truncated")
+    assert reason.startswith("Photo 'planter.jpg' was not used: The photo's data is truncated or corrupt, so it cannot be opened.")
     assert reason.endswith("Indexed by text only; upload a new photo and save to retry.")
     backend = get_backend()
     backend.refresh()

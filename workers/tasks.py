@@ -47,10 +47,15 @@ def index_products(self, product_ids: list[int]) -> dict:
 
     try:
         report = products_index(product_ids=product_ids)
-    except TRANSIENT as exc:
+    except TRANSIENT:
         if self.request.retries >= self.max_retries:
+            logger.exception("Indexing products %s failed for good", product_ids[:20])
             for pid in product_ids:
-                product_record_failure(product_id=pid, reason=f"Indexing gave up after {self.max_retries} retries: {exc}")
+                product_record_failure(
+                    product_id=pid,
+                    reason=f"The search engine did not answer in {self.max_retries + 1} tries, so this product is not searchable yet. "
+                    "Try again in a few minutes: save it, or select it in the product list and use “Re-index selected products”.",
+                )
         raise
     return {"indexed": len(report.indexed), "failed": report.failed, "missing": report.missing}
 

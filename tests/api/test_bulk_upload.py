@@ -59,7 +59,7 @@ def test_each_row_gets_its_result(world, photos):
     assert by_row[4]["field"] == "title"
     assert by_row[5]["field"] == "price" and "valid number" in by_row[5]["error"]
     assert by_row[6]["field"] == "image" and "not in the images zip" in by_row[6]["error"]
-    assert by_row[7]["field"] == "image" and "corrupt" in by_row[7]["error"] or "not an image" in by_row[7]["error"]
+    assert by_row[7]["field"] == "image" and "corrupt" in by_row[7]["error"] or "not a photo we can open" in by_row[7]["error"]
     assert "already appeared at row 2" in by_row[9]["error"]
     assert "another merchant" in by_row[10]["error"]
     assert by_row[11]["field"] == "external_id"

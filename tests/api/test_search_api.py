@@ -222,7 +222,7 @@ def _fifty_megapixels() -> bytes:
     [
         (b"", "empty"),
         (_fifty_megapixels(), "megapixels"),
-        (b"<html><body>not a photo</body></html>", "not an image"),
+        (b"<html><body>not a photo</body></html>", "not a photo we can open"),
         (photo_bytes()[:300], "truncated or corrupt"),
     ],
 )

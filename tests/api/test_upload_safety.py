@@ -49,8 +49,8 @@ def test_jpeg_named_png_is_accepted(upload):
 @pytest.mark.parametrize(
     ("data", "name", "reason"),
     [
-        (b"<html><script>alert(1)</script></html>", "photo.jpg", "not an image"),
-        (b"%PDF-1.7\n1 0 obj<<>>endobj", "photo.jpg", "not an image"),
+        (b"<html><script>alert(1)</script></html>", "photo.jpg", "not a photo we can open"),
+        (b"%PDF-1.7\n1 0 obj<<>>endobj", "photo.jpg", "not a photo we can open"),
         (b"", "photo.jpg", "empty"),
         (photo_bytes()[:200], "photo.jpg", "truncated or corrupt"),
         (photo_bytes(size=(4, 4)), "tiny.jpg", "too small"),

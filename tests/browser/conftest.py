@@ -8,6 +8,7 @@ server needs a transactional database, which is emptied after each of them.
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import os
 import shutil
@@ -24,6 +25,10 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run",
                  "--disable-dev-shm-usage"]
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR") or Path(__file__).resolve().parents[2] / "artifacts" / "browser")
+#: axe-core, installed from npm by `make test-tools` (pinned in test-tools/package.json).
+AXE_JS = Path(__file__).resolve().parents[2] / "test-tools" / "node_modules" / "axe-core" / "axe.min.js"
+#: The audit's rule sets: WCAG 2.0, 2.1 and 2.2 at levels A and AA, and axe's best practices.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
 
 
 @pytest.hookimpl(trylast=True)
@@ -119,3 +124,34 @@ def screenshot(page):
         return path
 
     return take
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    if not AXE_JS.is_file():
+        pytest.skip(f"axe-core is not installed at {AXE_JS}: run `make test-tools` (npm ci in test-tools/)")
+    return AXE_JS.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def axe_audit(axe_source):
+    """``axe_audit(page, name)`` runs axe-core in the page and returns its violations, one line each:
+    ``"<rule id> (<impact>): <help> -> <CSS targets>"`` (an empty list is a pass). The full
+    report (every node's HTML and the reason) is saved as ``artifacts/browser/axe/<name>.json``."""
+
+    def run(page, name: str) -> list[str]:
+        page.add_script_tag(content=axe_source)
+        result = page.evaluate(
+            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})", AXE_TAGS,
+        )
+        (ARTIFACTS / "axe").mkdir(parents=True, exist_ok=True)
+        report = [{"id": v["id"], "impact": v["impact"], "help": v["help"],
+                   "nodes": [{"target": n["target"], "html": n["html"], "why": n["failureSummary"]} for n in v["nodes"]]}
+                  for v in result["violations"]]
+        (ARTIFACTS / "axe" / f"{name}.json").write_text(json.dumps({"url": page.url, "violations": report}, indent=2), encoding="utf-8")
+        return [
+            f"{v['id']} ({v['impact']}): {v['help']} -> {', '.join(str(n['target']) for n in v['nodes'][:5])}"
+            for v in result["violations"]
+        ]
+
+    return run

@@ -55,8 +55,7 @@ def test_shopper_searches_filters_pages_uploads_a_photo_and_opens_a_product(page
     # uploads a photo of a towel: that towel comes first
     towel = Product.objects.filter(pk__in=shop_catalog.product_ids, title__icontains="towel", images__isnull=False).first()
     page.goto("/")
-    page.locator("[data-dropzone-input]").set_input_files(str(settings.MEDIA_ROOT / towel.primary_image.image.name))
-    page.locator("#photo-search button[type=submit]").click()
+    page.locator("#panel-photo").set_input_files(str(settings.MEDIA_ROOT / towel.primary_image.image.name))  # searches at once
     page.wait_for_url(re.compile(r"/search/"))
     expect(page.locator(".photo-chip")).to_contain_text("Searching by your photo")
     expect(page.locator(CARD_TITLES).first).to_have_text(towel.title)

@@ -69,4 +69,18 @@ class Command(BaseCommand):
             table.add_row("indexed", str(indexed), f"{index_s:.1f} s, {indexed / index_s if index_s else 0:.1f} products/s")
             table.add_row("index failures", str(failed), "see `manage.py search_status` and the admin")
         console.print(table)
+        console.print(cleaning_table(summary))
         console.print(f"Import took {import_s:.1f} s.")
+
+
+def cleaning_table(summary) -> Table:
+    """Rows and values each cleaning rule changed (``shop.cleaning.RULES``), with example ids."""
+    table = Table(title="Cleaning (rows the rule changed, of the rows imported)")
+    table.add_column("rule")
+    table.add_column("rows", justify="right")
+    table.add_column("values", justify="right")
+    table.add_column("what changed, e.g.")
+    for rule, text, rows in summary.cleaned_rows():
+        shown = summary.cleaning.examples.get(rule) or summary.cleaned_examples.get(rule) or []
+        table.add_row(rule, str(rows), str(summary.cleaning.counts[rule]), f"{text}{': ' if shown else ''}{'; '.join(shown[:3])}")
+    return table

@@ -1,11 +1,9 @@
-// Bazaar storefront: photo picking and drag-and-drop, sort on change, product gallery.
+// Bazaar storefront: photo picking (submits on choice) and drag-and-drop, sort on change, product gallery.
 // Everything here is an enhancement: without JavaScript the forms and links work as they are.
 (function () {
   "use strict";
 
-  var headerForm = document.querySelector("[data-photo-form]");
-  var headerInput = document.querySelector("[data-photo-input]");
-  var searchbar = document.querySelector("[data-searchbar]");
+  var headerForm = document.querySelector("#header-photo-form");
   var overlay = document.querySelector("[data-drop-overlay]");
   var busy = document.querySelector("[data-photo-busy]");
 
@@ -18,14 +16,6 @@
     if (busy) busy.hidden = true;
   });
 
-  function submitHeaderPhoto() {
-    if (!headerForm) return;
-    var words = searchbar ? searchbar.querySelector("input[name=q]").value : "";
-    headerForm.querySelector("input[name=q]").value = words;
-    showBusy();
-    headerForm.submit();
-  }
-
   function setFiles(input, files) {
     try {
       var transfer = new DataTransfer();
@@ -37,31 +27,35 @@
     }
   }
 
-  // The camera button in the header opens the file picker; the choice is sent at once.
-  document.querySelectorAll("[data-photo-pick]").forEach(function (button) {
-    button.addEventListener("click", function (event) {
-      if (!headerInput) return;
-      event.preventDefault();
-      headerInput.click();
+  // The photo picker (header camera and photo panel alike): choosing a file searches at once.
+  // A form's file input may sit elsewhere in the page (form="..."), so look it up in form.elements.
+  function fileInput(form) {
+    return Array.prototype.find.call(form.elements, function (el) { return el.type === "file"; });
+  }
+  function submitPhoto(form) {
+    var source = form.getAttribute("data-words-from");
+    if (source && document.querySelector(source)) {
+      form.querySelector("input[name=q]").value = document.querySelector(source).value;
+    }
+    showBusy();
+    form.submit();
+  }
+  document.querySelectorAll("form[data-photo-picker]").forEach(function (form) {
+    var input = fileInput(form);
+    if (!input) return;
+    input.addEventListener("change", function () {
+      if (input.files && input.files.length) submitPhoto(form);
     });
   });
-  if (headerInput) {
-    headerInput.addEventListener("change", function () {
-      if (headerInput.files && headerInput.files.length) submitHeaderPhoto();
-    });
-  }
 
-  // Drop zones (home page, error page): show the chosen file's name; the shopper may add words.
+  // Drop zones (home page, error page): a dropped photo searches at once; a click anywhere opens the picker.
   document.querySelectorAll("[data-dropzone]").forEach(function (zone) {
-    var input = zone.querySelector("[data-dropzone-input]");
-    var hint = zone.querySelector(".dropzone-hint");
-    function showName() {
-      if (input.files && input.files.length && hint) {
-        hint.textContent = "Selected: " + input.files[0].name;
-        hint.classList.add("dropzone-file");
-      }
-    }
-    input.addEventListener("change", showName);
+    var form = zone.closest("form");
+    var input = form ? fileInput(form) : null;
+    if (!input) return;
+    zone.addEventListener("click", function (event) {
+      if (!event.target.closest("label, input")) input.click();
+    });
     zone.addEventListener("dragover", function (event) {
       event.preventDefault();
       event.stopPropagation();
@@ -75,11 +69,22 @@
       event.stopPropagation();
       zone.classList.remove("is-over");
       hideOverlay();
-      if (event.dataTransfer.files.length && setFiles(input, event.dataTransfer.files)) showName();
+      if (event.dataTransfer.files.length && setFiles(input, event.dataTransfer.files)) submitPhoto(form);
     });
   });
   document.querySelectorAll("[data-dropzone-form]").forEach(function (form) {
     form.addEventListener("submit", showBusy);
+  });
+
+  // "Add words" on the photo chip: the header search box keeps the photo, so type there.
+  document.querySelectorAll("[data-focus-search]").forEach(function (link) {
+    link.addEventListener("click", function (event) {
+      var box = document.querySelector("#header-q");
+      if (!box) return;
+      event.preventDefault();
+      box.focus();
+      box.select();
+    });
   });
 
   // Dropping a photo anywhere else on the page searches by it straight away.
@@ -108,9 +113,8 @@
     if (!hasFiles(event)) return;
     event.preventDefault();
     hideOverlay();
-    if (headerInput && event.dataTransfer.files.length && setFiles(headerInput, event.dataTransfer.files)) {
-      submitHeaderPhoto();
-    }
+    var input = headerForm ? fileInput(headerForm) : null;
+    if (input && event.dataTransfer.files.length && setFiles(input, event.dataTransfer.files)) submitPhoto(headerForm);
   });
 
   // Sort: apply on change (the noscript button does it without JavaScript).

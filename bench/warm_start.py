@@ -120,8 +120,12 @@ def run_server(checkout: Path, var: Path, *, warm: bool, limit_s: float, log: Pa
         ready = wait_for(f"{base}/readyz", {200}, started, limit_s, process) if warm else None
         first_ms, first_status = timed_search(base, QUERIES[0])
         second_ms, second_status = timed_search(base, QUERIES[1])
+        steps = {}
+        if ready is not None:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=30) as response:
+                steps = json.loads(response.read()).get("steps_s", {})
         return {"serving_s": serving, "ready_s": ready, "first_search_ms": first_ms, "second_search_ms": second_ms,
-                "statuses": [first_status, second_status], "peak_rss_mb": peak_rss_mb(process.pid)}
+                "statuses": [first_status, second_status], "peak_rss_mb": peak_rss_mb(process.pid), "warm_up_steps_s": steps}
     finally:
         stop(process)
 
@@ -188,9 +192,9 @@ def main() -> int:
                 scenarios.append((f"baseline {args.baseline}", args.baseline.resolve(), False))
             runs: dict[str, list[dict]] = {label: [] for label, _, _ in scenarios}
             for i in range(args.runs):  # interleaved, so a load change hits every scenario
-                for label, checkout, warm in scenarios:
+                for n, (label, checkout, warm) in enumerate(scenarios):
                     runs[label].append(run_server(checkout, args.var.resolve(), warm=warm, limit_s=args.limit,
-                                                  log=work / f"server-{len(runs[label])}-{i}.log"))
+                                                  log=work / f"server-{n}-{i}.log"))
             results["scenarios"] = {label: {"runs": r, "median": summary(r)} for label, r in runs.items()}
             print(f"load average at start {results['load_average'][0]:.1f}; {args.runs} server start(s) per scenario, median")
             print("| scenario | serving | /readyz 200 | first search | second search | peak RSS |\n|---|---:|---:|---:|---:|---:|")
@@ -198,6 +202,8 @@ def main() -> int:
                 m = data["median"]
                 print(f"| {label} | {fmt(m['serving_s'], 's')} | {fmt(m['ready_s'], 's')} | {fmt(m['first_search_ms'], 'ms')} | "
                       f"{fmt(m['second_search_ms'], 'ms')} | {fmt(m['peak_rss_mb'], 'MB')} |")
+            for r in runs[scenarios[0][0]]:
+                print("warm-up steps (s): " + ", ".join(f"{name} {sec:.1f}" for name, sec in r["warm_up_steps_s"].items()))
     finally:
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)

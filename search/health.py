@@ -29,7 +29,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def _not_ready(state: str, reason: str, **extra) -> JsonResponse:
-    return JsonResponse({"status": state, "reason": reason, **extra}, status=503)
+    response = JsonResponse({"status": state, "reason": reason, **extra}, status=503)
+    # Not an error worth a log line per poll (Django logs every 5xx at ERROR, django.utils.log.log_response).
+    response._has_been_logged = True
+    return response
 
 
 @require_safe

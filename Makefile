@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CATALOG_DIR ?= ../shared/data
 PORT ?= 8000
 
-.PHONY: setup demo serve lint test test-fast bench redis-server chromium test-tools clean
+.PHONY: setup demo serve lint test test-fast bench bench-scale redis-server chromium test-tools clean
 
 setup: $(VENV)/.installed
 
@@ -60,6 +60,16 @@ bench: setup
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) bench/run.py --json var/bench/results.json
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) bench/image_encoder.py --json var/bench/image_encoder.json
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) bench/text_encoder.py --json var/bench/text_encoder.json
+
+# The scale benchmark (docs/scaling.md): 1k-1M products beside LanceDB; each size is built once
+# into var/bench/scale-<n>/ and reused (a 1M build takes tens of minutes on two cores).
+SCALE_SIZES ?= 1k,10k,100k,1m
+SCALE_LANCEDB ?= 1k,10k,100k
+bench-scale: setup
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	mkdir -p var/bench
+	CATALOG_DIR=$(CATALOG_DIR) nice -n 10 $(PY) bench/scale.py --sizes $(SCALE_SIZES) --lancedb $(SCALE_LANCEDB) --readers 1,2,4 \
+		--json var/bench/scale.json --markdown var/bench/scale.md
 
 clean:
 	rm -rf var .pytest_cache artifacts test-tools/node_modules

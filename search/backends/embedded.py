@@ -1,4 +1,4 @@
-"""Embedded engine (the default): BM25 by tantivy plus kNN by hnswlib, in files on this machine.
+"""Embedded engine (the default): BM25 by tantivy plus kNN by usearch (HNSW), in files on this machine.
 
 Layout under ``INDEX_DIR``::
 
@@ -65,17 +65,17 @@ class _Build:
     says; text and image dimensions must match ``dims`` (else a ValueError asks for a reindex).
     """
 
-    def __init__(self, path: Path, dims: dict[str, int], boosts: dict[str, float]):
+    def __init__(self, path: Path, dims: dict[str, int], boosts: dict[str, float], *, bulk: bool = False, size_hint: int = 0):
         self.path = path
         try:
             self.space: dict | None = json.loads((path / SPACE_FILE).read_text(encoding="utf-8"))
         except FileNotFoundError:
             self.space = None
-        self.bm25 = BM25Index(path / "bm25", boosts)
+        self.bm25 = BM25Index(path / "bm25", boosts, bulk=bulk)
         stored = VectorIndex.stored_dims(path / "vectors") or {}
         if "fused" in stored and "fused" in dims:
             dims = {**dims, "fused": stored["fused"]}
-        self.vectors = VectorIndex(path / "vectors", dims)
+        self.vectors = VectorIndex(path / "vectors", dims, bulk=bulk, size_hint=size_hint)
 
     def write(self, upserts: Sequence[SearchDocument], deletes: Sequence[int]) -> None:
         self.bm25.write(upserts, deletes)
@@ -87,15 +87,16 @@ class _Build:
 
 
 class EmbeddedSearchBackend(BaseSearchBackend):
-    """tantivy (BM25) + hnswlib (kNN) under ``params["INDEX_DIR"]``; see the module docstring."""
+    """tantivy (BM25) + usearch HNSW (kNN) under ``params["INDEX_DIR"]``; see the module docstring."""
 
-    def __init__(self, params: dict, vector_dims: dict[str, int], *, build_dir: Path | None = None):
+    def __init__(self, params: dict, vector_dims: dict[str, int], *, build_dir: Path | None = None, size_hint: int = 0):
         super().__init__(params, vector_dims)
         self.root = Path(params["INDEX_DIR"])
         self.alias = self.root / params.get("INDEX", "products")
         self.boosts = dict(params.get("FIELD_BOOSTS") or settings.SEARCH_FIELD_BOOSTS)
         self.lock_timeout = float(params.get("LOCK_TIMEOUT") or LOCK_TIMEOUT_S)
-        self._pinned = build_dir  # a backend writing into a build being rebuilt
+        self._pinned = build_dir  # a backend writing into a build being rebuilt (bulk writes, read by no one else)
+        self._size_hint = size_hint
         self._build: _Build | None = None
         self._checked = 0.0
         self._mutex = threading.RLock()
@@ -143,7 +144,7 @@ class EmbeddedSearchBackend(BaseSearchBackend):
             target = self._target()
             try:
                 if self._build is None or self._build.path != target:
-                    self._build = _Build(target, self.vector_dims, self.boosts)
+                    self._build = _Build(target, self.vector_dims, self.boosts, bulk=self._pinned is not None, size_hint=self._size_hint)
                     self.vector_dims = dict(self._build.vectors.dims)
                 else:
                     self._build.catch_up()
@@ -213,17 +214,25 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         self._open(force=True)
 
     @contextlib.contextmanager
-    def rebuild(self, *, before_swap=None, keep: int | None = None, vector_dims=None, space=None) -> Iterator[EmbeddedSearchBackend]:
+    def rebuild(self, *, before_swap=None, keep: int | None = None, vector_dims=None, space=None,
+                size_hint: int | None = None) -> Iterator[EmbeddedSearchBackend]:
+        """See :meth:`BaseSearchBackend.rebuild`. The new build is written in bulk (vectors straight
+        into in-memory HNSW graphs on every core, BM25 committed in large batches) and sized for
+        ``size_hint`` products (default: the live index's count), which picks its HNSW parameters."""
         if space is None and vector_dims is None:  # same vectors as the live build: keep its record
             space = self.index_space()
+        if size_hint is None:
+            size_hint = self.count() if self.alias.exists() else 0
         new_dir = self._new_build_dir(space)
-        builder = EmbeddedSearchBackend(self.params, vector_dims or self.vector_dims, build_dir=new_dir)
+        builder = EmbeddedSearchBackend(self.params, vector_dims or self.vector_dims, build_dir=new_dir, size_hint=size_hint)
         try:
             yield builder
             with self._write_lock():
                 if before_swap is not None:
                     before_swap(builder)
-                builder._open(force=True).vectors.compact()
+                built = builder._open(force=True)
+                built.bm25.finish()
+                built.vectors.compact()
                 self._swap_alias(new_dir)
         except BaseException:
             shutil.rmtree(new_dir, ignore_errors=True)
@@ -271,7 +280,7 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         build = self._open(force=True)
         size = sum(p.stat().st_size for p in build.path.rglob("*") if p.is_file())
         return {
-            "backend": "embedded (tantivy BM25 + hnswlib kNN)",
+            "backend": "embedded (tantivy BM25 + usearch HNSW kNN)",
             "index": str(build.path),
             "documents": build.bm25.count(),
             "fusion_space": (build.space or {}).get("version", "not recorded"),

@@ -127,6 +127,16 @@ def test_django_setup_loads_no_model_library_and_stays_small(tmp_path):
     assert result["peak_rss_mb"] < SETUP_RSS_LIMIT_MB
 
 
+def test_the_index_may_open_before_the_encoders_load():
+    # given a fresh interpreter that opens the embedded engine's graphs (usearch) first, as a web
+    # process does when a search reaches the index before the encoders, then loads ONNX Runtime
+    probe = "import search.backends._hnsw, onnxruntime; print('both loaded')"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    # then both load (usearch's static libstdc++ once crashed onnxruntime's import with SIGSEGV)
+    assert (out.returncode, out.stdout.strip()) == (0, "both loaded"), out.stderr[-2000:]
+
+
 # -- settings and checks ---------------------------------------------------------------------------------
 def _encoder_errors() -> list[tuple[str, str, str]]:
     return [(e.id, e.msg, e.hint) for e in run_checks() if e.id in {f"search.E{n:03d}" for n in range(8, 13)}]

@@ -5,7 +5,11 @@ from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 
+from search import health
+
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),  # liveness
+    path("readyz", health.readyz, name="readyz"),  # readiness: encoders warm, index open
     path("admin/", admin.site.urls),
     path("api/", include("config.api_urls")),
     path("", include("shop.urls")),

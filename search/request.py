@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from mlmodels.image import ImageFeatures
 from mlmodels.images import ImageRejected, open_image
+from mlmodels.types import ImageFeatures
 from search.backends import get_backend
 from search.backends.base import SearchFilters
 from search.embedding import encoding

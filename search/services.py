@@ -19,13 +19,13 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from mlmodels.fusion import FusionSpace, fuse
-from mlmodels.image import ImageFeatures
 from mlmodels.images import ImageRejected, open_image
+from mlmodels.types import ImageFeatures
 from search.backends import get_backend
 from search.backends.base import BaseSearchBackend, DocumentsRejected
 from search.documents import document_text, to_search_document
 from search.embedding import encoders, encoding, spaces
-from search.models import ProductEmbedding
+from search.models import ProductEmbedding, ProductVector
 from shop.models import IndexState, Product, ProductImage
 
 logger = logging.getLogger(__name__)
@@ -75,16 +75,20 @@ def products_embed(
 ) -> tuple[dict[int, ProductEmbedding], dict[int, str]]:
     """Compute (or reuse) embeddings for ``products`` and save them.
 
-    Text is re-encoded only when it changed, a photo only when its bytes changed, unless
-    ``force``; the fused vector is always recomputed, in ``space`` (default: the active space).
+    Text is re-encoded only when it (or ``TEXT_ENCODER``) changed, a photo only when its bytes (or
+    ``IMAGE_ENCODER``) changed, unless ``force``; the fused vector is always recomputed, in ``space``
+    (default: the active space). Vectors of ``ADDITIONAL_TEXT_ENCODERS`` are kept up to date in
+    :class:`~search.models.ProductVector` the same way (:func:`product_vectors_embed`).
     Returns (product id -> embedding, product id -> reason its photo was not used).
     """
     space = space or encoding.get_space()
+    text_spec, image_spec = encoders.text_spec(), encoders.image_spec()
     existing = {e.product_id: e for e in ProductEmbedding.objects.filter(product__in=[p.pk for p in products])}
     texts = {p.pk: document_text(p) for p in products}
+    text_hashes = {pid: encoding.source_hash(text_spec, text) for pid, text in texts.items()}
     photo_errors: dict[int, str] = {}
 
-    to_text = [p for p in products if force or p.pk not in existing or existing[p.pk].text_hash != encoding.sha1(texts[p.pk])]
+    to_text = [p for p in products if force or p.pk not in existing or existing[p.pk].text_hash != text_hashes[p.pk]]
     text_vecs = dict(zip([p.pk for p in to_text], encoders.text_encoder().encode_document([texts[p.pk] for p in to_text]), strict=True))
 
     photos: dict[int, tuple[str, object]] = {}
@@ -95,7 +99,7 @@ def products_embed(
         try:
             with img.image.open("rb") as fh:
                 raw = fh.read(settings.MAX_IMAGE_BYTES + 1)
-            digest = encoding.sha1(raw)
+            digest = encoding.source_hash(image_spec, raw)
             if not force and p.pk in existing and existing[p.pk].image_hash == digest and existing[p.pk].image_features is not None:
                 continue
             photos[p.pk] = (digest, open_image(raw, max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS).image)
@@ -113,7 +117,7 @@ def products_embed(
         emb = existing.get(p.pk) or ProductEmbedding(product=p)
         if p.pk in text_vecs:
             emb.text_vector = ProductEmbedding.pack(text_vecs[p.pk])
-            emb.text_hash = encoding.sha1(texts[p.pk])
+            emb.text_hash = text_hashes[p.pk]
         if p.pk in photo_rows:
             row = photo_rows[p.pk]
             emb.image_features = ProductEmbedding.pack(feats.features[row])
@@ -131,7 +135,44 @@ def products_embed(
         emb.space_version = space.version
         emb.save()
         out[p.pk] = emb
+    product_vectors_embed(products, texts, force=force)
     return out, photo_errors
+
+
+def product_vectors_embed(products: Sequence[Product], texts: dict[int, str], *, force: bool = False) -> None:
+    """Encode ``products``' document texts with each of ``ADDITIONAL_TEXT_ENCODERS`` and store the
+    vectors, one :class:`~search.models.ProductVector` per (product, vector field).
+
+    A text whose hash (text and encoder) is unchanged is not re-encoded unless ``force``.
+
+    Args:
+        products: the products.
+        texts: product id -> its document text (:func:`search.documents.document_text`).
+        force: re-encode every text.
+    """
+    for spec in encoders.additional_text_specs():
+        stored = {v.product_id: v for v in ProductVector.objects.filter(product__in=[p.pk for p in products], field=spec.vector_field)}
+        hashes = {p.pk: encoding.source_hash(spec, texts[p.pk]) for p in products}
+        todo = [p.pk for p in products if force or p.pk not in stored or stored[p.pk].source_hash != hashes[p.pk]]
+        if not todo:
+            continue
+        vectors = encoders.additional_text_encoder(spec).encode_document([texts[pid] for pid in todo])
+        for pid, vector in zip(todo, vectors, strict=True):
+            ProductVector.objects.update_or_create(
+                product_id=pid, field=spec.vector_field,
+                defaults={"encoder": spec.name, "vector": ProductEmbedding.pack(vector), "source_hash": hashes[pid]},
+            )
+
+
+def product_vectors(product_ids: Sequence[int]) -> dict[int, dict[str, np.ndarray]]:
+    """Product id -> {vector field -> ``(dim,)`` float32 vector} of the ``ADDITIONAL_TEXT_ENCODERS`` fields in service."""
+    fields = [spec.vector_field for spec in encoders.additional_text_specs()]
+    out: dict[int, dict[str, np.ndarray]] = {}
+    if fields:
+        for pid, field_name, vector in ProductVector.objects.filter(product__in=list(product_ids), field__in=fields).values_list(
+                "product_id", "field", "vector"):
+            out.setdefault(pid, {})[field_name] = ProductEmbedding.unpack(vector)
+    return out
 
 
 def products_write(*, product_ids: Sequence[int], backend: BaseSearchBackend, force: bool = False) -> IndexReport:
@@ -154,7 +195,8 @@ def products_write(*, product_ids: Sequence[int], backend: BaseSearchBackend, fo
     # keeps its head until `reindex` swaps in a build made with a newly trained one).
     space = spaces.space_for_index(backend)
     embeddings, photo_errors = products_embed(products, force=force, space=space)
-    docs = [to_search_document(p, embeddings.get(p.pk)) for p in products]
+    extra = product_vectors([p.pk for p in products])
+    docs = [to_search_document(p, embeddings.get(p.pk), extra.get(p.pk)) for p in products]
     if space is None:
         logger.warning("No fusion space matches the index's fused field; %d products indexed without fused vectors", len(docs))
         for doc in docs:

@@ -298,3 +298,12 @@ def test_a_brand_rename_is_indexed_by_the_worker(worker_log, first_task_timeout)
     wait_for(lambda: backend.refresh() or backend.search_text("manatee") != [], 5, "the new brand name to be searchable here")
     assert [h.id for h in backend.search_text("manatee")] == [product.pk]
     assert backend.search_text("dugong") == []
+
+
+def test_the_worker_warms_up_as_it_starts(worker_log):
+    # then: the worker process loaded the encoders and opened the index by itself (worker_process_init),
+    # so its first task paid no model load
+    wait_for(lambda: "Warm start: ready in" in worker_log.read_text(), FIRST_TASK_TIMEOUT_S, "the worker's warm start")
+    log = worker_log.read_text()
+    assert "Warm start (celery worker): loading the encoders and the index in the background" in log
+    assert "Warm start failed" not in log

@@ -280,6 +280,16 @@ CELERY_BEAT_SCHEDULE = {
 INDEX_STALE_AFTER_S = env.int("INDEX_STALE_AFTER_S", default=600)
 
 # --- models -----------------------------------------------------------------------------------------
+#: The encoders, by their name in mlmodels.registry (`manage.py check` lists the valid ones):
+#: MiniLM (all-MiniLM-L6-v2, 384-d) for words, EfficientNet-Lite0 (1280-d) for photos.
+TEXT_ENCODER = env("TEXT_ENCODER", default="minilm")
+IMAGE_ENCODER = env("IMAGE_ENCODER", default="efficientnet-lite0")
+#: More text encoders, each filling a vector field of its own (its registry spec names it); none by default.
+ADDITIONAL_TEXT_ENCODERS = env.list("ADDITIONAL_TEXT_ENCODERS", default=[])
+#: Web processes (config/wsgi.py, config/asgi.py) and Celery workers load the encoders, the fusion
+#: space and the index in a background thread as they start, so the first search pays no model
+#: load; /readyz answers 200 once that is done. Off: everything loads on the first request.
+SEARCH_WARM_START = env.bool("SEARCH_WARM_START", default=True)
 ENCODER_DEVICE = env("ENCODER_DEVICE", default="auto")
 #: ``auto`` runs the image encoder through ONNX Runtime on CPU (exported on first use; ~3.5x less
 #: CPU per photo than torch, see bench/RESULTS.md) and through torch on CUDA; ``torch`` keeps torch.

@@ -14,11 +14,21 @@ graph recall@10 0.942 -> 0.960 on 20k photos; the same for MiniLM text vectors f
 
 from __future__ import annotations
 
+import ctypes
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
-from usearch.index import Index
+
+if sys.platform == "linux":
+    # usearch's wheel (2.26.6) carries its own static libstdc++; a shared libstdc++ loaded after it
+    # crashes in its locale set-up (SIGSEGV on `import usearch.index` then `import onnxruntime`, which
+    # is what a process does when its index opens before its encoders load). Loaded first, with global
+    # symbols, the shared one serves both. torch, loaded at start-up before encoders were lazy, did this.
+    ctypes.CDLL("libstdc++.so.6", mode=ctypes.RTLD_GLOBAL)
+
+from usearch.index import Index  # noqa: E402  (after the libstdc++ above)
 
 #: (up to this many vectors, connectivity M, expansion_add = ef_construction, expansion_search = ef).
 #: Chosen by recall@10 >= 0.95 against exact search after re-ranking, filtered kNN included, on

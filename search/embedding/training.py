@@ -25,8 +25,8 @@ from django.conf import settings
 from mlmodels import head as fusion_head
 from mlmodels import head_artefacts
 from mlmodels.crossmodal import holdout_split, paired_judgments, retrieval_metrics
-from mlmodels.image import ImageFeatures
-from search.embedding import spaces
+from mlmodels.types import ImageFeatures
+from search.embedding import encoders, spaces
 from search.freshness import products_outside_space
 from search.models import ProductEmbedding
 from shop.models import Product
@@ -49,8 +49,8 @@ class TrainingPairs:
 
     Attributes:
         product_ids: ``(n,)`` primary keys.
-        text: ``(n, 384)`` MiniLM vectors of the document texts.
-        image_features: ``(n, 1280)``.
+        text: ``(n, text_dim)`` ``TEXT_ENCODER`` vectors of the document texts (MiniLM: 384).
+        image_features: ``(n, image_dim)`` ``IMAGE_ENCODER`` features (EfficientNet-Lite0: 1280).
         groups: ``(n,)`` normalised titles; identical titles are not negatives of each other.
     """
 
@@ -167,6 +167,7 @@ def fusion_head_train(
     space = fusion_head.train_fusion_head(
         pairs.text[train], pairs.image_features[train], group_ids=pairs.groups[train],
         dim=dim, kind=kind, epochs=epochs, seed=seed, device=device or settings.ENCODER_DEVICE, progress=progress,
+        text_dim=encoders.text_dim(), image_dim=encoders.image_dim(),
     )
     train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - c0
 
@@ -177,7 +178,8 @@ def fusion_head_train(
         "held_out": {"n_products": int(len(held)), "share": holdout, "fusion": head_metrics, "bridge": bridge_metrics},
         "n_train": int(len(train)), "train_s": round(train_s, 2), "train_cpu_s": round(train_cpu_s, 2),
     }
-    path = head_artefacts.save_artefact(space, spaces.head_dir(), metrics=metrics, data_hash=space.data_hash)
+    path = head_artefacts.save_artefact(space, spaces.head_dir(), metrics=metrics, data_hash=space.data_hash,
+                                        encoders=encoders.encoder_names())
 
     beats = head_metrics["ndcg@10"] > bridge_metrics["ndcg@10"]
     if not beats:

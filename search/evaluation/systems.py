@@ -29,7 +29,7 @@ from search import encoding
 from search.backends.base import Hit, SearchDocument
 from search.backends.embedded import EmbeddedSearchBackend
 from search.evaluation import encoders
-from search.evaluation.datasets import SEED, Dataset
+from search.evaluation.datasets import SEED, TEXT_DATASETS, Dataset
 from search.evaluation.metrics import METRICS, evaluate_run
 from search.selectors import blend_weights, rankings_blend, search_rankings
 
@@ -198,7 +198,7 @@ def ranked_ids(rankings: dict[str, list[Hit]], spec: SystemSpec) -> list[int]:
 def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str) -> list[SystemSpec]:
     """The systems compared on ``dataset``, given the spaces available."""
     has_head = "fusion" in spaces
-    if dataset == "crowdflower":
+    if dataset in TEXT_DATASETS:
         specs = [
             SystemSpec("bm25", service_key, retriever="bm25", about="BM25 alone (tantivy, SEARCH_FIELD_BOOSTS)"),
             SystemSpec("text_knn", service_key, retriever="text_knn", about="kNN on the MiniLM text vector alone"),

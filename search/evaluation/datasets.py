@@ -149,7 +149,8 @@ def load_dataset(name: str, folder: Path, *, split: str = "val") -> Dataset:
 
 
 def _load_fashion_text(folder: Path) -> Dataset:
-    from search.evaluation.fashion_text import load_fashion_text  # it builds on this module's classes
+    # imported here: fashion_text builds on this module's classes
+    from search.evaluation.fashion_text import load_fashion_text
 
     return load_fashion_text(folder)
 

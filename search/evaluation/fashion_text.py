@@ -214,10 +214,13 @@ def load_fashion_text(folder: Path, *, mix: dict[str, int] | None = None) -> Dat
         for i, r in enumerate(kept, start=1)
     ]
     planned = plan_queries(products, mix)
+    by_type: dict[str, list[EvalProduct]] = {}
+    for p in products:
+        by_type.setdefault(p.attributes["type"], []).append(p)
     qrels = {}
     for q in planned:
-        gains = {p.id: float(g) for p in products if (g := grade(q.intent, p.attributes)) > 0}
-        qrels[q.id] = gains
+        candidates = [p for t in sorted({q.intent.type, *RELATED.get(q.intent.type, ())}) for p in by_type.get(t, [])]
+        qrels[q.id] = {p.id: float(g) for p in candidates if (g := grade(q.intent, p.attributes)) > 0}
     kinds = Counter(q.intent.kind for q in planned)
     shopper = sum(q.shopper_words for q in planned)
     no_photo = sum(p.image_path is None for p in products)
@@ -225,12 +228,12 @@ def load_fashion_text(folder: Path, *, mix: dict[str, int] | None = None) -> Dat
         name=NAME, source=Path(folder), products=products, queries=[EvalQuery(q.id, text=q.text) for q in planned],
         qrels=qrels, index_text=True, index_photos=True,
         notes=[
-            f"Catalog: {len(products)} products indexed with their title and photo ({no_photo} without a photo); "
-            f"attributes are not indexed. Left out: {excluded} '{', '.join(sorted(EXCLUDED_TYPES))}' products"
+            (f"Catalog: {len(products)} products indexed with their title and photo ({no_photo} without a photo); "
+             f"attributes are not indexed. Left out: {excluded} '{', '.join(sorted(EXCLUDED_TYPES))}' products")
             + "".join(f", {n} with {reason}" for reason, n in sorted(skipped.items())) + ".",
-            f"Queries: {len(planned)} ({', '.join(f'{n} {k}' for k, n in kinds.items())}); {shopper} use shopper words "
-            "(synonyms, colour and gender words a title rarely contains).",
-            "Gain 3: type + gender + colour asked; 2: type + gender, another colour; 1: type for another gender, "
-            "or a related type; see search.evaluation.fashion_text.",
+            (f"Queries: {len(planned)} ({', '.join(f'{n} {k}' for k, n in kinds.items())}); {shopper} use shopper words "
+             "(synonyms, colour and gender words a title rarely contains)."),
+            ("Gain 3: type + gender + colour asked; 2: type + gender, another colour; 1: type for another gender, "
+             "or a related type; see search.evaluation.fashion_text."),
         ],
     )

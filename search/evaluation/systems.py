@@ -30,7 +30,7 @@ from search.backends.embedded import EmbeddedSearchBackend
 from search.embedding import encoding
 from search.embedding.encoders import bridge, image_dim, text_dim
 from search.evaluation import encoders
-from search.evaluation.datasets import SEED, Dataset
+from search.evaluation.datasets import SEED, TEXT_DATASETS, Dataset
 from search.evaluation.metrics import METRICS, evaluate_run
 from search.evaluation.sweep import sweep_blend
 from search.hybrid.pipeline import rankings_blend, search_rankings
@@ -201,7 +201,7 @@ def ranked_ids(rankings: dict[str, list[Hit]], spec: SystemSpec) -> list[int]:
 def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str) -> list[SystemSpec]:
     """The systems compared on ``dataset``, given the spaces available."""
     has_head = "fusion" in spaces
-    if dataset == "crowdflower":
+    if dataset in TEXT_DATASETS:
         specs = [
             SystemSpec("bm25", service_key, retriever=BM25, about="BM25 alone (tantivy, SEARCH_FIELD_BOOSTS)"),
             SystemSpec("text_knn", service_key, retriever=TEXT_KNN, about="kNN on the MiniLM text vector alone"),

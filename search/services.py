@@ -18,7 +18,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from mlmodels.fusion import FusionSpace, fuse
-from mlmodels.image import ImageFeatures
+from mlmodels.image import DECODE_FIT, ImageFeatures
 from mlmodels.images import ImageRejected, open_image
 from search.backends import get_backend
 from search.backends.base import BaseSearchBackend, DocumentsRejected
@@ -26,6 +26,7 @@ from search.documents import document_text, to_search_document
 from search.embedding import encoders, encoding, spaces
 from search.models import ProductEmbedding
 from shop.models import IndexState, Product, ProductImage
+from shop.uploads import photo_limits
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def products_embed(
             digest = encoding.sha1(raw)
             if not force and p.pk in existing and existing[p.pk].image_hash == digest and existing[p.pk].image_features is not None:
                 continue
-            photos[p.pk] = (digest, open_image(raw, max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS).image)
+            photos[p.pk] = (digest, open_image(raw, **photo_limits(), fit=DECODE_FIT).image)
         except ImageRejected as exc:
             photo_errors[p.pk] = f"Photo {img.source_name or img.image.name!r} was not used: {exc.reason}"
         except (FileNotFoundError, OSError):

@@ -88,6 +88,15 @@ class PhotoSizeLimitHandler(FileUploadHandler):
         return OversizedUpload(self.file_name or "upload", self.received, self.content_type or "", self.limit)
 
 
+def photo_limits() -> dict[str, int]:
+    """The photo limits in settings, as ``mlmodels.images.open_image`` keyword arguments:
+    ``MAX_IMAGE_BYTES``, ``MAX_IMAGE_PIXELS``, ``MAX_IMAGE_SIDE`` and ``MAX_IMAGE_DECODE_BYTES``."""
+    return {
+        "max_bytes": settings.MAX_IMAGE_BYTES, "max_pixels": settings.MAX_IMAGE_PIXELS,
+        "max_side": settings.MAX_IMAGE_SIDE, "max_decode_bytes": settings.MAX_IMAGE_DECODE_BYTES,
+    }
+
+
 def read_upload(upload, field: str, limit: int) -> bytes:
     """The bytes of an uploaded file, at most ``limit + 1`` of them (so "too big" stays detectable).
 

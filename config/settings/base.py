@@ -125,9 +125,15 @@ if not DEBUG:
 
 # --- catalog and photos ---------------------------------------------------------------------
 CATALOG_DIR = Path(env("CATALOG_DIR", default=str(BASE_DIR.parent / "shared" / "data")))
-#: Upload and catalog photo limits (bytes, pixels); see mlmodels.images for how they were chosen.
+#: Upload and catalog photo limits (bytes, pixels, longest side in pixels, memory to decode in
+#: bytes), all checked from the header before any pixel is decoded; see mlmodels.images for how
+#: they were chosen.
 MAX_IMAGE_BYTES = env.int("MAX_IMAGE_BYTES", default=10 * 1024 * 1024)
 MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", default=40_000_000)
+MAX_IMAGE_SIDE = env.int("MAX_IMAGE_SIDE", default=12_000)
+MAX_IMAGE_DECODE_BYTES = env.int("MAX_IMAGE_DECODE_BYTES", default=128 * 1024 * 1024)
+#: Longest side of a stored product photo (px): uploads are re-encoded at most this large.
+PHOTO_STORED_MAX_SIDE = env.int("PHOTO_STORED_MAX_SIDE", default=2048)
 
 # --- search -------------------------------------------------------------------------------------
 SEARCH_INDEX_DIR = Path(env("SEARCH_INDEX_DIR", default=str(VAR_DIR / "search-index")))

@@ -13,6 +13,9 @@ Fixtures (``tests/attacks/conftest.py`` makes them available):
   returns a :class:`Server`; every server a module started is stopped at its end.
 - ``redis_url``: a real ``redis-server`` on a free port (skipped with a reason if not installed).
 
+:func:`start_celery_worker` starts a real worker; :func:`celery_send_to` makes this process's
+tasks go to a broker instead of running in-process (the test settings' default).
+
 Memory is read from ``/proc/<pid>/status``: :func:`peak_reset` sets a process's high-water mark
 (``VmHWM``) back to its current RSS, so ``vm_kib(pid, "VmHWM")`` after an attack minus
 ``vm_kib(pid, "VmRSS")`` before it is the most the attack made the process grow.
@@ -249,3 +252,16 @@ def start_celery_worker(*, env: dict[str, str], log: Path, name: str = "attacks"
     if process.poll() is not None:
         pytest.fail(f"the Celery worker exited with {process.returncode}:\n{log.read_text()[-3000:]}")
     return process
+
+
+def celery_send_to(broker_url: str, *, eager: bool = False) -> None:
+    """Send this process's tasks to ``broker_url`` (or run them in-process when ``eager``).
+
+    Celery pools producers per connection on first use, eager tasks included, so the pools are
+    dropped here the way Celery itself drops them after a fork (``Celery._after_fork``).
+    """
+    from workers.celery import app
+
+    app._pool = None
+    app.amqp._producer_pool = None
+    app.conf.update(broker_url=broker_url, task_always_eager=eager)

@@ -49,6 +49,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it sees a view's exception first: /api/ and /events/ answer the JSON error body, 500s included.
+    "shop.api.errors.ApiErrorMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -230,7 +232,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",  # enforces CSRF for browser sessions
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["shop.api.parsers.BoundedJSONParser"],  # 413 over API_MAX_JSON_BYTES, 400 past API_MAX_JSON_DEPTH
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "shop.api.pagination.PageNumberPagination",  # 400 for ?page=abc, 404 past the end
     "PAGE_SIZE": 24,
@@ -246,6 +248,10 @@ REST_FRAMEWORK = {
         "login": env("API_THROTTLE_LOGIN", default="20/minute"),
     },
 }
+#: Largest JSON body the API reads (413 above it), and deepest nesting of arrays and objects in
+#: it (400 beyond it), both checked before parsing: a product is a few kilobytes and 3 levels deep.
+API_MAX_JSON_BYTES = env.int("API_MAX_JSON_BYTES", default=1024 * 1024)
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=32)
 #: API tokens stop working this many hours after they were issued (a new one from POST /api/auth/token/).
 API_TOKEN_TTL_HOURS = env.int("API_TOKEN_TTL_HOURS", default=24 * 7)
 SPECTACULAR_SETTINGS = {

@@ -15,5 +15,6 @@ if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
 
 handler400 = "shop.views.bad_request"
+handler403 = "shop.views.permission_denied"
 handler404 = "shop.views.page_not_found"
 handler500 = "shop.views.server_error"

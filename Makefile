@@ -7,6 +7,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CATALOG_DIR ?= ../shared/data
 PORT ?= 8000
+# The demo listens on this machine only; HOST=0.0.0.0 opens it to the network (set ALLOWED_HOSTS too).
+HOST ?= 127.0.0.1
+# DEBUG off, static files and photos served, a SECRET_KEY kept in var/: see config/settings/demo.py.
+DEMO_SETTINGS := config.settings.demo
 
 .PHONY: setup demo serve lint test test-fast bench bench-scale redis-server chromium test-tools clean
 
@@ -40,10 +44,10 @@ demo: setup
 	$(PY) manage.py search_status
 	@echo "Storefront: http://localhost:$(PORT)/   admin: http://localhost:$(PORT)/admin/"
 	@$(PY) manage.py load_demo --print-only --base-url http://localhost:$(PORT)
-	$(PY) manage.py runserver 0.0.0.0:$(PORT)
+	DJANGO_SETTINGS_MODULE=$(DEMO_SETTINGS) $(PY) manage.py runserver $(HOST):$(PORT)
 
 serve: setup
-	$(PY) manage.py runserver 0.0.0.0:$(PORT)
+	DJANGO_SETTINGS_MODULE=$(DEMO_SETTINGS) $(PY) manage.py runserver $(HOST):$(PORT)
 
 # Lint and import order (ruff), then the architecture contracts (import-linter): see pyproject.toml.
 lint: setup

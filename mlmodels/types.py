@@ -29,6 +29,10 @@ DEFAULT_TEXT_ENCODER = "minilm"
 DEFAULT_IMAGE_ENCODER = "efficientnet-lite0"
 #: Classes of ImageNet-1k: the width of :attr:`ImageFeatures.logits` (read by the zero-shot bridge).
 IMAGENET_CLASSES = 1000
+#: Longest side a photo is decoded at for the image encoders (``mlmodels.images.open_image(fit=...)``):
+#: the shorter side stays >= 224 (the shipped encoders' input) up to an aspect of 4.5:1, and every
+#: catalog photo here (at most 512 px) is decoded at full size, so its features are unchanged.
+DECODE_FIT = 1024
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,14 @@ from django.utils import timezone
 
 from mlmodels.fusion import FusionSpace, fuse
 from mlmodels.images import ImageRejected, open_image
-from mlmodels.types import ImageFeatures
+from mlmodels.types import DECODE_FIT, ImageFeatures
 from search.backends import get_backend
 from search.backends.base import BaseSearchBackend, DocumentsRejected
 from search.documents import document_text, to_search_document
 from search.embedding import encoders, encoding, spaces
 from search.models import ProductEmbedding, ProductVector
 from shop.models import IndexState, Product, ProductImage
+from shop.uploads import photo_limits
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def products_embed(
             digest = encoding.source_hash(image_spec, raw)
             if not force and p.pk in existing and existing[p.pk].image_hash == digest and existing[p.pk].image_features is not None:
                 continue
-            photos[p.pk] = (digest, open_image(raw, max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS).image)
+            photos[p.pk] = (digest, open_image(raw, **photo_limits(), fit=DECODE_FIT).image)
         except ImageRejected as exc:
             photo_errors[p.pk] = f"Photo {img.source_name or img.image.name!r} was not used: {exc.reason}"
         except (FileNotFoundError, OSError):

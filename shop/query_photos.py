@@ -13,15 +13,15 @@ from __future__ import annotations
 import io
 import re
 import secrets
-import warnings
 
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
-from PIL import Image, ImageOps
 
+from mlmodels.images import ImageRejected, open_image
 from mlmodels.types import IMAGENET_CLASSES, ImageFeatures
 from search.embedding.encoders import image_dim
+from shop.uploads import photo_limits
 
 #: Tokens are 22 URL-safe characters (128 random bits); anything else is refused before a lookup.
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
@@ -60,23 +60,20 @@ def query_photo_store(features: ImageFeatures, preview: bytes | None = None) -> 
 def query_photo_preview(data: bytes) -> bytes | None:
     """A JPEG of at most :data:`PREVIEW_PX` px on its longer side, EXIF rotation applied, no metadata.
 
+    Decoded by ``mlmodels.images.open_image`` within the photo limits in settings, shrunk while
+    decoding (a JPEG at 1/2-1/8 scale), so the preview costs memory in proportion to its size.
+
     Args:
-        data: a photo already accepted by ``mlmodels.images.open_image`` (so its size is known to
-            be within ``MAX_IMAGE_PIXELS``).
+        data: the photo's bytes.
 
     Returns:
-        The JPEG bytes, or ``None`` if the photo cannot be shrunk (the chip then shows an icon).
+        The JPEG bytes, or ``None`` if the photo cannot be used (the chip then shows an icon).
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(data))
-            image.draft("RGB", (PREVIEW_PX * 2, PREVIEW_PX * 2))  # JPEG: decode at 1/2-1/8 scale
-            image = ImageOps.exif_transpose(image).convert("RGB")
-            image.thumbnail((PREVIEW_PX, PREVIEW_PX))
-            out = io.BytesIO()
-            image.save(out, format="JPEG", quality=80)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        image = open_image(data, **photo_limits(), fit=PREVIEW_PX).image
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=80)
+    except (ImageRejected, OSError, ValueError):
         return None
     return out.getvalue()
 

@@ -146,7 +146,7 @@ def test_a_wrong_encoder_name_fails_manage_py_check_with_the_valid_names(setting
     settings.TEXT_ENCODER = "clip"
     settings.IMAGE_ENCODER = "resnet50"
     assert _encoder_errors() == [
-        ("search.E008", "TEXT_ENCODER is 'clip', which is not a registered text encoder.", "Use one of: minilm."),
+        ("search.E008", "TEXT_ENCODER is 'clip', which is not a registered text encoder.", "Use one of: e5-small, minilm."),
         ("search.E009", "IMAGE_ENCODER is 'resnet50', which is not a registered image encoder.", "Use one of: efficientnet-lite0."),
     ]
 
@@ -157,7 +157,7 @@ def test_an_additional_text_encoder_must_have_a_vector_field_of_its_own(settings
         "search.E010",
         "ADDITIONAL_TEXT_ENCODERS names 'minilm', which is not a text encoder with a vector field of its own "
         "(or is TEXT_ENCODER itself, or is named twice).",
-        "Use some of: minilm-prefixed.",
+        "Use some of: e5-small, minilm-prefixed.",
     )]
     settings.ADDITIONAL_TEXT_ENCODERS = ["minilm-prefixed"]
     assert _encoder_errors() == []

@@ -20,6 +20,9 @@ for _alias in ("default", "embedded"):
     SEARCH_BACKENDS[_alias] = {**_EMBEDDED, "INDEX_DIR": SEARCH_INDEX_DIR, "INDEX": "products"}
 FUSION_HEAD_DIR = _tmp / "fusion"
 ENCODER_CACHE_DIR = _tmp / "models"
+# The suite's catalogs are indexed with MiniLM's field only: e5's first load exports its graph
+# (about 100 s of CPU) into this run's empty cache. tests/test_e5_encoder.py turns it on.
+ADDITIONAL_TEXT_ENCODERS = [n for n in os.environ.get("TEST_ADDITIONAL_TEXT_ENCODERS", "").split(",") if n]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(_tmp / "cache")}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -11,7 +11,7 @@ from django.conf import settings
 
 from search.backends.base import BaseSearchBackend, Hit
 from search.embedding.encoding import QueryVectors
-from search.hybrid.retrievers import KNN_FIELDS, VECTOR_FIELDS
+from search.hybrid.retrievers import KNN_FIELDS
 
 
 def matched_ids(rankings: dict[str, list[Hit]], *, best: dict[str, float] | None = None) -> set[int]:
@@ -43,9 +43,8 @@ def matched_ids(rankings: dict[str, list[Hit]], *, best: dict[str, float] | None
 def knn_best(backend: BaseSearchBackend, vectors: QueryVectors) -> dict[str, float]:
     """The query's best cosine per vector field in the whole catalog (one ``k=1`` kNN each, no filters)."""
     best = {}
-    for vector_field in VECTOR_FIELDS:
-        vector = getattr(vectors, vector_field)
-        if vector is not None and settings.SEARCH_KNN_MIN_RATIO.get(vector_field, 0.0) > 0:
+    for vector_field, vector in vectors.by_field().items():
+        if settings.SEARCH_KNN_MIN_RATIO.get(vector_field, 0.0) > 0:
             hits = backend.search_vector(vector_field, vector, k=1)
             if hits:
                 best[vector_field] = hits[0].score

@@ -28,7 +28,7 @@ from search.embedding.encoding import QueryVectors
 from search.hybrid.click_prior import apply_click_prior, click_prior_scale
 from search.hybrid.floor import knn_best, matched_ids
 from search.hybrid.fusion import blend
-from search.hybrid.retrievers import BM25, CLICKS, FUSED_KNN, IMAGE_KNN, KNN_FIELDS, PHOTO_REFS_KNN, TEXT_KNN, VECTOR_FIELDS, blend_weights
+from search.hybrid.retrievers import BM25, CLICKS, FUSED_KNN, IMAGE_KNN, KNN_FIELDS, PHOTO_REFS_KNN, TEXT_KNN, blend_weights
 
 #: Most products listed when browsing by filters alone (no words, no photo).
 BROWSE_LIMIT = 5000
@@ -99,7 +99,7 @@ def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, fil
     hybrid = getattr(backend, "search_hybrid", None)
     if hybrid is not None and not refs:  # the engine fuses BM25 and kNN itself (Elasticsearch retrievers)
         # vectors.fused is None when no loadable fusion space matches the live index
-        query_vectors = {f: v for f in VECTOR_FIELDS if (v := getattr(vectors, f)) is not None}
+        query_vectors = vectors.by_field()
         ratios = settings.SEARCH_KNN_MIN_RATIO
         floors = {f: ratios[f] * best for f, best in (query.best or {}).items() if best > 0}
         return hybrid(
@@ -156,7 +156,8 @@ def search_rankings(
         candidates: hits per retriever (default ``SEARCH_CANDIDATES``).
 
     Returns:
-        Retriever name (``bm25``, ``text_knn``, ``image_knn``, ``fused_knn``) -> hits, best first.
+        Retriever name (``bm25``, ``text_knn``, ``image_knn``, ``fused_knn``, and ``<field>_knn`` for
+        each additional text field the query has a vector for, e.g. ``text_e5_knn``) -> hits, best first.
     """
     n = candidates or settings.SEARCH_CANDIDATES
     rankings: dict[str, list[Hit]] = {}
@@ -167,6 +168,8 @@ def search_rankings(
         rankings[IMAGE_KNN] = backend.search_vector(KNN_FIELDS[IMAGE_KNN], vectors.image, filters=filters, k=n)
     if vectors.fused is not None:  # None: no loadable fusion space matches the live index
         rankings[FUSED_KNN] = backend.search_vector(KNN_FIELDS[FUSED_KNN], vectors.fused, filters=filters, k=n)
+    for vector_field, vector in vectors.extra.items():  # ADDITIONAL_TEXT_ENCODERS' fields, e.g. text_e5_knn
+        rankings[f"{vector_field}_knn"] = backend.search_vector(vector_field, vector, filters=filters, k=n)
     return rankings
 
 

@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from mlmodels import registry
 from mlmodels.fusion import FusionSpace
-from mlmodels.types import TEXT, EncoderSpec, ImageFeatures
+from mlmodels.types import EncoderSpec, ImageFeatures
 from search.backends.base import Hit, SearchDocument
 from search.backends.embedded import EmbeddedSearchBackend
 from search.embedding import encoding
@@ -42,7 +41,7 @@ logger = logging.getLogger(__name__)
 #: Results scored per query: recall@100 needs the top 100.
 RUN_DEPTH = 100
 NO_HEAD = "no trained head available"
-#: The second dense text encoder every text data set is evaluated with (registry name).
+#: multilingual-e5-small's registry name: its own systems are reported while it is in service.
 E5_ENCODER = "e5-small"
 
 Progress = Callable[[str], None]
@@ -109,13 +108,9 @@ class Evaluation:
 
 
 def additional_specs(ds: Dataset) -> tuple[EncoderSpec, ...]:
-    """The additional text encoders a text data set is evaluated with: ``ADDITIONAL_TEXT_ENCODERS``,
-    and e5-small always (so its rows are reported whether or not it is in service)."""
-    if ds.name not in TEXT_DATASETS:
-        return ()
-    specs = list(additional_text_specs())
-    e5 = registry.encoder_spec(E5_ENCODER, TEXT)
-    return tuple(specs if e5 in specs else [*specs, e5])
+    """The additional text encoders a text data set is indexed and queried with: ``ADDITIONAL_TEXT_ENCODERS``,
+    as in the storefront (photo data sets have no words to give them)."""
+    return additional_text_specs() if ds.name in TEXT_DATASETS else ()
 
 
 def encode_dataset(ds: Dataset, progress: Progress | None = None) -> Encoded:
@@ -233,14 +228,16 @@ def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str)
             SystemSpec("fused_knn", service_key, retriever=FUSED_KNN, about=f"kNN on the fused vector alone ({spaces[service_key].name} space)"),
             SystemSpec("rrf_bm25_text", service_key, blend={"method": "rrf", "rrf_k": 60, "weights": _only(BM25, TEXT_KNN)},
                        about="plain RRF (k=60, equal weights) of BM25 and text kNN: the reference"),
-            SystemSpec("e5_knn", service_key, retriever=TEXT_E5_KNN, about="kNN on the multilingual-e5-small vector alone"),
-            SystemSpec("rrf_bm25_e5", service_key, blend={"method": "rrf", "rrf_k": 60, "weights": _only(BM25, TEXT_E5_KNN)},
-                       about="plain RRF (k=60, equal weights) of BM25 and e5 kNN"),
-            SystemSpec("hybrid_without_e5", service_key, blend={"weights": {TEXT_E5_KNN: 0.0}},
-                       about="the storefront's text ranking with the e5 kNN's weight 0 (BM25, MiniLM text kNN, fused kNN)"),
-            SystemSpec("hybrid", service_key, blend={} if e5_in_service else {"weights": {TEXT_E5_KNN: 0.0}},
-                       about="the storefront's text ranking (settings SEARCH_FUSION/WEIGHTS/RRF_K, ADDITIONAL_TEXT_ENCODERS)"),
+            SystemSpec("hybrid", service_key, blend={}, about="the storefront's text ranking (settings SEARCH_FUSION/WEIGHTS/RRF_K)"),
         ]
+        if e5_in_service:  # multilingual-e5-small's field (ADDITIONAL_TEXT_ENCODERS)
+            specs[-1:-1] = [
+                SystemSpec("e5_knn", service_key, retriever=TEXT_E5_KNN, about="kNN on the multilingual-e5-small vector alone"),
+                SystemSpec("rrf_bm25_e5", service_key, blend={"method": "rrf", "rrf_k": 60, "weights": _only(BM25, TEXT_E5_KNN)},
+                           about="plain RRF (k=60, equal weights) of BM25 and e5 kNN"),
+                SystemSpec("hybrid_without_e5", service_key, blend={"weights": {TEXT_E5_KNN: 0.0}},
+                           about="the storefront's text ranking with the e5 kNN's weight 0 (BM25, MiniLM text kNN, fused kNN)"),
+            ]
     elif dataset == "grocery":
         specs = [
             SystemSpec("image_knn", service_key, retriever=IMAGE_KNN, about="kNN on EfficientNet photo features alone"),

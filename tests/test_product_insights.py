@@ -246,6 +246,14 @@ def test_the_rank_box_says_when_the_words_do_not_find_the_product(shop):
     assert "For “qzxv” this product is not among the results" in text_of(html)
 
 
+def test_the_rank_box_says_when_the_index_may_not_have_the_latest_changes(shop):
+    Product.objects.filter(pk=shop["towel"].pk).update(index_state="pending")
+
+    html = signed_in("towelco").get(page_of(shop["towel"]), {"rank_q": QUERY}).content.decode()
+
+    assert "This product is pending in the search index, so search may not show its latest changes yet." in html
+
+
 def test_the_rank_box_explains_bad_words(shop):
     client = signed_in("towelco")
 

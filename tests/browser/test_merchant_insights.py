@@ -83,3 +83,16 @@ def test_merchant_sees_how_shoppers_find_a_product_and_where_it_ranks(page, scre
         "No shopper has seen this product in search results in the last 30 days. It appears here once searches show it."
     )
     panel.screenshot(path=str(ARTIFACTS / "42-admin-how-shoppers-find-empty.png"))
+
+    # and: another merchant's staff member gets the admin's "doesn't exist" for the towel's page, rank box or not
+    rival = Merchant.objects.create(name="Rival Linen")
+    django_user_model.objects.create_user("rival", password=PASSWORD)
+    merchant_staff_add(merchant=rival, user=django_user_model.objects.get(username="rival"))
+    page.context.clear_cookies()
+    page.goto(f"/admin/login/?next=/admin/shop/product/{towel.pk}/change/%3Frank_q%3Dtowel")
+    page.locator("#id_username").fill("rival")
+    page.locator("#id_password").fill(PASSWORD)
+    page.locator("input[type=submit]").click()
+    page.wait_for_url(re.compile(r"/admin/$"))
+    expect(page.locator(".messagelist")).to_contain_text("doesn’t exist")
+    expect(page.locator("#how-shoppers-find")).to_have_count(0)

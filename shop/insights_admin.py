@@ -65,8 +65,8 @@ class QueryLine:
 
     @property
     def ctr_text(self) -> str:
-        """CTR as a percentage with one decimal, e.g. ``"12.5 %"``."""
-        return f"{100 * self.ctr:.1f} %"
+        """CTR as a percentage with one decimal, e.g. ``"12.5 %"``; ``"–"`` without impressions."""
+        return f"{100 * self.ctr:.1f} %" if self.impressions else "–"
 
 
 @dataclass(frozen=True)

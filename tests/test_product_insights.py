@@ -328,3 +328,19 @@ def test_product_queries_counts_only_the_products_own_pages(clicks):
     assert (found.impressions, found.clicks, found.capped) == (5, 3, False)
     with pytest.raises(ValueError, match="at least 1"):
         product_queries(clicks["towel"].pk, days=0)
+
+
+def test_a_product_on_more_pages_than_are_read_says_only_the_newest_were_counted(clicks, monkeypatch):
+    from search.clicks import analytics
+
+    # the newest four pages holding the id's digits: the decoy, "old towel" (40 days ago), the photo search, "bath towel"
+    monkeypatch.setattr(analytics, "MAX_PRODUCT_IMPRESSIONS_SCANNED", 4)
+
+    found = product_queries(clicks["towel"].pk, days=30)
+    html = signed_in("towelco").get(page_of(clicks["towel"])).content.decode()
+
+    assert found.capped and found.impressions == 2
+    assert {row.label for row in insights_admin.query_lines(found.shown)} == {"A photo, no words", "bath towel"}
+    assert "Only the newest searches were read for this period." in html
+    # clicks are all counted; a query none of whose pages were read has no CTR to give
+    assert [QUERY, "2", "0", "–", "–"] in Tables(html).tables["queries-clicked"]

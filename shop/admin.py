@@ -50,7 +50,7 @@ admin.site.enable_nav_sidebar = False  # the product list needs the width
 
 def _thumbnail(image: ProductImage | None, size: int) -> str:
     if image is None or not image.image:
-        return format_html('<span style="color:#999">{}</span>', "no photo")
+        return format_html('<span style="color:#666">{}</span>', "no photo")
     return format_html(
         '<img src="{}" alt="" style="width:{}px;height:{}px;object-fit:contain;background:#fff;'
         'border:1px solid #ddd;border-radius:6px">',

@@ -7,3 +7,14 @@ class SearchConfig(AppConfig):
 
     def ready(self) -> None:
         from search import checks  # noqa: F401  (registers system checks)
+        from search.backends import provide_index_spec
+
+        provide_index_spec(_index_spec)
+
+
+def _index_spec() -> tuple[dict[str, int], dict]:
+    """Vector dimensions and the active fusion space for new backends (see ``search.backends``)."""
+    # search.embedding reaches the model packages (torch): imported when the first backend is made, not at start-up.
+    from search.embedding.encoding import index_spec
+
+    return index_spec()

@@ -172,3 +172,10 @@ def fused_vectors(
     t_space = space.text(text_vectors) if text_vectors is not None else None
     i_space = space.image(image) if image is not None else None
     return fuse(t_space, i_space, text_weight=w_text, image_weight=w_image)
+
+
+def index_spec() -> tuple[dict[str, int], dict]:
+    """What a search backend is built with (``search.backends.provide_index_spec``): the vector
+    dimensions of the encoders in service and the active fusion space's record, which a first
+    index stores with its fused vectors. Loads no model."""
+    return vector_dims(), spaces.active_ref().as_dict()

@@ -14,7 +14,7 @@ class SearchConfig(AppConfig):
 
 def _index_spec() -> tuple[dict[str, int], dict]:
     """Vector dimensions and the active fusion space for new backends (see ``search.backends``)."""
-    # search.embedding reaches the model packages (torch): imported when the first backend is made, not at start-up.
+    # Late: search.embedding imports search.models, which cannot load while the app registry is being populated.
     from search.embedding.encoding import index_spec
 
     return index_spec()

@@ -1,7 +1,7 @@
 """A shopper's query photo, kept between the upload and the result pages as features and a preview.
 
 The photo itself is never stored: after decoding and encoding, only its encoder output
-(features ``(1, 1280)`` and logits ``(1, 1000)``, about 18 KB) and a small JPEG preview
+(features ``(1, image_dim)``, 1280 for EfficientNet-Lite0, and logits ``(1, 1000)``, about 18 KB) and a small JPEG preview
 (:data:`PREVIEW_PX` on its longer side, 2-6 KB, for the photo chip on the results page) go into
 Django's cache under a random token, so paging, sorting and filtering the results reuse them
 without a second upload. Both expire together (:func:`query_photo_ttl`). The cache is shared by
@@ -13,14 +13,15 @@ from __future__ import annotations
 import io
 import re
 import secrets
-import warnings
 
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
-from PIL import Image, ImageOps
 
-from mlmodels.image import IMAGE_DIM, NUM_CLASSES, ImageFeatures
+from mlmodels.images import ImageRejected, open_image
+from mlmodels.types import IMAGENET_CLASSES, ImageFeatures
+from search.embedding.encoders import image_dim
+from shop.uploads import photo_limits
 
 #: Tokens are 22 URL-safe characters (128 random bits); anything else is refused before a lookup.
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
@@ -39,7 +40,7 @@ def query_photo_store(features: ImageFeatures, preview: bytes | None = None) -> 
     """Keep the encoder output of one query photo (and its preview) and return the token that reads it back.
 
     Args:
-        features: ``features`` ``(1, 1280)`` and ``logits`` ``(1, 1000)`` float32.
+        features: ``features`` ``(1, image_dim)`` and ``logits`` ``(1, 1000)`` float32.
         preview: a small JPEG made by :func:`query_photo_preview`, or ``None``.
 
     Returns:
@@ -59,23 +60,20 @@ def query_photo_store(features: ImageFeatures, preview: bytes | None = None) -> 
 def query_photo_preview(data: bytes) -> bytes | None:
     """A JPEG of at most :data:`PREVIEW_PX` px on its longer side, EXIF rotation applied, no metadata.
 
+    Decoded by ``mlmodels.images.open_image`` within the photo limits in settings, shrunk while
+    decoding (a JPEG at 1/2-1/8 scale), so the preview costs memory in proportion to its size.
+
     Args:
-        data: a photo already accepted by ``mlmodels.images.open_image`` (so its size is known to
-            be within ``MAX_IMAGE_PIXELS``).
+        data: the photo's bytes.
 
     Returns:
-        The JPEG bytes, or ``None`` if the photo cannot be shrunk (the chip then shows an icon).
+        The JPEG bytes, or ``None`` if the photo cannot be used (the chip then shows an icon).
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(data))
-            image.draft("RGB", (PREVIEW_PX * 2, PREVIEW_PX * 2))  # JPEG: decode at 1/2-1/8 scale
-            image = ImageOps.exif_transpose(image).convert("RGB")
-            image.thumbnail((PREVIEW_PX, PREVIEW_PX))
-            out = io.BytesIO()
-            image.save(out, format="JPEG", quality=80)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        image = open_image(data, **photo_limits(), fit=PREVIEW_PX).image
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=80)
+    except (ImageRejected, OSError, ValueError):
         return None
     return out.getvalue()
 
@@ -89,7 +87,8 @@ def query_photo_preview_load(token: str) -> bytes | None:
 
 
 def query_photo_load(token: str) -> ImageFeatures | None:
-    """The features stored under ``token``, or ``None`` when it is malformed, unknown or expired."""
+    """The features stored under ``token``, or ``None`` when it is malformed, unknown, expired, or of
+    another width than ``IMAGE_ENCODER``'s (stored before the encoder changed)."""
     if not TOKEN_RE.match(token or ""):
         return None
     payload = cache.get(_KEY.format(token))
@@ -97,6 +96,7 @@ def query_photo_load(token: str) -> ImageFeatures | None:
         return None
     features = np.asarray(payload.get("features", []), dtype=np.float32)
     logits = np.asarray(payload.get("logits", []), dtype=np.float32)
-    if features.size != IMAGE_DIM or logits.size != NUM_CLASSES:
+    dim = image_dim()
+    if features.size != dim or logits.size != IMAGENET_CLASSES:
         return None
-    return ImageFeatures(features=features.reshape(1, IMAGE_DIM), logits=logits.reshape(1, NUM_CLASSES))
+    return ImageFeatures(features=features.reshape(1, dim), logits=logits.reshape(1, IMAGENET_CLASSES))

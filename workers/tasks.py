@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
-from search.backends.base import SearchUnavailable
+from search.backends.base import SearchBackendError, SearchUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,10 @@ def index_products(self, product_ids: list[int]) -> dict:
                     "Try again in a few minutes: save it, or select it in the product list and use “Re-index selected products”.",
                 )
         raise
-    return {"indexed": len(report.indexed), "failed": report.failed, "missing": report.missing}
+    if report.changed:  # edited while this task ran: they stay pending and are indexed again
+        logger.info("%d products changed while being indexed; enqueued again", len(report.changed))
+        enqueue_index(report.changed)
+    return {"indexed": len(report.indexed), "failed": report.failed, "missing": report.missing, "changed": report.changed}
 
 
 @shared_task(bind=True, acks_late=True, **{k: getattr(IndexTask, k) for k in vars(IndexTask) if not k.startswith("_")})
@@ -70,10 +73,14 @@ def unindex_product(self, product_id: int) -> None:
 
 @shared_task
 def sweep_stale_products() -> int:
-    """Re-enqueue products still pending after ``INDEX_STALE_AFTER_S`` (a lost message, a dead worker).
+    """Re-enqueue products still pending after ``INDEX_STALE_AFTER_S`` (a lost message, a dead worker),
+    and indexed products whose stored fused vectors are in a space the live index does not serve
+    (``search.freshness.products_in_foreign_space``: a write that raced an index swap).
 
     Returns the number of products re-enqueued.
     """
+    from search.backends import get_backend  # late: see the module docstring
+    from search.freshness import products_in_foreign_space  # late: see the module docstring
     from shop.models import IndexState, Product  # late: see the module docstring
 
     cutoff = timezone.now() - timedelta(seconds=settings.INDEX_STALE_AFTER_S)
@@ -81,7 +88,16 @@ def sweep_stale_products() -> int:
     enqueue_index(ids)
     if ids:
         logger.info("Sweeper re-enqueued %d stale products", len(ids))
-    return len(ids)
+    try:
+        foreign = products_in_foreign_space(get_backend())
+    except SearchBackendError as exc:
+        logger.warning("Sweeper could not read the live index's fusion space: %s", exc)
+        foreign = []
+    if foreign:
+        logger.info("Sweeper re-enqueued %d products whose fused vectors the live index does not serve", len(foreign))
+        Product.mark_pending(foreign)
+        enqueue_index(foreign)
+    return len(ids) + len(foreign)
 
 
 def enqueue_index(product_ids: list[int]) -> None:

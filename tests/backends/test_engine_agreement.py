@@ -1,6 +1,6 @@
 """One hybrid rule on every engine: the same queries give the same ids in the same order.
 
-The embedded engine (tantivy + hnswlib; ``search.hybrid`` fetches its lists and fuses them) is the
+The embedded engine (tantivy + usearch; ``search.hybrid`` fetches its lists and fuses them) is the
 reference. The Elasticsearch backend runs the same queries through the same pipeline
 (``search.hybrid.pipeline.ranked_matches``):
 

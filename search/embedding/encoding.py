@@ -89,6 +89,11 @@ class QueryVectors:
     fused: np.ndarray | None = None
     space: str | None = None
 
+    def for_field(self, vector_field: str) -> np.ndarray | None:
+        """The query vector that searches ``vector_field`` (``text``, ``image``, ``fused``); ``None``
+        when the query has none for it (no words, no photo, no fusion space) or the field is unknown."""
+        return {"text": self.text, "image": self.image, "fused": self.fused}.get(vector_field)
+
 
 class _LRU:
     def __init__(self, size: int):

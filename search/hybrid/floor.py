@@ -26,7 +26,7 @@ from search.backends.base import BaseSearchBackend, Hit
 from search.backends.retrieval import VectorRetrieval
 from search.embedding.encoding import QueryVectors
 from search.hybrid.retrieve import retrieve
-from search.hybrid.retrievers import KNN_FIELDS, VECTOR_FIELDS
+from search.hybrid.retrievers import KNN_FIELDS
 
 
 def matched_ids(
@@ -71,7 +71,7 @@ def knn_best(backend: BaseSearchBackend, vectors: QueryVectors, ratios: Mapping[
         ratios: the floor per vector field (default ``SEARCH_KNN_MIN_RATIO``); fields without one are skipped.
     """
     ratios = settings.SEARCH_KNN_MIN_RATIO if ratios is None else ratios
-    asked = [VectorRetrieval(name=f, field=f, vector=v, k=1) for f in VECTOR_FIELDS
-             if (v := getattr(vectors, f)) is not None and ratios.get(f, 0.0) > 0]
+    asked = [VectorRetrieval(name=name, field=f, vector=v, k=1) for name, f in KNN_FIELDS.items()
+             if (v := vectors.for_field(f)) is not None and ratios.get(f, 0.0) > 0]
     found = retrieve(backend, asked)
     return {r.field: hits[0].score for r, hits in zip(asked, found, strict=True) if hits}

@@ -12,29 +12,31 @@ from collections.abc import Sequence
 from search.backends.base import BaseSearchBackend, Hit, SearchFilters
 from search.backends.retrieval import Retrieval, TextRetrieval, VectorRetrieval
 from search.embedding.encoding import QueryVectors
-from search.hybrid.retrievers import BM25, FUSED_KNN, IMAGE_KNN, KNN_FIELDS, TEXT_KNN
+from search.hybrid.retrievers import BM25, KNN_FIELDS
 
 
 def query_retrievals(*, text: str, vectors: QueryVectors, filters: SearchFilters | None, window: int) -> list[Retrieval]:
-    """The engine retrievals of a words and/or photo query.
+    """The engine retrievals of a words and/or photo query, named from the registry.
 
-    Words run BM25 and a kNN on the text vector; a photo runs a kNN on the image vector; any
-    query runs a kNN on the fused vector (when a fusion space matches the live index).
+    Words run BM25; every kNN retriever of :data:`~search.hybrid.retrievers.KNN_FIELDS` runs when
+    the query has a vector for its field: the text vector with words, the image vector with a
+    photo, the fused vector for any query (when a fusion space matches the live index). A new kNN
+    retriever is one entry there (and its query vector in ``QueryVectors``).
 
     Args:
         text: cleaned query text ("" for a photo-only query).
         vectors: the query's vectors (``encoding.query_vectors``).
         filters: applied inside every retrieval.
         window: hits per retrieval.
+
+    Returns:
+        BM25 first (with words), then the kNN retrievals in registry order.
     """
-    out: list[Retrieval] = []
-    if text:
-        out.append(TextRetrieval(name=BM25, query=text, filters=filters, limit=window))
-        out.append(VectorRetrieval(name=TEXT_KNN, field=KNN_FIELDS[TEXT_KNN], vector=vectors.text, filters=filters, k=window))
-    if vectors.image is not None:
-        out.append(VectorRetrieval(name=IMAGE_KNN, field=KNN_FIELDS[IMAGE_KNN], vector=vectors.image, filters=filters, k=window))
-    if vectors.fused is not None:  # None: no loadable fusion space matches the live index
-        out.append(VectorRetrieval(name=FUSED_KNN, field=KNN_FIELDS[FUSED_KNN], vector=vectors.fused, filters=filters, k=window))
+    out: list[Retrieval] = [TextRetrieval(name=BM25, query=text, filters=filters, limit=window)] if text else []
+    for name, vector_field in KNN_FIELDS.items():
+        vector = vectors.for_field(vector_field)
+        if vector is not None:
+            out.append(VectorRetrieval(name=name, field=vector_field, vector=vector, filters=filters, k=window))
     return out
 
 

@@ -1,9 +1,10 @@
 """The retrievers of a hybrid query: one list of names, the vector field each kNN reads, their weights.
 
 Every other place reads the names from here: ``SEARCH_WEIGHTS`` keys are checked against
-:data:`WEIGHT_KEYS` (``search.checks``), the Elasticsearch request builder names its
-retrievers with :data:`BM25` and :data:`KNN_NAME`, and the relevance harness
-(``search.evaluation``) runs single retrievers by these names.
+:data:`WEIGHT_KEYS` (``search.checks``), the pipeline names each retrieval it asks an engine
+for (:mod:`search.hybrid.retrieve`; engines receive the names inside the requests, as
+Elasticsearch's child retrievers), and the relevance harness (``search.evaluation``) runs
+single retrievers by these names.
 """
 
 from __future__ import annotations

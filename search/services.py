@@ -9,11 +9,14 @@ product is still indexed by its text, so it stays findable while the merchant fi
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from django.conf import settings
+from django.db import OperationalError, transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
@@ -28,15 +31,42 @@ from search.models import ProductEmbedding
 from shop.models import IndexState, Product, ProductImage
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+#: Tries of the state update that follows an engine write (the write is done; only the marks remain).
+STATE_UPDATE_TRIES = 5
 
 
 @dataclass
 class IndexReport:
-    """What a batch of indexing did: ids indexed, and id -> reason for the ones that failed."""
+    """What a batch of indexing did: ids indexed, and id -> reason for the ones that failed.
+
+    ``superseded``: products changed while they were being indexed (the engine may hold the
+    older version); they are left pending and must be indexed again.
+    """
 
     indexed: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)
     missing: list[int] = field(default_factory=list)
+    superseded: list[int] = field(default_factory=list)
+
+
+def _retried(write: Callable[[], T], *, what: str) -> T:
+    """Run a short database write, trying again on ``OperationalError`` (e.g. SQLite's "database is
+    locked" after its busy timeout) up to :data:`STATE_UPDATE_TRIES` times with a growing pause.
+
+    Only for writes that are safe to repeat (idempotent updates). The last error propagates.
+    """
+    for attempt in range(1, STATE_UPDATE_TRIES + 1):
+        try:
+            return write()
+        except OperationalError:
+            if attempt == STATE_UPDATE_TRIES:
+                raise
+            logger.warning("%s: database busy, try %d of %d", what, attempt, STATE_UPDATE_TRIES)
+            time.sleep(0.2 * 2 ** attempt)
+    raise AssertionError("unreachable")
 
 
 def _products(ids: Iterable[int]):
@@ -140,26 +170,41 @@ def products_index(*, product_ids: Sequence[int], backend: BaseSearchBackend | N
         rejected: dict[int, str] = {}
     except DocumentsRejected as exc:  # the engine refused these for good; the rest were written
         rejected = exc.rejected
-    now = timezone.now()
-    failed = set(photo_errors) | set(rejected)
-    ok = [p.pk for p in products if p.pk not in failed]
-    Product.objects.filter(pk__in=ok).update(index_state=IndexState.INDEXED, index_error="", indexed_at=now)
+    marks = {p.pk: (IndexState.INDEXED, "") for p in products}
     for pid, reason in photo_errors.items():
-        if pid in rejected:
-            continue
-        Product.objects.filter(pk=pid).update(
-            index_state=IndexState.FAILED, index_error=f"{reason} Indexed by text only; upload a new photo and save to retry.", indexed_at=now
-        )
+        marks[pid] = (IndexState.FAILED, f"{reason} Indexed by text only; upload a new photo and save to retry.")
     for pid, reason in rejected.items():
         logger.warning("Search engine rejected product %s: %s", pid, reason)
-        Product.objects.filter(pk=pid).update(
-            index_state=IndexState.FAILED,
-            index_error=f"The search engine rejected this product ({reason}); it is not searchable. Fix it and save to retry."[:2000],
-            indexed_at=now,
-        )
-    report.indexed = ok
-    report.failed = {**photo_errors, **rejected}
+        marks[pid] = (IndexState.FAILED, f"The search engine rejected this product ({reason}); it is not searchable. Fix it and save to retry."[:2000])
+    seen = {p.pk: p.updated_at for p in products}
+    marked = _retried(lambda: _state_mark(marks, seen), what=f"Marking {len(marks)} products indexed")
+    report.superseded = sorted(set(marks) - marked)
+    if report.superseded:
+        logger.info("Products %s changed while being indexed; they stay pending and are indexed again", report.superseded[:20])
+    report.indexed = [pid for pid, (state, _) in marks.items() if state == IndexState.INDEXED and pid in marked]
+    report.failed = {pid: reason for pid, reason in {**photo_errors, **rejected}.items() if pid in marked}
     return report
+
+
+def _state_mark(marks: dict[int, tuple[str, str]], seen: dict) -> set[int]:
+    """Record each product's outcome, only where the row is still the version that was indexed.
+
+    A product saved again meanwhile (its ``updated_at`` moved) is set back to ``pending``: the
+    engine may now hold the older version (two workers can finish in either order), so it must
+    be indexed again (compare-and-set on ``updated_at``). Returns the ids marked.
+    """
+    now = timezone.now()
+    with transaction.atomic():  # short: ids and marks only (no encoding, no engine write inside)
+        rows = Product.objects.select_for_update().filter(pk__in=list(marks)).values_list("pk", "updated_at")
+        marked = {pid for pid, updated_at in rows if updated_at == seen[pid]}
+        for mark in set(marks.values()):
+            ids = [pid for pid, m in marks.items() if m == mark and pid in marked]
+            if ids:
+                Product.objects.filter(pk__in=ids).update(index_state=mark[0], index_error=mark[1], indexed_at=now)
+        superseded = set(marks) - marked
+        if superseded:
+            Product.objects.filter(pk__in=superseded).update(index_state=IndexState.PENDING)
+    return marked
 
 
 def product_record_failure(*, product_id: int, reason: str) -> None:

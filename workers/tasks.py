@@ -57,7 +57,9 @@ def index_products(self, product_ids: list[int]) -> dict:
                     "Try again in a few minutes: save it, or select it in the product list and use “Re-index selected products”.",
                 )
         raise
-    return {"indexed": len(report.indexed), "failed": report.failed, "missing": report.missing}
+    if report.superseded:  # changed while this task indexed them: the engine may hold the older version
+        enqueue_index(report.superseded)
+    return {"indexed": len(report.indexed), "failed": report.failed, "missing": report.missing, "superseded": report.superseded}
 
 
 @shared_task(bind=True, acks_late=True, **{k: getattr(IndexTask, k) for k in vars(IndexTask) if not k.startswith("_")})

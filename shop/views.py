@@ -53,7 +53,10 @@ def search(request: HttpRequest) -> HttpResponse:
     state = search_ui.SearchState(request.GET)
     image = None
     if state.get("img"):
-        image = query_photo_load(state.get("img"))
+        try:
+            image = query_photo_load(state.get("img"))
+        except SearchBackendError:  # the photo store cannot be reached
+            return _search_error(request, state, UNAVAILABLE, status=503)
         if image is None:
             return _search_error(request, state, PHOTO_EXPIRED, status=400, expired_photo=True)
     try:
@@ -98,7 +101,10 @@ def search_photo(request: HttpRequest) -> HttpResponse:
         features = decode_query_photo(data)
     except SearchRequestError as exc:
         return _search_error(request, state, exc.reason, status=400)
-    params = [("img", query_photo_store(features, preview=query_photo_preview(data)))]
+    try:
+        params = [("img", query_photo_store(features, preview=query_photo_preview(data)))]
+    except SearchBackendError:  # the photo store cannot be reached
+        return _search_error(request, state, UNAVAILABLE, status=503)
     params += [(k, v) for k, v in state.hidden_fields("img", "explain") if k in ("q", "category", "brand")]
     return HttpResponseRedirect(f"{reverse('shop:search')}?{urlencode(params)}")
 
@@ -110,7 +116,10 @@ def query_photo(request: HttpRequest, token: str) -> HttpResponse:
     Raises:
         Http404: the token is malformed, unknown or expired (or the photo had no preview).
     """
-    preview = query_photo_preview_load(token)
+    try:
+        preview = query_photo_preview_load(token)
+    except SearchBackendError:  # the photo store cannot be reached: the chip shows its icon
+        return HttpResponse(status=503)
     if preview is None:
         raise Http404("This photo search has expired.")
     response = HttpResponse(preview, content_type="image/jpeg")

@@ -22,6 +22,7 @@ from search.clicks import aggregates, guards, services
 from search.clicks.models import ClickStat, EventDiscard, PhotoReference, SearchClick, SearchImpression
 from search.clicks.selectors import click_priors, photo_refs_reset, photo_refs_search
 from shop.models import Product
+from shop.state import state_cache
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 pytestmark = pytest.mark.django_db
@@ -30,9 +31,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     cache.clear()
+    state_cache().clear()  # the click guards' rate-limit counters (shop.state)
     photo_refs_reset()
     yield
     cache.clear()
+    state_cache().clear()
     photo_refs_reset()
 
 

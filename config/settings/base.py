@@ -84,14 +84,30 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+#: Where rate-limit counters and photo-search tokens live (the ``state`` cache below): a Redis URL
+#: (``CACHE_URL``, else ``REDIS_URL``, else a ``redis://`` Celery broker), or empty for the database.
+STATE_CACHE_URL = env("CACHE_URL", default="") or env("REDIS_URL", default="")
+if not STATE_CACHE_URL and env("CELERY_BROKER_URL", default="").startswith(("redis://", "rediss://")):
+    STATE_CACHE_URL = env("CELERY_BROKER_URL")
 CACHES = {
-    # File-based so that every process (web, worker, command) sees the same entries, e.g. the
-    # vector of a photo query while a shopper pages through its results.
+    # File-based so that every process (web, worker, command) sees the same entries. It holds only
+    # what may be forgotten at any time (it culls a third of its files past MAX_ENTRIES): nothing
+    # that protects the site lives here.
     "default": {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
         "LOCATION": str(VAR_DIR / "cache"),
         "TIMEOUT": 3600,
-    }
+    },
+    # Rate-limit counters (API throttles, click guards) and photo-search tokens: state a flood of
+    # other entries must never evict. Redis when configured (keep its maxmemory-policy at
+    # noeviction), else a database table whose expired rows are purged and live rows never culled
+    # (shop.state.StateCache). See README "Rate limits and photo tokens".
+    "state": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": STATE_CACHE_URL, "KEY_PREFIX": "bazaar-state",
+         "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 5}}
+        if STATE_CACHE_URL else
+        {"BACKEND": "shop.state.StateCache", "LOCATION": "shop_state_cache", "OPTIONS": {"MAX_ENTRIES": 10_000}}
+    ),
 }
 
 LANGUAGE_CODE = "en-us"

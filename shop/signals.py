@@ -29,10 +29,12 @@ def indexing_deferred():
 def _enqueue(product_id: int) -> None:
     if getattr(_state, "deferred", False):
         return
-    from workers.tasks import index_products  # late: workers.tasks loads the Celery app; this module loads at start-up
+    from workers.tasks import enqueue_index  # late: workers.tasks loads the Celery app; this module loads at start-up
 
-    Product.objects.filter(pk=product_id).update(index_state=IndexState.PENDING, updated_at=timezone.now())
-    transaction.on_commit(lambda: index_products.delay([product_id]))
+    Product.objects.filter(pk=product_id).update(index_state=IndexState.PENDING, index_error="", updated_at=timezone.now())
+    # If the broker cannot take the task, enqueue_index records why on the product (still pending)
+    # and the sweeper sends it later: the save itself has succeeded.
+    transaction.on_commit(lambda: enqueue_index([product_id]))
 
 
 @receiver(post_save, sender=Product)
@@ -52,7 +54,7 @@ def product_image_changed(sender, instance: ProductImage, **kwargs) -> None:
 def product_deleted(sender, instance: Product, **kwargs) -> None:
     if getattr(_state, "deferred", False):
         return
-    from workers.tasks import unindex_product  # late: as above
+    from workers.tasks import enqueue_unindex  # late: as above
 
     pk = instance.pk
-    transaction.on_commit(lambda: unindex_product.delay(pk))
+    transaction.on_commit(lambda: enqueue_unindex(pk))

@@ -295,10 +295,19 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# A web request sends its task after the commit; with the broker down the send fails after
+# these tries (about a second) and the product stays pending with the reason, for the sweeper.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT_S", default=2.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
+#: Seconds between two runs of the sweeper (Celery beat), which re-enqueues products left pending.
+INDEX_SWEEP_INTERVAL_S = env.float("INDEX_SWEEP_INTERVAL_S", default=300.0)
 CELERY_BEAT_SCHEDULE = {
-    "sweep-stale-index": {"task": "workers.tasks.sweep_stale_products", "schedule": 300.0},
+    "sweep-stale-index": {"task": "workers.tasks.sweep_stale_products", "schedule": INDEX_SWEEP_INTERVAL_S},
+    "purge-expired-state": {"task": "workers.tasks.purge_expired_state", "schedule": 3600.0},
 }
-#: A product still pending after this many seconds is re-enqueued by the sweeper.
+#: A product still pending after this many seconds is re-enqueued by the sweeper (one whose task
+#: could not be sent, e.g. while Redis was down, is re-enqueued at the next sweep).
 INDEX_STALE_AFTER_S = env.int("INDEX_STALE_AFTER_S", default=600)
 
 # --- models -----------------------------------------------------------------------------------------

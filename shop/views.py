@@ -20,6 +20,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from search.backends.base import SearchBackendError
 from search.clicks.services import impression_record_for_page
+from search.clicks.visitors import visitor_cookie_set
 from search.query import normalise_query
 from search.request import SearchRequestError, decode_query_photo, parse_search_request
 from search.selectors import SearchPage, similar_products
@@ -71,7 +72,9 @@ def search(request: HttpRequest) -> HttpResponse:
     # -- click feedback: record what this shopper was shown; clicks come back with the token --
     context["impression"] = impression_record_for_page(request=request, search=search_request, page=page)
     context["impression_offset"] = (page.page - 1) * page.per_page
-    return render(request, "shop/search.html", context)
+    response = render(request, "shop/search.html", context)
+    visitor_cookie_set(request, response)  # a first-time visitor's id: no session, no row (search.clicks.visitors)
+    return response
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

@@ -1,5 +1,5 @@
 # Two commands on a fresh machine:
-#   make demo   set up, import the Flipkart catalog, index it, serve on http://localhost:8000
+#   make demo   set up, import the Flipkart catalog, load the demo logins (fixtures/), index, serve on http://localhost:8000
 #   make test   set up and run the whole test suite (starts its own Redis and Celery worker)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -7,8 +7,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CATALOG_DIR ?= ../shared/data
 PORT ?= 8000
+# The demo listens on this machine only; HOST=0.0.0.0 opens it to the network (set ALLOWED_HOSTS too).
+HOST ?= 127.0.0.1
+# DEBUG off, static files and photos served, a SECRET_KEY kept in var/: see config/settings/demo.py.
+DEMO_SETTINGS := config.settings.demo
 
-.PHONY: setup demo serve lint test test-fast bench redis-server chromium test-tools clean
+.PHONY: setup demo serve lint test test-fast bench bench-scale redis-server chromium test-tools clean
 
 setup: $(VENV)/.installed
 
@@ -36,12 +40,14 @@ test-tools/node_modules/axe-core/axe.min.js: test-tools/package.json test-tools/
 demo: setup
 	$(PY) manage.py migrate --noinput
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) manage.py import_catalog flipkart
+	$(PY) manage.py load_demo --base-url http://localhost:$(PORT)
 	$(PY) manage.py search_status
-	@echo "Storefront: http://localhost:$(PORT)/   admin: http://localhost:$(PORT)/admin/ (create a user with: $(PY) manage.py createsuperuser)"
-	$(PY) manage.py runserver 0.0.0.0:$(PORT)
+	@echo "Storefront: http://localhost:$(PORT)/   admin: http://localhost:$(PORT)/admin/"
+	@$(PY) manage.py load_demo --print-only --base-url http://localhost:$(PORT)
+	DJANGO_SETTINGS_MODULE=$(DEMO_SETTINGS) $(PY) manage.py runserver $(HOST):$(PORT)
 
 serve: setup
-	$(PY) manage.py runserver 0.0.0.0:$(PORT)
+	DJANGO_SETTINGS_MODULE=$(DEMO_SETTINGS) $(PY) manage.py runserver $(HOST):$(PORT)
 
 # Lint and import order (ruff), then the architecture contracts (import-linter): see pyproject.toml.
 lint: setup
@@ -60,6 +66,16 @@ bench: setup
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) bench/run.py --json var/bench/results.json
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) bench/image_encoder.py --json var/bench/image_encoder.json
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) bench/text_encoder.py --json var/bench/text_encoder.json
+
+# The scale benchmark (docs/scaling.md): 1k-1M products beside LanceDB; each size is built once
+# into var/bench/scale-<n>/ and reused (a 1M build takes tens of minutes on two cores).
+SCALE_SIZES ?= 1k,10k,100k,1m
+SCALE_LANCEDB ?= 1k,10k,100k
+bench-scale: setup
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	mkdir -p var/bench
+	CATALOG_DIR=$(CATALOG_DIR) nice -n 10 $(PY) bench/scale.py --sizes $(SCALE_SIZES) --lancedb $(SCALE_LANCEDB) --readers 1,2,4 \
+		--json var/bench/scale.json --markdown var/bench/scale.md
 
 clean:
 	rm -rf var .pytest_cache artifacts test-tools/node_modules

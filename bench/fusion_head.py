@@ -67,7 +67,7 @@ def main() -> None:
 
     from mlmodels import head as fh
     from mlmodels.crossmodal import holdout_split, paired_judgments, retrieval_metrics
-    from mlmodels.image import ImageFeatures
+    from mlmodels.types import ImageFeatures
     from search.embedding.encoders import bridge, text_encoder
 
     data = encode_fashion(Path(settings.CATALOG_DIR) / "fashion")

@@ -2,7 +2,7 @@
 
     python bench/image_encoder.py [--photos 64] [--rounds 3] [--json out.json] [--markdown out.md]
 
-Both encoders are the storefront's own (``mlmodels.image.ImageEncoder``, one CPU thread each as
+Both encoders are the storefront's own (``mlmodels.image.EfficientNetEncoder``, one CPU thread each as
 ``ENCODER_CPU_THREADS`` says) and get the same decoded Flipkart photos. Two loads:
 
 * **batch 1**: ``encode([photo])``, a shopper's photo query (preprocessing + network);
@@ -43,11 +43,11 @@ def run(n_photos: int, rounds: int) -> dict:
     from django.conf import settings
 
     from mlmodels.device import configure_cpu_threads
-    from mlmodels.image import ImageEncoder
+    from mlmodels.image import EfficientNetEncoder
 
     threads = configure_cpu_threads()
     load_before = load_average()
-    encoders, load_s = load_both(lambda runtime: ImageEncoder(
+    encoders, load_s = load_both(lambda runtime: EfficientNetEncoder(
         "cpu", runtime=runtime, cache_dir=settings.ENCODER_CACHE_DIR, threads=threads))
     photos = load_photos(n_photos)
     for enc in encoders.values():  # warm up, not timed

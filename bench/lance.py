@@ -52,14 +52,17 @@ def flipkart_table() -> pa.Table:
     })
 
 
-def synthetic_table(catalog_dir: Path, n: int) -> pa.Table:
-    """The same synthetic catalog as the ``synthetic-<n>`` scenario (same seed)."""
+def synthetic_table(catalog_dir: Path, n: int, anchors=None) -> pa.Table:
+    """The same synthetic catalog as the ``synthetic-<n>`` scenario (same seed; vectors around
+    ``anchors`` for the scale scenario), with ``price`` and top-level ``category`` columns for filters."""
     from bench.synthetic import load_vocabulary, synthetic_batches
 
     parts = []
-    for b in synthetic_batches(load_vocabulary(catalog_dir), n):
+    for b in synthetic_batches(load_vocabulary(catalog_dir), n, anchors=anchors):
         parts.append(pa.table({
             "id": pa.array(b.ids, pa.int64()),
+            "price": pa.array(100.0 + np.arange(len(b.ids)) % 5000, pa.float64()),
+            "category": [c[0] if c else "" for c in b.categories],
             "text": [". ".join([t, br, " > ".join(c), d]) for t, br, c, d in zip(b.titles, b.brands, b.categories, b.descriptions, strict=True)],
             "text_vector": _vectors(b.vectors["text"]), "image_vector": _vectors(b.vectors["image"]),
             "fused_vector": _vectors(b.vectors["fused"]),
@@ -67,7 +70,9 @@ def synthetic_table(catalog_dir: Path, n: int) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def build(folder: Path, data: pa.Table):
+def build(folder: Path, data: pa.Table, index_type: str = "IVF_HNSW_SQ"):
+    """A LanceDB table of ``data`` with its FTS index and, above :data:`EXACT_MAX` rows, a vector
+    index of ``index_type`` per vector column (cosine)."""
     import lancedb
     from lancedb.index import FTS
 
@@ -75,7 +80,7 @@ def build(folder: Path, data: pa.Table):
     table.create_index("text", config=FTS(with_position=False))
     if data.num_rows > EXACT_MAX:
         for column in VECTORS:
-            table.create_index(metric="cosine", vector_column_name=column, index_type="IVF_HNSW_SQ")
+            table.create_index(metric="cosine", vector_column_name=column, index_type=index_type)
     return table
 
 
@@ -92,9 +97,19 @@ def fts(table, text: str, k: int) -> list[Hit]:
     return [Hit(int(i), float(s)) for i, s in zip(rows["id"].to_pylist(), rows["_score"].to_pylist(), strict=True)]
 
 
-def knn(table, column: str, vector: np.ndarray, k: int, *, indexed: bool) -> list[Hit]:
+def knn(table, column: str, vector: np.ndarray, k: int, *, indexed: bool, nprobes: int = NPROBES, refine_factor: int = REFINE_FACTOR,
+        ef: int | None = None, where: str | None = None) -> list[Hit]:
+    """Cosine kNN on ``column``; on an indexed table with ``nprobes`` IVF partitions, HNSW beam ``ef``
+    (LanceDB's default when ``None``) and ``refine_factor`` x k candidates re-ranked with full vectors;
+    ``where`` is an SQL filter applied before the search (LanceDB's pre-filter)."""
     q = table.search(np.asarray(vector, np.float32), vector_column_name=column).distance_type("cosine").select(["id"]).limit(k)
+    if where:
+        q = q.where(where, prefilter=True)
     if indexed:
-        q = q.nprobes(NPROBES).refine_factor(REFINE_FACTOR)
+        q = q.nprobes(nprobes)
+        if refine_factor:
+            q = q.refine_factor(refine_factor)
+        if ef:
+            q = q.ef(ef)
     rows = q.to_arrow()
     return [Hit(int(i), 1.0 - float(d)) for i, d in zip(rows["id"].to_pylist(), rows["_distance"].to_pylist(), strict=True)]

@@ -256,7 +256,7 @@ def build_synthetic(n: int) -> dict:
         vocab = load_vocabulary(Path(settings.CATALOG_DIR))
         writer = EmbeddedSearchBackend({"INDEX_DIR": root, "INDEX": "products", "FIELD_BOOSTS": settings.SEARCH_FIELD_BOOSTS}, vector_dims())
         started = time.perf_counter()
-        with writer.rebuild() as builder:
+        with writer.rebuild(size_hint=n) as builder:
             for b in synthetic_batches(vocab, n):
                 builder.add_bulk([
                     SearchDocument(id=int(b.ids[i]), title=b.titles[i], brand=b.brands[i], category_path=b.categories[i],

@@ -1,9 +1,12 @@
-"""Synthetic catalogs for scale: real words recombined, random unit vectors.
+"""Synthetic catalogs for scale: real words recombined, vectors random or drawn around real ones.
 
 Titles and descriptions are recombined from the real Flipkart and fashion catalogs in
-``CATALOG_DIR`` (so BM25 sees a real vocabulary and real term statistics), and every vector
-field gets a random unit vector (so kNN does the work it does at that scale; the scores mean
-nothing). Seeded: the same ``n`` always gives the same catalog, for our engine and the baseline.
+``CATALOG_DIR`` (so BM25 sees a real vocabulary and real term statistics). Vectors are either
+random unit vectors (``anchors=None``: kNN does the work it does at that scale, but neighbours
+mean nothing and HNSW recall is at its worst) or, for the scale benchmark, drawn around real
+encoder outputs (:func:`realistic_vectors`), so the space has the clusters and empty regions of
+a real catalog and recall@10 against exact search means what it would in the shop. Seeded: the
+same ``n`` always gives the same catalog, for our engine and the baseline.
 """
 
 from __future__ import annotations
@@ -57,6 +60,31 @@ def unit_vectors(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return v
 
 
+#: Norm of the Gaussian noise added around the anchor mixture, before re-normalising. 0.3 puts a
+#: synthetic vector at cosine ~0.95 from its mixture: near-duplicates, as a large catalog has.
+NOISE = 0.3
+
+
+def realistic_vectors(rng: np.random.Generator, anchors, m: int) -> dict[str, np.ndarray]:
+    """``m`` products' vectors, each field ``w * a + (1 - w) * b + noise`` (re-normalised) for two real
+    products ``a``, ``b`` of ``anchors`` (:class:`bench.anchors.Anchors`) and ``w ~ U(0.5, 1)``; the
+    same ``a``, ``b``, ``w`` for every field of a product, so its text, photo and fused vectors agree.
+
+    Returns:
+        field -> ``(m, dim)`` float32, L2-normalised.
+    """
+    a, b = rng.integers(len(anchors.text), size=(2, m))
+    w = rng.uniform(0.5, 1.0, size=(m, 1)).astype(np.float32)
+    out = {}
+    for name in ("text", "image", "fused"):
+        real = getattr(anchors, name)
+        v = w * real[a] + (1 - w) * real[b]
+        v += rng.standard_normal(v.shape, dtype=np.float32) * (NOISE / np.sqrt(v.shape[1]))
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        out[name] = v
+    return out
+
+
 @dataclass
 class SyntheticBatch:
     ids: np.ndarray
@@ -67,9 +95,10 @@ class SyntheticBatch:
     vectors: dict[str, np.ndarray]
 
 
-def synthetic_batches(vocab: Vocabulary, n: int, batch: int = 5000) -> Iterator[SyntheticBatch]:
+def synthetic_batches(vocab: Vocabulary, n: int, batch: int = 5000, anchors=None) -> Iterator[SyntheticBatch]:
     """``n`` products in batches: title = half of one real title + half of another, description =
-    two real descriptions spliced, brand and category drawn from the real ones; ids 1..n."""
+    two real descriptions spliced, brand and category drawn from the real ones; ids 1..n; vectors
+    random (``anchors=None``) or :func:`realistic_vectors` around ``anchors``."""
     rng = np.random.default_rng(SEED)
     for start in range(0, n, batch):
         m = min(batch, n - start)
@@ -86,5 +115,6 @@ def synthetic_batches(vocab: Vocabulary, n: int, batch: int = 5000) -> Iterator[
         yield SyntheticBatch(
             ids=np.arange(start + 1, start + m + 1, dtype=np.int64), titles=titles, descriptions=descriptions,
             brands=[vocab.brands[i] for i in b], categories=[vocab.categories[i] for i in c],
-            vectors={name: unit_vectors(rng, m, dim) for name, dim in DIMS.items()},
+            vectors=({name: unit_vectors(rng, m, dim) for name, dim in DIMS.items()} if anchors is None
+                     else realistic_vectors(rng, anchors, m)),
         )

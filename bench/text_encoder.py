@@ -2,7 +2,7 @@
 
     python bench/text_encoder.py [--documents 64] [--queries 48] [--rounds 3] [--json out.json] [--markdown out.md]
 
-Both encoders are the storefront's own (``mlmodels.text.TextEncoder``, all-MiniLM-L6-v2, one
+Both encoders are the storefront's own (``mlmodels.text.MiniLMEncoder``, all-MiniLM-L6-v2, one
 CPU thread each as ``ENCODER_CPU_THREADS`` says); tokenisation (the model's tokenizer, cut at
 ``MAX_SEQ_LENGTH`` tokens) is included for both. Two loads:
 
@@ -68,11 +68,11 @@ def run(n_documents: int, n_queries: int, rounds: int) -> dict:
     from django.conf import settings
 
     from mlmodels.device import configure_cpu_threads
-    from mlmodels.text import TextEncoder
+    from mlmodels.text import MiniLMEncoder
 
     threads = configure_cpu_threads()
     load_before = load_average()
-    encoders, load_s = load_both(lambda runtime: TextEncoder(
+    encoders, load_s = load_both(lambda runtime: MiniLMEncoder(
         "cpu", runtime=runtime, cache_dir=settings.ENCODER_CACHE_DIR, threads=threads))
     documents, queries = load_documents(n_documents), load_queries(n_queries)
     for enc in encoders.values():  # warm up, not timed

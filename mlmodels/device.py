@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 VALID_DEVICES = ("auto", "cpu", "cuda")
 
@@ -20,6 +22,8 @@ def select_device(preferred: str | None = None) -> torch.device:
         ValueError: ``preferred`` is not one of :data:`VALID_DEVICES`, or ``"cuda"`` was asked
             for on a machine without CUDA.
     """
+    import torch  # heavy: loaded when an encoder is first built (or its runtime described), never at start-up
+
     choice = (preferred or os.environ.get("ENCODER_DEVICE") or "auto").lower()
     if choice not in VALID_DEVICES:
         raise ValueError(f"Unknown encoder device {choice!r}; valid values: {', '.join(VALID_DEVICES)}")
@@ -37,10 +41,8 @@ def select_device(preferred: str | None = None) -> torch.device:
 DEFAULT_CPU_THREADS = 1
 
 
-def configure_cpu_threads(threads: int | None = None) -> int:
-    """Set torch's CPU threads from ``threads``, else ``ENCODER_CPU_THREADS``, else :data:`DEFAULT_CPU_THREADS`.
-
-    Returns the number set.
+def cpu_threads(threads: int | None = None) -> int:
+    """CPU threads per encoder: ``threads``, else ``ENCODER_CPU_THREADS``, else :data:`DEFAULT_CPU_THREADS` (nothing is set).
 
     Raises:
         ValueError: not a positive integer.
@@ -52,5 +54,17 @@ def configure_cpu_threads(threads: int | None = None) -> int:
         n = 0
     if n < 1:
         raise ValueError(f"ENCODER_CPU_THREADS must be a positive integer, got {raw!r}")
+    return n
+
+
+def configure_cpu_threads(threads: int | None = None) -> int:
+    """Set torch's CPU threads to :func:`cpu_threads` and return the number set.
+
+    Raises:
+        ValueError: not a positive integer.
+    """
+    import torch  # heavy: only encoders that run on torch call this
+
+    n = cpu_threads(threads)
     torch.set_num_threads(n)
     return n

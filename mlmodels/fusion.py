@@ -19,13 +19,14 @@ from typing import Protocol
 
 import numpy as np
 
-from mlmodels.image import ImageFeatures
-from mlmodels.text import TextEncoder
+from mlmodels.types import DEFAULT_TEXT_ENCODER, ImageFeatures, TextEncoder
 
 #: Softmax temperature on ImageNet logits for the bridge. 1.0 keeps EfficientNet's own
 #: calibration; sharper values made class noise dominate on Flipkart photos.
 BRIDGE_TEMPERATURE = 1.0
 CLASS_PROMPT = "a photo of a {}"
+#: Kinds of trained fusion head (:mod:`mlmodels.head`); here so that artefacts are checked without torch.
+HEAD_KINDS = ("linear", "mlp")
 
 
 class FusionSpace(Protocol):
@@ -36,19 +37,21 @@ class FusionSpace(Protocol):
     version: str
 
     def text(self, text_vectors: np.ndarray) -> np.ndarray:
-        """``(n, 384)`` MiniLM vectors -> ``(n, dim)`` float32, L2-normalised."""
+        """``(n, text_dim)`` text encoder vectors (384 for MiniLM) -> ``(n, dim)`` float32, L2-normalised."""
 
     def image(self, features: ImageFeatures) -> np.ndarray:
         """Image encoder output for ``n`` photos -> ``(n, dim)`` float32, L2-normalised."""
 
 
-BRIDGE_DIM = 384  # the bridge lives in MiniLM's space
-
-
 @cache
-def bridge_version() -> str:
-    """Version of the zero-shot bridge, ``"bridge-<8 hex>"`` of its class names (no model load)."""
-    return "bridge-" + hashlib.sha1("|".join(imagenet_class_names()).encode()).hexdigest()[:8]
+def bridge_version(encoder_name: str = DEFAULT_TEXT_ENCODER) -> str:
+    """Version of the zero-shot bridge over text encoder ``encoder_name`` (a registry name), without a model load.
+
+    ``"bridge-<8 hex>"`` of the class names for the default encoder (MiniLM), so indexes built
+    before encoders were pluggable keep their version; ``"bridge-<8 hex>-<encoder_name>"`` for another.
+    """
+    version = "bridge-" + hashlib.sha1("|".join(imagenet_class_names()).encode()).hexdigest()[:8]
+    return version if encoder_name == DEFAULT_TEXT_ENCODER else f"{version}-{encoder_name}"
 
 
 def imagenet_class_names() -> list[str]:
@@ -64,20 +67,24 @@ class ZeroShotBridge:
     """Cold-start space: ImageNet class probabilities x MiniLM embeddings of the class names.
 
     ``image(f) = normalise(softmax(logits / T) @ (E - mean(E)))`` and
-    ``text(t) = normalise(t - mean(E))``, where ``E`` is the ``(1000, 384)`` matrix of class-name
+    ``text(t) = normalise(t - mean(E))``, where ``E`` is the ``(1000, text_dim)`` matrix of class-name
     embeddings. The idea is DeViSE/ConSE-style zero-shot transfer (Norouzi et al., "Zero-Shot
     Learning by Convex Combination of Semantic Embeddings", ICLR 2014).
+
+    Args:
+        text_encoder: embeds the class names (``encode_document``); its ``dim`` is the bridge's.
+        encoder_name: its registry name, which the bridge's ``version`` names (:func:`bridge_version`).
     """
 
     name = "bridge"
-    dim = BRIDGE_DIM
 
-    def __init__(self, text_encoder: TextEncoder):
+    def __init__(self, text_encoder: TextEncoder, *, encoder_name: str = DEFAULT_TEXT_ENCODER):
         names = imagenet_class_names()
         embeddings = text_encoder.encode_document([CLASS_PROMPT.format(n) for n in names])
         self._mean = embeddings.mean(axis=0, keepdims=True)
         self._classes = embeddings - self._mean
-        self.version = bridge_version()
+        self.dim = int(text_encoder.dim)
+        self.version = bridge_version(encoder_name)
 
     def text(self, text_vectors: np.ndarray) -> np.ndarray:
         return l2_normalise(np.asarray(text_vectors, np.float32) - self._mean)

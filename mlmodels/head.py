@@ -1,6 +1,7 @@
 """The trained fusion head: two small projections into one shared text-photo space.
 
-A photo's EfficientNet-Lite0 features ``(1280,)`` and a text's MiniLM vector ``(384,)`` are
+A photo's image-encoder features (EfficientNet-Lite0: ``(1280,)``) and a text's text-encoder
+vector (MiniLM: ``(384,)``) are
 each centred on the training mean and projected to ``dim`` dimensions (``linear``: one matrix;
 ``mlp``: the matrix plus a residual LayerNorm-MLP block), then L2-normalised. Both encoders
 stay frozen, so training reads cached features and an epoch over 6k pairs takes well under a
@@ -30,14 +31,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from mlmodels.device import select_device
-from mlmodels.image import IMAGE_DIM, ImageFeatures
-from mlmodels.text import TEXT_DIM
+from mlmodels.fusion import HEAD_KINDS
+from mlmodels.registry import encoder_spec
+from mlmodels.types import DEFAULT_IMAGE_ENCODER, DEFAULT_TEXT_ENCODER, ImageFeatures
 
-#: ``linear`` is the default. Measured on held-out fashion (bench/fusion_head.py): the ``mlp``
-#: head (dropout 0.6) scored nDCG@10 0.530 vs 0.507 on "<colour> <type> for <gender>" queries
-#: but tied on a product's own text -> photo (0.548 vs 0.545; recall@1 0.359 vs 0.377), at
-#: twice the CPU time (24 s vs 13 s).
-HEAD_KINDS = ("linear", "mlp")
+# Head kinds (HEAD_KINDS, kept in mlmodels.fusion so artefacts are checked without torch): ``linear``
+# is the default. Measured on held-out fashion (bench/fusion_head.py): the ``mlp`` head (dropout
+# 0.6) scored nDCG@10 0.530 vs 0.507 on "<colour> <type> for <gender>" queries but tied on a
+# product's own text -> photo (0.548 vs 0.545; recall@1 0.359 vs 0.377), at twice the CPU time
+# (24 s vs 13 s).
 DEFAULT_DIM = 256
 #: Training defaults, chosen on a dev split carved from the training products of the 7.7k
 #: fashion pairs (bench/fusion_head.py --dev), never on the held-out products. Without
@@ -89,7 +91,7 @@ class Projection(nn.Module):
 class FusionHead(nn.Module):
     """Both projections and the learnable logit scale (log of the inverse temperature)."""
 
-    def __init__(self, dim: int, kind: str, text_dim: int = TEXT_DIM, image_dim: int = IMAGE_DIM, dropout: float = 0.0):
+    def __init__(self, dim: int, kind: str, text_dim: int, image_dim: int, dropout: float = 0.0):
         super().__init__()
         if kind not in HEAD_KINDS:
             raise ValueError(f"Unknown head kind {kind!r}; valid kinds: {', '.join(HEAD_KINDS)}")
@@ -130,7 +132,7 @@ class TrainedSpace:
         return float(1.0 / self._head.logit_scale.detach().exp())
 
     def text(self, text_vectors: np.ndarray) -> np.ndarray:
-        """``(n, 384)`` MiniLM vectors -> ``(n, dim)`` float32, L2-normalised.
+        """``(n, text_dim)`` text-encoder vectors (384 for MiniLM) -> ``(n, dim)`` float32, L2-normalised.
 
         Raises:
             ValueError: not a 2-d array with ``text_dim`` columns.
@@ -138,7 +140,7 @@ class TrainedSpace:
         return self._project(self._head.text, text_vectors, self.text_dim, "text vectors")
 
     def image(self, features: ImageFeatures | np.ndarray) -> np.ndarray:
-        """Photo features ``(n, 1280)`` (an :class:`ImageFeatures` or the array) -> ``(n, dim)`` float32, L2-normalised.
+        """Photo features ``(n, image_dim)`` (an :class:`ImageFeatures` or the array) -> ``(n, dim)`` float32, L2-normalised.
 
         Raises:
             ValueError: not a 2-d array with ``image_dim`` columns.
@@ -246,13 +248,15 @@ def _deterministic(seed: int, device: torch.device) -> Iterator[None]:
             torch.set_num_threads(threads)
 
 
-def _check_pairs(text_vectors: np.ndarray, image_features: np.ndarray, group_ids: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray]:
+def _check_pairs(
+    text_vectors: np.ndarray, image_features: np.ndarray, group_ids: Sequence[str] | None, text_dim: int, image_dim: int,
+) -> tuple[np.ndarray, np.ndarray]:
     text = np.ascontiguousarray(text_vectors, dtype=np.float32)
     image = np.ascontiguousarray(image_features, dtype=np.float32)
-    if text.ndim != 2 or text.shape[1] != TEXT_DIM:
-        raise ValueError(f"text_vectors must have shape (n, {TEXT_DIM}); got {text.shape}")
-    if image.ndim != 2 or image.shape[1] != IMAGE_DIM:
-        raise ValueError(f"image_features must have shape (n, {IMAGE_DIM}); got {image.shape}")
+    if text.ndim != 2 or text.shape[1] != text_dim:
+        raise ValueError(f"text_vectors must have shape (n, {text_dim}); got {text.shape}")
+    if image.ndim != 2 or image.shape[1] != image_dim:
+        raise ValueError(f"image_features must have shape (n, {image_dim}); got {image.shape}")
     if text.shape[0] != image.shape[0]:
         raise ValueError(f"{text.shape[0]} text vectors but {image.shape[0]} image features; they must pair up row by row")
     if text.shape[0] < 2:
@@ -281,6 +285,8 @@ def train_fusion_head(
     seed: int = 0,
     device: str | None = None,
     progress: Callable[[int, float], None] | None = None,
+    text_dim: int | None = None,
+    image_dim: int | None = None,
 ) -> TrainedSpace:
     """Train a fusion head on (text, photo) pairs of one product each, encoders frozen.
 
@@ -288,8 +294,8 @@ def train_fusion_head(
     the projection matrices only. Deterministic for a given seed on CPU.
 
     Args:
-        text_vectors: ``(n, 384)`` MiniLM vectors of the products' document texts.
-        image_features: ``(n, 1280)`` EfficientNet-Lite0 features of the same products' photos.
+        text_vectors: ``(n, text_dim)`` text-encoder vectors of the products' document texts.
+        image_features: ``(n, image_dim)`` image-encoder features of the same products' photos.
         group_ids: ``n`` labels; pairs with equal labels (e.g. identical titles) are never
             treated as negatives of each other.
         dim: dimension of the shared space.
@@ -302,6 +308,8 @@ def train_fusion_head(
         seed: seeds initialisation and shuffling.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"`` (default: ``ENCODER_DEVICE``, else auto).
         progress: called after each epoch with (epoch number from 1, mean training loss).
+        text_dim, image_dim: the encoders' widths (default: the default encoders', MiniLM 384 and
+            EfficientNet-Lite0 1280).
 
     Returns:
         The trained space (on CPU, in eval mode).
@@ -310,7 +318,9 @@ def train_fusion_head(
         ValueError: bad shapes, fewer than 2 pairs, non-finite values, an unknown ``kind``, or
             out-of-range settings.
     """
-    text, image = _check_pairs(text_vectors, image_features, group_ids)
+    text_dim = text_dim or encoder_spec(DEFAULT_TEXT_ENCODER).dim
+    image_dim = image_dim or encoder_spec(DEFAULT_IMAGE_ENCODER).dim
+    text, image = _check_pairs(text_vectors, image_features, group_ids, text_dim, image_dim)
     if kind not in HEAD_KINDS:
         raise ValueError(f"Unknown head kind {kind!r}; valid kinds: {', '.join(HEAD_KINDS)}")
     if dim < 1 or epochs < 1 or batch_size < 2:
@@ -330,7 +340,7 @@ def train_fusion_head(
         codes = torch.from_numpy(inverse.astype(np.int64)).to(dev)
 
     with _deterministic(seed, dev):
-        head = FusionHead(dim, kind, dropout=dropout)
+        head = FusionHead(dim, kind, text_dim, image_dim, dropout=dropout)
         head.text.mean.copy_(torch.from_numpy(text.mean(axis=0)))
         head.image.mean.copy_(torch.from_numpy(image.mean(axis=0)))
         head.to(dev).train()

@@ -1,8 +1,9 @@
 """Fusion-head artefacts: save, verify and load a trained head, and the ``active.json`` pointer.
 
 An artefact is a directory per version (see :func:`save_artefact`): ``head.safetensors``
-(weights) and ``head.json`` (dims, data hash, params, metrics, temperature, date). The model
-and its training are in :mod:`mlmodels.head`.
+(weights) and ``head.json`` (dims, the encoders it was trained on, data hash, params, metrics,
+temperature, date). The model and its training are in :mod:`mlmodels.head`. Reading and checking
+``head.json`` needs no torch; saving and loading weights import it.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from mlmodels.fusion import HEAD_KINDS
+from mlmodels.registry import ENCODERS
+from mlmodels.types import DEFAULT_IMAGE_ENCODER, DEFAULT_TEXT_ENCODER
 
-from mlmodels.head import HEAD_KINDS, FusionHead, TrainedSpace
-from mlmodels.image import IMAGE_DIM
-from mlmodels.text import TEXT_DIM
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from mlmodels.head import TrainedSpace
 
 ARTEFACT_FORMAT = "storefront-fusion-head"
 ARTEFACT_FORMAT_VERSION = 1
@@ -38,7 +41,7 @@ class ArtefactError(ValueError):
         self.reason = reason
 
 
-def save_artefact(space: TrainedSpace, directory: Path, *, metrics: dict, data_hash: str) -> Path:
+def save_artefact(space: TrainedSpace, directory: Path, *, metrics: dict, data_hash: str, encoders: Mapping[str, str] | None = None) -> Path:
     """Write ``directory/<version>/`` with ``head.safetensors`` and ``head.json``; return that path.
 
     The files are written to a temporary directory beside it and renamed into place, so an
@@ -50,7 +53,12 @@ def save_artefact(space: TrainedSpace, directory: Path, *, metrics: dict, data_h
         directory: the folder holding artefacts (settings ``FUSION_HEAD_DIR``).
         metrics: held-out metrics to record (e.g. ``{"fusion": {...}, "bridge": {...}}``).
         data_hash: hash of the catalog data it was trained on (recorded as is).
+        encoders: ``{"text": name, "image": name}``, the registry names of the encoders whose vectors
+            it was trained on (default: the default encoders, MiniLM and EfficientNet-Lite0).
     """
+    from safetensors.torch import save_file  # torch: loaded only when a head is saved
+
+    names = {"text": DEFAULT_TEXT_ENCODER, "image": DEFAULT_IMAGE_ENCODER, **(encoders or {})}
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / space.version
@@ -61,6 +69,7 @@ def save_artefact(space: TrainedSpace, directory: Path, *, metrics: dict, data_h
             "format": ARTEFACT_FORMAT, "format_version": ARTEFACT_FORMAT_VERSION,
             "name": space.name, "version": space.version, "kind": space.kind, "dim": space.dim,
             "text_dim": space.text_dim, "image_dim": space.image_dim,
+            "text_encoder": names["text"], "image_encoder": names["image"],
             "data_hash": data_hash, "params": space.params, "temperature": space.temperature,
             "metrics": metrics, "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "weights_file": WEIGHTS_FILE, "weights_sha256": _sha256(tmp / WEIGHTS_FILE),
@@ -81,12 +90,27 @@ def save_artefact(space: TrainedSpace, directory: Path, *, metrics: dict, data_h
     return final
 
 
-def read_artefact_config(path: Path) -> dict:
+def trained_encoders(config: Mapping) -> dict[str, str]:
+    """``{"text": name, "image": name}``: the encoders a head's ``head.json`` says it was trained on.
+
+    Heads saved before the names were recorded were trained on the default encoders.
+    """
+    return {"text": str(config.get("text_encoder") or DEFAULT_TEXT_ENCODER),
+            "image": str(config.get("image_encoder") or DEFAULT_IMAGE_ENCODER)}
+
+
+def read_artefact_config(path: Path, *, encoders: Mapping[str, str] | None = None) -> dict:
     """The checked ``head.json`` of an artefact directory (no weights loaded).
 
+    Args:
+        path: the artefact directory, or its ``head.json``.
+        encoders: ``{"text": name, "image": name}``, the encoders in service (``TEXT_ENCODER``,
+            ``IMAGE_ENCODER``); a head trained on others' vectors is refused. ``None``: not checked.
+
     Raises:
-        ArtefactError: the directory or file is missing, not JSON, or lacks required keys, or
-            its input dims do not match the encoders (384 text, 1280 image).
+        ArtefactError: the directory or file is missing, not JSON, or lacks required keys; its
+            input dims are not those of the encoders it names (384 text, 1280 image by default);
+            or it was trained on other encoders than ``encoders``.
     """
     path = Path(path)
     folder = path.parent if path.name == CONFIG_FILE else path
@@ -106,10 +130,20 @@ def read_artefact_config(path: Path) -> dict:
         raise ArtefactError(f"{cfg_file} lacks {', '.join(missing)}.")
     if config["kind"] not in HEAD_KINDS:
         raise ArtefactError(f"{cfg_file} names head kind {config['kind']!r}; valid kinds: {', '.join(HEAD_KINDS)}.")
-    if config["text_dim"] != TEXT_DIM or config["image_dim"] != IMAGE_DIM:
+    names = trained_encoders(config)
+    unknown = [n for n in names.values() if n not in ENCODERS]
+    if unknown:
+        raise ArtefactError(f"{cfg_file} was trained on encoder {unknown[0]!r}, which is not registered here.")
+    text_dim, image_dim = ENCODERS[names["text"]].dim, ENCODERS[names["image"]].dim
+    if config["text_dim"] != text_dim or config["image_dim"] != image_dim:
         raise ArtefactError(
             f"{cfg_file} was trained for {config['text_dim']}-d text and {config['image_dim']}-d image features; "
-            f"the encoders give {TEXT_DIM} and {IMAGE_DIM}. Train a new head with `manage.py train_fusion`."
+            f"the encoders give {text_dim} and {image_dim}. Train a new head with `manage.py train_fusion`."
+        )
+    if encoders is not None and names != {"text": encoders["text"], "image": encoders["image"]}:
+        raise ArtefactError(
+            f"{cfg_file} was trained on {names['text']} text and {names['image']} image vectors; the encoders in service are "
+            f"{encoders['text']} and {encoders['image']}. Train a new head with `manage.py train_fusion`."
         )
     if not isinstance(config["dim"], int) or config["dim"] < 1:
         raise ArtefactError(f"{cfg_file} has an invalid dim {config['dim']!r}.")
@@ -117,7 +151,7 @@ def read_artefact_config(path: Path) -> dict:
     return config
 
 
-def verify_artefact(path: Path) -> dict:
+def verify_artefact(path: Path, *, encoders: Mapping[str, str] | None = None) -> dict:
     """:func:`read_artefact_config` plus a check that the weights file exists and matches its checksum.
 
     Cheap (reads the ~2 MB weights file, loads no model). Returns the config.
@@ -125,7 +159,7 @@ def verify_artefact(path: Path) -> dict:
     Raises:
         ArtefactError: see :func:`read_artefact_config`; or the weights file is missing or corrupt.
     """
-    config = read_artefact_config(path)
+    config = read_artefact_config(path, encoders=encoders)
     weights = Path(config["path"]) / config["weights_file"]
     if not weights.is_file():
         raise ArtefactError(f"Fusion head artefact {config['path']} has no weights file {config['weights_file']}.")
@@ -134,20 +168,27 @@ def verify_artefact(path: Path) -> dict:
     return config
 
 
-def load_artefact(path: Path, *, expected_dim: int | None = None) -> TrainedSpace:
+def load_artefact(path: Path, *, expected_dim: int | None = None, encoders: Mapping[str, str] | None = None) -> TrainedSpace:
     """Load an artefact directory (or its ``head.json``) written by :func:`save_artefact`.
 
     Args:
         path: the artefact directory, or its ``head.json``.
         expected_dim: if given, the shared-space dimension the caller needs (e.g. the dims of a
             live index's fused field).
+        encoders: the encoders in service, as for :func:`read_artefact_config`.
 
     Raises:
         ArtefactError: a missing directory or file, invalid JSON, a weights file that does not
             match its checksum or cannot be read, tensors whose shapes disagree with the config,
             non-finite weights, or a dimension other than ``expected_dim``.
     """
-    config = verify_artefact(path)
+    import torch  # heavy: loaded when a head is loaded, never at start-up
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from mlmodels.head import FusionHead, TrainedSpace
+
+    config = verify_artefact(path, encoders=encoders)
     weights = Path(config["path"]) / config["weights_file"]
     if expected_dim is not None and config["dim"] != expected_dim:
         raise ArtefactError(f"Fusion head {config['version']} maps to {config['dim']} dimensions; {expected_dim} are needed.")
@@ -155,7 +196,7 @@ def load_artefact(path: Path, *, expected_dim: int | None = None) -> TrainedSpac
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ArtefactError(f"{weights} cannot be read as safetensors ({exc}).") from None
-    head = FusionHead(config["dim"], config["kind"])
+    head = FusionHead(config["dim"], config["kind"], config["text_dim"], config["image_dim"])
     expected = {k: tuple(v.shape) for k, v in head.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items()}
     if got != expected:

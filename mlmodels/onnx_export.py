@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mlmodels.types import RUNTIMES
+
 logger = logging.getLogger(__name__)
 
-#: Valid values of ``IMAGE_ENCODER_RUNTIME`` and ``TEXT_ENCODER_RUNTIME``.
-RUNTIMES = ("auto", "onnx", "torch")
 #: ONNX opset of the exports; onnxruntime 1.31 runs opsets up to 23.
 OPSET = 17
 _warned: set[str] = set()

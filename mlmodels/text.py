@@ -22,7 +22,9 @@ import torch
 from mlmodels import onnx_export
 from mlmodels.device import select_device
 from mlmodels.onnx_export import ExportSpec
+from mlmodels.types import TEXT
 
+#: Width of MiniLM's vectors (the registry's ``minilm`` spec says the same without importing this module).
 TEXT_DIM = 384
 #: Tokens kept per document. MiniLM was trained on 128-token inputs; 128 halves encoding time
 #: against the 256 default (34 -> ~70 docs/s on 2 CPU cores, measured on Flipkart descriptions)
@@ -94,8 +96,9 @@ class SentenceEmbedding(torch.nn.Module):
         return self.model(features)["sentence_embedding"]
 
 
-class TextEncoder:
-    """Sentence embeddings for queries and product documents.
+class MiniLMEncoder:
+    """Sentence embeddings for queries and product documents: the ``minilm`` text encoder
+    (a :class:`mlmodels.types.TextEncoder`).
 
     Outputs are ``(n, 384)`` float32 arrays, L2-normalised, so a dot product is the cosine
     similarity. all-MiniLM-L6-v2 is symmetric: queries and documents share one encoder, but
@@ -107,7 +110,7 @@ class TextEncoder:
             else :data:`TORCH_BATCH_SIZE`).
         runtime: ``"auto"``, ``"onnx"`` or ``"torch"`` (see :func:`select_runtime`); ``cache_dir`` the
             folder of ONNX exports and ``threads`` ONNX Runtime's intra-op threads, as for
-            :class:`~mlmodels.image.ImageEncoder`.
+            :class:`~mlmodels.image.EfficientNetEncoder`.
 
     Attributes:
         runtime: ``"onnx"`` or ``"torch"`` (also after a fallback); ``runtime_note`` and
@@ -119,6 +122,7 @@ class TextEncoder:
 
     dim = TEXT_DIM
     name = "all-MiniLM-L6-v2"
+    modality = TEXT
 
     def __init__(
         self, device: str | None = None, batch_size: int | None = None, *, runtime: str | None = None,

@@ -21,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mlmodels.image import ImageFeatures
+from mlmodels.types import ImageFeatures
 from search.params import flag, whole_number
 from search.query import MAX_QUERY_CHARS
 from search.request import MAX_PAGE, SearchRequestError, decode_query_photo, parse_search_request

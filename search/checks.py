@@ -1,9 +1,12 @@
-"""Configuration checks run by ``manage.py check`` (ids ``search.E00x``)."""
+"""Configuration checks run by ``manage.py check`` (ids ``search.E0xx``)."""
+
+from importlib.metadata import PackageNotFoundError, version
 
 from django.conf import settings
 from django.core.checks import Error, register
 
-from mlmodels.onnx_export import RUNTIMES
+from mlmodels import registry
+from mlmodels.types import IMAGE, RUNTIMES, TEXT
 from search.hybrid.fusion import FUSION_METHODS
 from search.hybrid.retrievers import WEIGHT_KEYS
 
@@ -29,4 +32,41 @@ def search_settings_check(app_configs, **kwargs):
         value = getattr(settings, name)
         if str(value).lower() not in RUNTIMES:
             errors.append(Error(f"{name} is {value!r}.", hint=f"Use one of: {', '.join(RUNTIMES)}.", id=check_id))
+    errors.extend(encoder_settings_errors())
+    return errors
+
+
+def encoder_settings_errors() -> list[Error]:
+    """``TEXT_ENCODER``, ``IMAGE_ENCODER`` and ``ADDITIONAL_TEXT_ENCODERS`` name registered encoders of
+    their modality (search.E008-E010) whose weights' package is installed (search.E011) and which
+    honour the modality's runtime setting (search.E012). Reads the registry only: no model loads."""
+    errors: list[Error] = []
+    chosen = []
+    for setting, modality, check_id in (("TEXT_ENCODER", TEXT, "search.E008"), ("IMAGE_ENCODER", IMAGE, "search.E009")):
+        name = getattr(settings, setting)
+        if name not in registry.encoder_names(modality):
+            errors.append(Error(f"{setting} is {name!r}, which is not a registered {modality} encoder.",
+                                hint=f"Use one of: {', '.join(registry.encoder_names(modality))}.", id=check_id))
+        else:
+            chosen.append((setting, registry.encoder_spec(name)))
+    extra = list(settings.ADDITIONAL_TEXT_ENCODERS)
+    for name in extra:
+        spec = registry.ENCODERS.get(name)
+        if spec is None or spec.modality != TEXT or spec.vector_field is None or name == settings.TEXT_ENCODER or extra.count(name) > 1:
+            usable = [n for n in registry.encoder_names(TEXT) if registry.ENCODERS[n].vector_field and n != settings.TEXT_ENCODER]
+            errors.append(Error(f"ADDITIONAL_TEXT_ENCODERS names {name!r}, which is not a text encoder with a vector field of its own "
+                                "(or is TEXT_ENCODER itself, or is named twice).",
+                                hint=f"Use some of: {', '.join(usable) or '(none registered)'}.", id="search.E010"))
+        else:
+            chosen.append(("ADDITIONAL_TEXT_ENCODERS", spec))
+    for setting, spec in chosen:
+        try:
+            version(spec.package)
+        except PackageNotFoundError:
+            errors.append(Error(f"{setting} names {spec.name!r}, whose package {spec.package!r} is not installed.",
+                                hint=f"pip install {spec.package} (and pin it in pyproject.toml).", id="search.E011"))
+        runtime = str(getattr(settings, f"{spec.modality.upper()}_ENCODER_RUNTIME")).lower()
+        if runtime in RUNTIMES and runtime != "auto" and runtime not in spec.runtimes:
+            errors.append(Error(f"{spec.modality.upper()}_ENCODER_RUNTIME is {runtime!r}, which encoder {spec.name!r} does not run on.",
+                                hint=f"Use one of: auto, {', '.join(r for r in spec.runtimes if r != 'auto')}.", id="search.E012"))
     return errors

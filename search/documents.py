@@ -34,14 +34,22 @@ def compose_document_text(*, title: str, brand: str = "", category_path: list[st
     return ". ".join(p for p in parts if p)
 
 
-def to_search_document(product: Product, embedding: ProductEmbedding | None) -> SearchDocument:
-    """Build the engine document; vectors come from the stored embedding (missing ones are left out)."""
+def to_search_document(product: Product, embedding: ProductEmbedding | None, extra: dict | None = None) -> SearchDocument:
+    """Build the engine document; vectors come from the stored embedding (missing ones are left out).
+
+    Args:
+        product: the product (with brand and category selected).
+        embedding: its stored text, image and fused vectors, or ``None``.
+        extra: vector field -> ``(dim,)`` float32 vector of additional text encoders
+            (``ADDITIONAL_TEXT_ENCODERS``, stored as ``ProductVector`` rows).
+    """
     vectors = {}
     if embedding is not None:
         vectors["text"] = ProductEmbedding.unpack(embedding.text_vector)
         if embedding.image_features is not None:
             vectors["image"] = ProductEmbedding.unpack(embedding.image_features)
         vectors["fused"] = ProductEmbedding.unpack(embedding.fused_vector)
+    vectors.update(extra or {})
     return SearchDocument(
         id=product.pk,
         external_id=product.external_id or "",

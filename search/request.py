@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from mlmodels.image import ImageFeatures
 from mlmodels.images import ImageRejected, open_image
+from mlmodels.types import DECODE_FIT, ImageFeatures
 from search.backends import get_backend
 from search.backends.base import SearchFilters
 from search.embedding import encoding
@@ -21,6 +21,7 @@ from search.hybrid.fusion import FUSION_METHODS
 from search.params import whole_number
 from search.query import QueryRejected, clean_query
 from search.selectors import SORTS, SearchPage, product_search
+from shop.uploads import photo_limits
 
 #: Deepest page served; beyond it results are noise and crawlers loop.
 MAX_PAGE = 200
@@ -88,7 +89,7 @@ def _price(params: Mapping, key: str) -> float | None:
 def decode_query_photo(data: bytes) -> ImageFeatures:
     """Decode and encode a shopper's photo. Raises SearchRequestError with the reason it was refused."""
     try:
-        decoded = open_image(data, max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS)
+        decoded = open_image(data, **photo_limits(), fit=DECODE_FIT)
     except ImageRejected as exc:
         raise SearchRequestError(exc.reason, "image") from None
     return encoding.encode_image_query(decoded)

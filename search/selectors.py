@@ -16,7 +16,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import Prefetch
 
-from mlmodels.image import ImageFeatures
+from mlmodels.types import ImageFeatures
 from search.backends import get_backend
 from search.backends.base import BaseSearchBackend, FusedResult, SearchFilters
 from search.hybrid.pipeline import click_prior_apply, query_prepare, ranked_matches

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -20,16 +19,16 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
-from mlmodels.images import ImageRejected, open_image
+from mlmodels.images import ImageRejected
 from shop import merchant_admin  # noqa: F401  (registers MerchantAdmin)
 from shop.brand_admin import ProductCountAdminMixin  # also registers BrandAdmin
 from shop.cleaning import product_values_clean
 from shop.models import Category, IndexState, Product, ProductImage
 from shop.permissions import MerchantScopedAdminMixin
-from shop.services import encode_for_storage
+from shop.services import encode_for_storage, photo_open_for_storage
+from shop.signals import products_mark_pending
 from shop.templatetags.shop_tags import inr
 
 #: Badge colours of the indexing states (background, text).
@@ -60,7 +59,8 @@ class PhotoField(forms.ImageField):
     """An image upload checked by ``open_image`` and converted to the stored form (JPEG, no metadata).
 
     Raises ``ValidationError`` with the decoder's reason: empty, over ``MAX_IMAGE_BYTES``, not an
-    image, truncated or corrupt, over ``MAX_IMAGE_PIXELS`` (including decompression bombs).
+    image, truncated or corrupt, over ``MAX_IMAGE_PIXELS`` (including decompression bombs) or
+    ``MAX_IMAGE_SIDE``. The stored JPEG is at most ``PHOTO_STORED_MAX_SIDE`` px.
     """
 
     def to_python(self, data):
@@ -71,10 +71,9 @@ class PhotoField(forms.ImageField):
         if reason:
             raise ValidationError(reason, code="too_large")
         try:
-            decoded = open_image(upload, max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS)
+            stored = SimpleUploadedFile("photo.jpg", encode_for_storage(photo_open_for_storage(upload)), content_type="image/jpeg")
         except ImageRejected as exc:
             raise ValidationError(exc.reason, code="invalid_image") from None
-        stored = SimpleUploadedFile("photo.jpg", encode_for_storage(decoded), content_type="image/jpeg")
         stored.source_name = upload.name or ""
         return stored
 
@@ -264,11 +263,7 @@ class ProductAdmin(MerchantScopedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Re-index selected products")
     def reindex_selected(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
-        from workers.tasks import enqueue_index  # late: loads the Celery app; the admin loads at start-up
-
-        ids = list(queryset.values_list("pk", flat=True))
-        Product.objects.filter(pk__in=ids).update(index_state=IndexState.PENDING, index_error="", updated_at=timezone.now())
-        transaction.on_commit(lambda: enqueue_index(ids))
+        ids = products_mark_pending(queryset.values_list("pk", flat=True), clear_error=True)
         self.message_user(request, f"{len(ids)} product{'s' if len(ids) != 1 else ''} queued for re-indexing.", messages.SUCCESS)
 
 

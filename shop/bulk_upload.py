@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
@@ -21,11 +22,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from mlmodels.images import ImageRejected, open_image
+from mlmodels.images import ImageRejected
 from shop.api.serializers import ProductWriteSerializer
 from shop.merchant_services import product_create, product_update
 from shop.models import IndexState, Merchant, Product
-from shop.services import product_image_add
+from shop.services import photo_open_for_storage, product_image_add
 from shop.signals import indexing_deferred
 
 #: Columns understood in the CSV header (others are reported, not silently ignored).
@@ -37,6 +38,10 @@ MAX_ROWS = 2000
 MAX_CSV_BYTES = 5 * 1024 * 1024
 #: Most files in the photo zip (a zip with more entries than rows' photos is refused early).
 MAX_ZIP_MEMBERS = 5000
+#: The reason given for a row that failed for a reason of ours (the details go to the log).
+ROW_FAILED = "This row could not be saved because of an error on our side; nothing of it was kept. Upload it again later."
+
+logger = logging.getLogger(__name__)
 
 
 class BulkUploadRejected(ValueError):
@@ -180,20 +185,20 @@ def _write_row(values: dict[str, str], merchant: Merchant | None, photo: bytes |
     attrs = _validated(values, existing, request)
     attrs.pop("merchant", None)
     attrs["source_row"] = dict(values)  # the row as uploaded, before cleaning
-    if photo is not None:
-        try:
-            open_image(photo, max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS)
-        except ImageRejected as exc:
-            raise _RowError("image", f"The photo {values.get('image')!r} was refused: {exc.reason}") from None
-    with transaction.atomic():
-        if existing is None:
-            product, outcome = product_create(merchant=merchant, **attrs), "created"
-        else:
-            product, outcome = product_update(product=existing, **attrs), "updated"
-            Product.objects.filter(pk=product.pk).update(index_state=IndexState.PENDING, updated_at=timezone.now())
+    try:
         if photo is not None:
-            product.images.all().delete()
-            product_image_add(product=product, data=photo, source_name=PurePosixPath(values["image"]).name, make_primary=True)
+            photo_open_for_storage(photo)  # refused before anything is written
+        with transaction.atomic():
+            if existing is None:
+                product, outcome = product_create(merchant=merchant, **attrs), "created"
+            else:
+                product, outcome = product_update(product=existing, **attrs), "updated"
+                Product.objects.filter(pk=product.pk).update(index_state=IndexState.PENDING, updated_at=timezone.now())
+            if photo is not None:
+                product.images.all().delete()
+                product_image_add(product=product, data=photo, source_name=PurePosixPath(values["image"]).name, make_primary=True)
+    except ImageRejected as exc:
+        raise _RowError("image", f"The photo {values.get('image')!r} was refused: {exc.reason}") from None
     return outcome, product
 
 
@@ -235,6 +240,10 @@ def products_bulk_upload(*, merchant: Merchant | None, csv_data: bytes, images_z
                 outcome, product = _write_row(values, merchant, photo, request)
             except _RowError as exc:
                 report.rows.append(RowResult(number, external_id, "error", field=exc.field, error=exc.message))
+                continue
+            except Exception:  # noqa: BLE001 - one row's bug must not lose the report of the others
+                logger.exception("Bulk upload row %s (%r) could not be written", number, external_id)
+                report.rows.append(RowResult(number, external_id, "error", error=ROW_FAILED))
                 continue
             report.rows.append(RowResult(number, external_id, outcome, product_id=product.pk))
             written.append(product.pk)

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import models, transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
 from shop.cleaning import brand_key
+
+#: Ids per ``UPDATE ... WHERE id IN (...)``, below SQLite's 32,766 bound variables.
+ID_CHUNK = 10_000
+
+
+class NaturalKeyManager(models.Manager):
+    """``get_by_natural_key`` on the model's unique ``natural_key_field``, so fixtures
+    (``fixtures/``) name rows instead of numbering them and load idempotently beside an
+    imported catalog."""
+
+    def get_by_natural_key(self, value: str):
+        return self.get(**{self.model.natural_key_field: value})
 
 
 class NamedModel(models.Model):
@@ -19,12 +34,18 @@ class NamedModel(models.Model):
     name = models.CharField(max_length=200, unique=True)
     slug = models.SlugField(max_length=220, unique=True)
 
+    objects = NaturalKeyManager()
+    natural_key_field = "name"
+
     class Meta:
         abstract = True
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def natural_key(self) -> tuple[str]:
+        return (self.name,)
 
     def save(self, *args, **kwargs):
         if not self.slug:
@@ -46,7 +67,12 @@ class Brand(NamedModel):
 
 
 class Category(models.Model):
-    """A node of the category tree; ``path`` is the full path, e.g. ``Home Furnishing > Curtains``."""
+    """A node of the category tree; ``path`` is the full path, e.g. ``Home Furnishing > Curtains``.
+
+    Renaming a node or moving it under another parent rewrites the ``path`` of every node below
+    it in the same transaction; ``previous_path`` then holds the path before the save (``None``
+    for a new node), so ``shop.signals`` can re-index the products of the subtree.
+    """
 
     PATH_SEPARATOR = " > "
 
@@ -54,6 +80,9 @@ class Category(models.Model):
     parent = models.ForeignKey("self", null=True, blank=True, related_name="children", on_delete=models.PROTECT)
     path = models.CharField(max_length=1000, unique=True, editable=False)
     slug = models.SlugField(max_length=255, unique=True)
+
+    objects = NaturalKeyManager()
+    natural_key_field = "path"
 
     class Meta:
         ordering = ["path"]
@@ -63,11 +92,52 @@ class Category(models.Model):
     def __str__(self) -> str:
         return self.path
 
+    def natural_key(self) -> tuple[str]:
+        return (self.path,)
+
+    def clean(self) -> None:
+        super().clean()
+        self._check_parent()
+
+    def _check_parent(self) -> None:
+        if self.pk is not None and self.parent_id is not None and any(c.pk == self.pk for c in self.parent.ancestors_and_self()):
+            raise ValidationError({"parent": f"{self.parent.path!r} is inside {self.name!r}; a category cannot be moved below itself."})
+
     def save(self, *args, **kwargs):
+        """Save, and rewrite the paths below this node when its own path changed.
+
+        Raises:
+            ValidationError: the new parent is this node or one of its descendants.
+        """
+        self._check_parent()
+        self.previous_path = None
+        if not self._state.adding and self.pk is not None:
+            self.previous_path = Category.objects.filter(pk=self.pk).values_list("path", flat=True).first()
         self.path = f"{self.parent.path}{self.PATH_SEPARATOR}{self.name}" if self.parent else self.name
         if not self.slug:
             self.slug = _unique_slug(Category, self.path)
-        super().save(*args, **kwargs)
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            if self.previous_path not in (None, self.path):
+                self._repath_descendants()
+
+    def _repath_descendants(self) -> None:
+        """Give every node below this one the path under this node's new path (one query per level)."""
+        level = {self.pk: self.path}
+        while level:
+            children = list(Category.objects.filter(parent_id__in=list(level)).only("pk", "name", "parent_id"))
+            for child in children:
+                child.path = f"{level[child.parent_id]}{self.PATH_SEPARATOR}{child.name}"
+            Category.objects.bulk_update(children, ["path"], batch_size=500)
+            level = {c.pk: c.path for c in children}
+
+    def subtree_ids(self) -> list[int]:
+        """Ids of this node and every node below it (walks ``parent`` links, one query per level)."""
+        ids, level = [self.pk], [self.pk]
+        while level:
+            level = list(Category.objects.filter(parent_id__in=level).values_list("pk", flat=True))
+            ids += level
+        return ids
 
     def ancestors_and_self(self) -> list[Category]:
         """Root first."""
@@ -134,6 +204,14 @@ class Product(models.Model):
     index_state = models.CharField(max_length=10, choices=IndexState.choices, default=IndexState.PENDING, db_index=True)
     index_error = models.TextField(blank=True, help_text="Why the last indexing attempt failed, if it did.")
     indexed_at = models.DateTimeField(null=True, blank=True)
+    index_version = models.PositiveBigIntegerField(
+        default=0, editable=False,
+        help_text="Raised by one (F() + 1) on every change that needs re-indexing; the indexer marks a product "
+                  "indexed only if it is still the version it read (compare-and-set).",
+    )
+
+    objects = NaturalKeyManager()
+    natural_key_field = "external_id"
 
     class Meta:
         ordering = ["-created_at", "id"]
@@ -141,6 +219,32 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def natural_key(self) -> tuple[str | None]:
+        return (self.external_id,)
+
+    @classmethod
+    def mark_pending(cls, product_ids: Iterable[int], *, clear_error: bool = False) -> list[int]:
+        """Mark products pending and raise their ``index_version`` by one (``F() + 1``, in the database).
+
+        Enqueues nothing: ``shop.signals.products_mark_pending`` also enqueues after the commit.
+        Returns the ids, in the order given, without repeats.
+        """
+        ids = list(dict.fromkeys(int(i) for i in product_ids))
+        values = {"index_state": IndexState.PENDING, "index_version": models.F("index_version") + 1, "updated_at": timezone.now()}
+        if clear_error:
+            values["index_error"] = ""
+        for start in range(0, len(ids), ID_CHUNK):
+            cls.objects.filter(pk__in=ids[start:start + ID_CHUNK]).update(**values)
+        return ids
+
+    def save(self, *args, **kwargs):
+        # ``index_version`` is only ever raised in the database (``shop.signals``): a save of a
+        # row read earlier must not write back the value it read, or an indexing task that saw
+        # that value would take a stale document for the current one.
+        if not self._state.adding and self.pk is not None and kwargs.get("update_fields") is None and not kwargs.get("force_insert"):
+            kwargs["update_fields"] = [f.name for f in self._meta.concrete_fields if not f.primary_key and f.name != "index_version"]
+        super().save(*args, **kwargs)
 
     @property
     def primary_image(self) -> ProductImage | None:

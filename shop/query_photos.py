@@ -1,13 +1,13 @@
 """A shopper's query photo, kept between the upload and the result pages as features and a preview.
 
 The photo itself is never stored: after decoding and encoding, only its encoder output
-(features ``(1, 1280)`` and logits ``(1, 1000)``, about 18 KB) and a small JPEG preview
-(:data:`PREVIEW_PX` on its longer side, 2-6 KB, for the photo chip on the results page) go into
-Django's cache under a random token, so paging, sorting and filtering the results reuse them
-without a second upload. Both expire together (:func:`query_photo_ttl`). They are kept in the
-``state`` cache (:mod:`shop.state`: Redis or the database), shared by every process and never
-evicted before their time, so any web worker can read them back for the whole hour whatever
-else is cached meanwhile. If that store cannot be reached, storing or reading a photo raises
+(features ``(1, image_dim)``, 1280 for EfficientNet-Lite0, and logits ``(1, 1000)``, about 18 KB)
+and a small JPEG preview (:data:`PREVIEW_PX` on its longer side, 2-6 KB, for the photo chip on the
+results page) are kept under a random token, so paging, sorting and filtering the results reuse
+them without a second upload. Both expire together (:func:`query_photo_ttl`). They are kept in
+the ``state`` cache (:mod:`shop.state`: Redis or the database), shared by every process and never
+evicted before their time, so any web worker can read them back for the whole hour whatever else
+is cached meanwhile. If that store cannot be reached, storing or reading a photo raises
 ``SearchUnavailable`` (the views answer 503, "temporarily unavailable").
 """
 
@@ -17,15 +17,16 @@ import io
 import logging
 import re
 import secrets
-import warnings
 
 import numpy as np
 from django.conf import settings
-from PIL import Image, ImageOps
 
-from mlmodels.image import IMAGE_DIM, NUM_CLASSES, ImageFeatures
+from mlmodels.images import ImageRejected, open_image
+from mlmodels.types import IMAGENET_CLASSES, ImageFeatures
 from search.backends.base import SearchUnavailable
+from search.embedding.encoders import image_dim
 from shop.state import STATE_ERRORS, state_cache
+from shop.uploads import photo_limits
 
 logger = logging.getLogger(__name__)
 #: What a shopper reads when the photo store cannot be reached.
@@ -48,7 +49,7 @@ def query_photo_store(features: ImageFeatures, preview: bytes | None = None) -> 
     """Keep the encoder output of one query photo (and its preview) and return the token that reads it back.
 
     Args:
-        features: ``features`` ``(1, 1280)`` and ``logits`` ``(1, 1000)`` float32.
+        features: ``features`` ``(1, image_dim)`` and ``logits`` ``(1, 1000)`` float32.
         preview: a small JPEG made by :func:`query_photo_preview`, or ``None``.
 
     Returns:
@@ -83,23 +84,20 @@ def _stored(key: str):
 def query_photo_preview(data: bytes) -> bytes | None:
     """A JPEG of at most :data:`PREVIEW_PX` px on its longer side, EXIF rotation applied, no metadata.
 
+    Decoded by ``mlmodels.images.open_image`` within the photo limits in settings, shrunk while
+    decoding (a JPEG at 1/2-1/8 scale), so the preview costs memory in proportion to its size.
+
     Args:
-        data: a photo already accepted by ``mlmodels.images.open_image`` (so its size is known to
-            be within ``MAX_IMAGE_PIXELS``).
+        data: the photo's bytes.
 
     Returns:
-        The JPEG bytes, or ``None`` if the photo cannot be shrunk (the chip then shows an icon).
+        The JPEG bytes, or ``None`` if the photo cannot be used (the chip then shows an icon).
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(data))
-            image.draft("RGB", (PREVIEW_PX * 2, PREVIEW_PX * 2))  # JPEG: decode at 1/2-1/8 scale
-            image = ImageOps.exif_transpose(image).convert("RGB")
-            image.thumbnail((PREVIEW_PX, PREVIEW_PX))
-            out = io.BytesIO()
-            image.save(out, format="JPEG", quality=80)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        image = open_image(data, **photo_limits(), fit=PREVIEW_PX).image
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=80)
+    except (ImageRejected, OSError, ValueError):
         return None
     return out.getvalue()
 
@@ -117,7 +115,8 @@ def query_photo_preview_load(token: str) -> bytes | None:
 
 
 def query_photo_load(token: str) -> ImageFeatures | None:
-    """The features stored under ``token``, or ``None`` when it is malformed, unknown or expired.
+    """The features stored under ``token``, or ``None`` when it is malformed, unknown, expired, or of
+    another width than ``IMAGE_ENCODER``'s (stored before the encoder changed).
 
     Raises:
         SearchUnavailable: the ``state`` cache cannot be reached.
@@ -129,6 +128,7 @@ def query_photo_load(token: str) -> ImageFeatures | None:
         return None
     features = np.asarray(payload.get("features", []), dtype=np.float32)
     logits = np.asarray(payload.get("logits", []), dtype=np.float32)
-    if features.size != IMAGE_DIM or logits.size != NUM_CLASSES:
+    dim = image_dim()
+    if features.size != dim or logits.size != IMAGENET_CLASSES:
         return None
-    return ImageFeatures(features=features.reshape(1, IMAGE_DIM), logits=logits.reshape(1, NUM_CLASSES))
+    return ImageFeatures(features=features.reshape(1, dim), logits=logits.reshape(1, IMAGENET_CLASSES))

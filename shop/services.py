@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
+from PIL import Image
 
 from mlmodels.images import DecodedImage, ImageRejected, open_image
 from shop.brands import brand_for_name
@@ -17,6 +19,9 @@ from shop.cleaning import RULES, CleaningReport, product_values_clean
 from shop.importers import ImportRow
 from shop.models import Brand, Category, Product, ProductImage
 from shop.signals import indexing_deferred
+from shop.uploads import photo_limits
+
+logger = logging.getLogger(__name__)
 
 #: JPEG quality for re-encoded photos: visually lossless for product shots at a third of the size of q=95.
 JPEG_QUALITY = 88
@@ -70,26 +75,51 @@ def category_for_path(parts: list[str], cache: dict[tuple[str, ...], Category] |
     return parent
 
 
+def photo_open_for_storage(source) -> DecodedImage:
+    """Decode a photo within the limits in settings, at most ``PHOTO_STORED_MAX_SIDE`` px on its longer side.
+
+    Raises:
+        ImageRejected: the photo is unusable (see ``mlmodels.images.open_image``).
+    """
+    return open_image(source, **photo_limits(), fit=settings.PHOTO_STORED_MAX_SIDE)
+
+
 def encode_for_storage(decoded: DecodedImage) -> bytes:
-    """Re-encode a decoded photo as a metadata-free JPEG (EXIF orientation already applied)."""
+    """Re-encode a decoded photo as a metadata-free JPEG (EXIF orientation already applied).
+
+    The image is shrunk to ``PHOTO_STORED_MAX_SIDE`` px on its longer side first if it is larger
+    (a photo decoded without ``fit``), so the file stays small and within JPEG's 65,500 px.
+
+    Raises:
+        ImageRejected: the encoder refused the pixels (nothing is stored).
+    """
+    image = decoded.image
+    if max(image.size) > settings.PHOTO_STORED_MAX_SIDE:
+        image = image.copy()
+        image.thumbnail((settings.PHOTO_STORED_MAX_SIDE, settings.PHOTO_STORED_MAX_SIDE), Image.Resampling.BICUBIC)
     buf = io.BytesIO()
-    decoded.image.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    try:
+        image.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    except (OSError, ValueError):
+        logger.exception("A decoded photo (%sx%s px) could not be saved as JPEG", *image.size)
+        raise ImageRejected("The photo could not be saved as a JPEG. Save it again in another program, or choose another one.") from None
     return buf.getvalue()
 
 
 def product_image_add(*, product: Product, data: bytes, source_name: str = "", make_primary: bool | None = None) -> ProductImage:
-    """Validate a photo, store it re-encoded under a random name, attach it to ``product``.
+    """Validate a photo, store it re-encoded (JPEG, at most ``PHOTO_STORED_MAX_SIDE`` px) under a random name, attach it to ``product``.
 
     Raises:
         ImageRejected: the photo is unusable (see ``mlmodels.images.open_image``); nothing is stored.
     """
-    decoded = open_image(data, max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS)
+    decoded = photo_open_for_storage(data)
+    stored = encode_for_storage(decoded)
     primary = not product.images.filter(is_primary=True).exists() if make_primary is None else make_primary
     with transaction.atomic():
         if primary:
             product.images.filter(is_primary=True).update(is_primary=False)
         image = ProductImage(product=product, is_primary=primary, position=product.images.count(), source_name=source_name[:255])
-        image.image.save("photo.jpg", ContentFile(encode_for_storage(decoded)), save=False)
+        image.image.save("photo.jpg", ContentFile(stored), save=False)
         image.save()
     return image
 
@@ -118,7 +148,7 @@ def catalog_import(rows: Iterable[ImportRow], *, progress: Callable[[], None] | 
                 continue
             seen.add(row.external_id)
             try:
-                photo = open_image(row.image_path, max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS)
+                photo = photo_open_for_storage(row.image_path)
             except ImageRejected as exc:
                 summary.skip(f"unusable photo ({exc.reason})", row.external_id)
                 continue
@@ -143,8 +173,9 @@ def catalog_import(rows: Iterable[ImportRow], *, progress: Callable[[], None] | 
 
 
 def _stored_bytes(row: ImportRow, photo: DecodedImage) -> bytes:
-    # Catalog JPEGs were stripped of metadata upstream: keep their bytes (no generation loss).
-    if photo.format == "JPEG" and row.image_path is not None:
+    # Catalog JPEGs were stripped of metadata upstream: keep their bytes (no generation loss)
+    # unless they are larger than a stored photo may be.
+    if photo.format == "JPEG" and row.image_path is not None and max(photo.width, photo.height) <= settings.PHOTO_STORED_MAX_SIDE:
         return row.image_path.read_bytes()
     return encode_for_storage(photo)
 

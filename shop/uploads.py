@@ -21,7 +21,7 @@ from rest_framework import exceptions
 from mlmodels.images import ImageRejected
 
 
-def _human_size(n: int) -> str:
+def human_size(n: int) -> str:
     """``10 MB``, ``11.5 MB``, ``4.9 KB``: the units ``mlmodels.images`` uses in its reasons."""
     value, unit = (n / 1048576, "MB") if n >= 1048576 else (n / 1024, "KB")
     return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
@@ -29,7 +29,7 @@ def _human_size(n: int) -> str:
 
 def too_big_reason(size: int, limit: int) -> str:
     """The sentence shown for an upload of ``size`` bytes over ``limit`` bytes."""
-    return f"The file is {_human_size(size)}; the limit is {_human_size(limit)}."
+    return f"The file is {human_size(size)}; the limit is {human_size(limit)}."
 
 
 class _Refused(io.BytesIO):
@@ -86,6 +86,15 @@ class PhotoSizeLimitHandler(FileUploadHandler):
         if not self.over:
             return None  # the next handler returns the real file
         return OversizedUpload(self.file_name or "upload", self.received, self.content_type or "", self.limit)
+
+
+def photo_limits() -> dict[str, int]:
+    """The photo limits in settings, as ``mlmodels.images.open_image`` keyword arguments:
+    ``MAX_IMAGE_BYTES``, ``MAX_IMAGE_PIXELS``, ``MAX_IMAGE_SIDE`` and ``MAX_IMAGE_DECODE_BYTES``."""
+    return {
+        "max_bytes": settings.MAX_IMAGE_BYTES, "max_pixels": settings.MAX_IMAGE_PIXELS,
+        "max_side": settings.MAX_IMAGE_SIDE, "max_decode_bytes": settings.MAX_IMAGE_DECODE_BYTES,
+    }
 
 
 def read_upload(upload, field: str, limit: int) -> bytes:

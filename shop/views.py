@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template import loader
 from django.urls import reverse
+from django.views import defaults
 from django.views.decorators.http import require_http_methods, require_safe
 
 from search.backends.base import SearchBackendError
@@ -25,6 +26,7 @@ from search.query import normalise_query
 from search.request import SearchRequestError, decode_query_photo, parse_search_request
 from search.selectors import SearchPage, similar_products
 from shop import search_ui
+from shop.api.errors import error_response, is_api_path, refused_request_message
 from shop.api.throttles import photo_search_throttles
 from shop.models import Category
 from shop.query_photos import query_photo_load, query_photo_preview, query_photo_preview_load, query_photo_store, query_photo_ttl
@@ -217,6 +219,8 @@ def _search_error(request: HttpRequest, state: search_ui.SearchState, reason: st
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """400 for requests Django refuses before a view runs (e.g. form data over ``DATA_UPLOAD_MAX_MEMORY_SIZE``)."""
+    if is_api_path(request.path_info):
+        return error_response(400, refused_request_message(exception))
     reason = "We could not read what your browser sent. Go back, reload the page and try again."
     if exception is not None and "RequestDataTooBig" in type(exception).__name__:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 1048576
@@ -225,12 +229,24 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_api_path(request.path_info):
+        return error_response(404)
     return render(request, "shop/error.html", {
         "title": "Page not found",
         "reason": "We could not find that page. It may have been removed, or the link is mistyped.",
     }, status=404)
 
 
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """403: the error body under /api/ and /events/, Django's plain page elsewhere."""
+    if is_api_path(request.path_info):
+        return error_response(403)
+    return defaults.permission_denied(request, exception)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
-    """500: a static page (no database, no context processors) so it renders whatever broke."""
+    """500: a static page (no database, no context processors) so it renders whatever broke; the
+    error body under /api/ and /events/."""
+    if is_api_path(request.path_info):
+        return error_response(500)
     return HttpResponseServerError(loader.get_template("500.html").render())

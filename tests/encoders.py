@@ -16,8 +16,8 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
-from mlmodels.image import ImageEncoder
-from mlmodels.text import TextEncoder
+from mlmodels.image import EfficientNetEncoder
+from mlmodels.text import MiniLMEncoder
 
 
 @cache
@@ -65,12 +65,12 @@ class Kind:
     file_prefix: str
     weights: str
 
-    def load(self, **kwargs) -> ImageEncoder | TextEncoder:
+    def load(self, **kwargs) -> EfficientNetEncoder | MiniLMEncoder:
         """A new encoder on CPU, one thread."""
-        cls = ImageEncoder if self.name == "image" else TextEncoder
+        cls = EfficientNetEncoder if self.name == "image" else MiniLMEncoder
         return cls("cpu", threads=1, **kwargs)
 
-    def outputs(self, encoder: ImageEncoder | TextEncoder) -> np.ndarray:
+    def outputs(self, encoder: EfficientNetEncoder | MiniLMEncoder) -> np.ndarray:
         """Unit vectors of real inputs: features of two photos, or vectors of three shopper queries."""
         if self.name == "image":
             return encoder.encode(list(real_photos()[:2])).features
@@ -84,12 +84,12 @@ KINDS = {
 
 
 @cache
-def torch_encoder(kind: str) -> ImageEncoder | TextEncoder:
+def torch_encoder(kind: str) -> EfficientNetEncoder | MiniLMEncoder:
     return KINDS[kind].load(runtime="torch")
 
 
 @cache
-def onnx_encoder(kind: str) -> ImageEncoder | TextEncoder:
+def onnx_encoder(kind: str) -> EfficientNetEncoder | MiniLMEncoder:
     """The ONNX Runtime encoder whose load wrote the export into :func:`onnx_cache_dir`."""
     return KINDS[kind].load(runtime="onnx", cache_dir=onnx_cache_dir(kind))
 

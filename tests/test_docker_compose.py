@@ -46,3 +46,11 @@ def test_dockerfile_installs_the_project_with_its_deploy_extras():
     assert 'pip install ".[deploy]"' in dockerfile
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert '"gunicorn==' in pyproject and '"psycopg[binary]==' in pyproject  # gunicorn in deploy, psycopg in the main deps
+
+
+def test_compose_runs_the_demo_settings_with_debug_off():
+    # DEBUG on shows tracebacks and local paths to anyone who reaches the port
+    for name in ("web", "worker"):
+        env = compose()["services"][name]["environment"]
+        assert env["DJANGO_SETTINGS_MODULE"] == "config.settings.demo"
+        assert "DEBUG" not in env

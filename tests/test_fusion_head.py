@@ -351,10 +351,12 @@ def test_train_fusion_then_reindex_swaps_heads_without_downtime(db, isolated, sa
     # given a real catalog sample imported and indexed with the zero-shot bridge
     from search.backends import get_backend
     from search.embedding.encoding import get_space_info
+    from search.freshness import space_freshness
     from search.selectors import product_search
     from shop.models import IndexState, Product
     from shop.services import catalog_import
     from shop.signals import indexing_deferred
+    from workers.tasks import sweep_stale_products
 
     with indexing_deferred():
         Product.objects.all().delete()
@@ -381,9 +383,20 @@ def test_train_fusion_then_reindex_swaps_heads_without_downtime(db, isolated, sa
     call_command("train_fusion", "--min-products", "100", stdout=out)
     version = json.loads((isolated / "active.json").read_text())["version"]
 
-    # then it is reported beside the bridge, products are marked stale, and search keeps the old head
-    assert f"Activated {version}" in out.getvalue() and "Held-out text -> photo" in out.getvalue()
-    assert not Product.objects.exclude(index_state=IndexState.PENDING).exists()
+    # then it is reported beside the bridge, no product is marked pending (the live index is
+    # still true), the stored space versions tell what a reindex must move, and search keeps the old head
+    n = Product.objects.count()
+    assert f"Activated {version}; {n} products have no fused vectors in it yet" in out.getvalue()
+    assert "Held-out text -> photo" in out.getvalue()
+    assert set(Product.objects.values_list("index_state", flat=True)) == {IndexState.INDEXED}
+    fresh = space_freshness(backend)
+    assert (fresh.live, fresh.active, fresh.in_live, fresh.in_active, fresh.foreign) == (
+        backend.index_space()["version"], version, n, 0, 0)
+    status = io.StringIO()
+    call_command("search_status", stdout=status)
+    assert (f"{n} of {n} products have no fused vectors in the active space {version} yet: "
+            "`manage.py reindex` builds them") in " ".join(status.getvalue().split())
+    assert sweep_stale_products.apply().get() == 0  # nothing for the sweeper to re-index into the old space
     info = get_space_info(backend)
     assert info["note"].startswith(f"trained fusion head {version} (held-out text->photo nDCG@10")
     assert "search uses it until `manage.py reindex` swaps in a build with " + version in info["index_note"]
@@ -398,6 +411,9 @@ def test_train_fusion_then_reindex_swaps_heads_without_downtime(db, isolated, sa
     page = product_search(text="red apple", backend=backend)
     assert page.total and "fused_knn" in page.products[0].search_explain
     assert "index_note" not in get_space_info(backend)
+    fresh = space_freshness(backend)
+    assert (fresh.in_live, fresh.in_active, fresh.notes()) == (n, n, [])
+    assert set(Product.objects.values_list("index_state", flat=True)) == {IndexState.INDEXED}
     # and a photo query leans on the head's fused vectors (SEARCH_PHOTO_WEIGHTS_TRAINED_HEAD)
     assert photo_weights() == {"image_knn": 0.5, "fused_knn": 2.0}
     out = io.StringIO()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlmodels.image import ImageEncoder
+from mlmodels.image import EfficientNetEncoder
 from tests.encoders import onnx_cache_dir, onnx_files, real_photos
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,8 +62,8 @@ def test_onnx_matches_torch_one_photo_at_a_time(photos, torch_encoder, onnx_enco
 def test_batch_size_does_not_change_the_features(photos):
     # given the same export run 1 photo and 5 photos per forward pass
     cache_dir = onnx_cache_dir("image")
-    one = ImageEncoder("cpu", batch_size=1, runtime="onnx", cache_dir=cache_dir, threads=1).encode(photos)
-    five = ImageEncoder("cpu", batch_size=5, runtime="onnx", cache_dir=cache_dir, threads=1).encode(photos)
+    one = EfficientNetEncoder("cpu", batch_size=1, runtime="onnx", cache_dir=cache_dir, threads=1).encode(photos)
+    five = EfficientNetEncoder("cpu", batch_size=5, runtime="onnx", cache_dir=cache_dir, threads=1).encode(photos)
     # then
     assert np.abs(one.features - five.features).max() < 1e-5
 
@@ -73,8 +73,8 @@ def test_batch_size_does_not_change_the_features(photos):
 def test_workers_starting_at_once_all_get_a_whole_export(tmp_path):
     # given three processes loading the encoder into one empty cache folder at the same moment
     script = (
-        "import sys; from mlmodels.image import ImageEncoder; "
-        "e = ImageEncoder('cpu', runtime='onnx', cache_dir=sys.argv[1], threads=1); print(e.runtime)"
+        "import sys; from mlmodels.image import EfficientNetEncoder; "
+        "e = EfficientNetEncoder('cpu', runtime='onnx', cache_dir=sys.argv[1], threads=1); print(e.runtime)"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], env=env, stdout=subprocess.PIPE, text=True)
@@ -93,8 +93,8 @@ def test_an_export_that_cannot_be_written_falls_back_to_torch_once_warned(tmp_pa
     cache = tmp_path / "not-a-folder" / "models"
     # when two encoders load with it
     with caplog.at_level(logging.WARNING, logger="mlmodels"):
-        first = ImageEncoder("cpu", runtime="onnx", cache_dir=cache, threads=1)
-        second = ImageEncoder("cpu", runtime="onnx", cache_dir=cache, threads=1)
+        first = EfficientNetEncoder("cpu", runtime="onnx", cache_dir=cache, threads=1)
+        second = EfficientNetEncoder("cpu", runtime="onnx", cache_dir=cache, threads=1)
     # then both run torch, giving torch's features, and the reason was logged once
     assert first.runtime == second.runtime == "torch"
     assert first.runtime_note.startswith("torch on cpu (ONNX Runtime unavailable: cannot write to ")

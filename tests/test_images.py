@@ -192,3 +192,75 @@ def test_a_file_object_is_read_from_the_start():
     decoded = open_image(stream)
     # then
     assert (decoded.width, decoded.height) == (20, 30)
+
+
+def test_a_long_strip_is_refused_by_its_longest_side_before_decoding():
+    # given: 8 x 60,000 px, 480,000 pixels (far under the pixel limit) in about a kilobyte
+    strip = png_with_declared_size(8, 60_000)
+    # then
+    assert reason_for(strip) == "The image is 8x60000 px; its sides may be at most 12,000 px. Send a photo of the product, scaled down."
+
+
+def test_a_photo_that_would_take_too_much_memory_to_decode_is_refused():
+    # given: a 400x400 PNG is 640,000 bytes of pixels once decoded (4 a pixel for RGB)
+    data = photo_bytes(size=(400, 400), fmt="PNG")
+    # then
+    assert reason_for(data, max_decode_bytes=500_000) == (
+        "The image is 400x400 px and would take 625 KB to open; the limit is 488.3 KB. Send a smaller copy, or save it as a JPEG."
+    )
+
+
+def test_fit_decodes_a_large_jpeg_at_a_reduced_scale_within_the_memory_limit():
+    # given: 2000x1600 px take 12.8 MB decoded in full; 4 MB are allowed
+    data = photo_bytes(size=(2000, 1600), seed=3)
+    assert "would take 12.2 MB to open; the limit is 4 MB" in reason_for(data, max_decode_bytes=4 * MB)
+    # when: only 200 px are needed, the JPEG is decoded at 1/8 scale (250x200 px, 0.2 MB)
+    decoded = open_image(data, max_decode_bytes=4 * MB, fit=200)
+    # then: the photo's own size is reported, the pixels are the small copy
+    assert (decoded.width, decoded.height) == (2000, 1600)
+    assert decoded.image.size == (200, 160) and decoded.image.mode == "RGB"
+
+
+@pytest.mark.parametrize(("fmt", "mode"), [("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "P"), ("GIF", "P"), ("PNG", "L"), ("WEBP", "RGB")])
+def test_fit_shrinks_every_format_to_rgb_with_the_aspect_kept(fmt, mode):
+    # given
+    buf = io.BytesIO()
+    Image.new(mode, (900, 300), 100 if mode in ("P", "L") else (10, 120, 200) if mode == "RGB" else (10, 120, 200, 128)).save(buf, format=fmt)
+    # when
+    decoded = open_image(buf.getvalue(), fit=150)
+    # then
+    assert decoded.image.size == (150, 50) and decoded.image.mode == "RGB"
+    assert (decoded.width, decoded.height) == (900, 300)
+
+
+def test_fit_applies_the_exif_rotation_and_reports_the_upright_size():
+    # given: a landscape 400x200 photo whose EXIF says "rotate 90 degrees clockwise", left half red
+    image = Image.new("RGB", (400, 200), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 200, 200))
+    exif = image.getexif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", exif=exif.tobytes(), quality=95)
+    # when
+    decoded = open_image(buf.getvalue(), fit=100)
+    # then: portrait, red on top, no EXIF left
+    assert (decoded.width, decoded.height) == (200, 400) and decoded.image.size == (50, 100)
+    pixels = np.asarray(decoded.image)
+    assert pixels[10, 25, 0] > 200 and pixels[90, 25, 2] > 200
+    assert 0x0112 not in decoded.image.getexif()
+
+
+@pytest.mark.parametrize("size", [(8, 60), (300, 301), (1000, 223), (225, 2000), (640, 480), (17, 999), (224, 224)])
+def test_the_encoder_crop_matches_torchvision_resize_then_centre_crop(size):
+    # given: torchvision's Resize(224) + CenterCrop(224), which resizes the whole photo first
+    from torchvision import transforms
+
+    from mlmodels.image import ResizeCentreCrop
+
+    reference = transforms.Compose([transforms.Resize(224, interpolation=transforms.InterpolationMode.BILINEAR), transforms.CenterCrop(224)])
+    photo = Image.fromarray(np.random.default_rng(sum(size)).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    # when
+    ours = np.asarray(ResizeCentreCrop(224)(photo), dtype=int)
+    # then: the same pixels, at most one level of 255 apart (floating-point rounding of the box)
+    assert ours.shape == (224, 224, 3)
+    assert np.abs(ours - np.asarray(reference(photo), dtype=int)).max() <= 1

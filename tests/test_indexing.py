@@ -6,7 +6,6 @@ Each test writes to its own index folder, so the shared ``indexed_catalog`` inde
 from __future__ import annotations
 
 import pytest
-from django.utils import timezone
 
 from mlmodels.images import ImageRejected
 from search.backends import get_backend, reset_backends
@@ -14,7 +13,6 @@ from search.models import ProductEmbedding
 from search.services import products_index
 from shop.models import IndexState, Product
 from shop.services import product_image_add
-from shop.signals import indexing_deferred
 from tests.factories import ProductFactory, photo_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
@@ -93,36 +91,3 @@ def test_indexing_a_deleted_product_removes_it_from_the_index(own_index):
     # then
     assert report.missing == [pk]
     assert pk not in own_index.ids()
-
-
-class EditedDuringWrite:
-    """The real engine, with a merchant's edit committed while it writes (what a concurrent PATCH does)."""
-
-    def __init__(self, backend, edit) -> None:
-        self._backend, self._edit = backend, edit
-
-    def __getattr__(self, name):
-        return getattr(self._backend, name)
-
-    def add_bulk(self, docs):
-        self._edit()
-        return self._backend.add_bulk(docs)
-
-
-def test_a_product_edited_while_it_is_indexed_is_not_marked_indexed_until_its_new_version_is(own_index):
-    # given: a product whose title changes while the engine writes its old version
-    with indexing_deferred():
-        product = ProductFactory(title="Quagga Linen Apron", description="")
-    racing = EditedDuringWrite(own_index, lambda: Product.objects.filter(pk=product.pk).update(title="Quagga Denim Apron", updated_at=timezone.now()))
-    # when
-    report = products_index(product_ids=[product.pk], backend=racing)
-    # then: the engine holds the old title, so the product is not marked indexed
-    assert (report.indexed, report.superseded) == ([], [product.pk])
-    assert Product.objects.get(pk=product.pk).index_state == IndexState.PENDING
-    # when indexed again (the task re-enqueues superseded products), then the new title is live
-    report = products_index(product_ids=[product.pk])
-    assert (report.indexed, report.superseded) == ([product.pk], [])
-    assert Product.objects.get(pk=product.pk).index_state == IndexState.INDEXED
-    own_index.refresh()
-    assert [h.id for h in own_index.search_text("denim apron")] == [product.pk]
-    assert own_index.search_text("linen") == []

@@ -280,3 +280,30 @@ def test_deleted_product_leaves_search(worker_log, first_task_timeout):
     wait_for(lambda: pk not in backend.ids(), TASK_TIMEOUT_S, f"product {pk} to leave the index")
     assert backend.search_text("capybara blanket") == []
     assert backend.get_vectors("image", [pk]) == {}
+
+
+def test_a_brand_rename_is_indexed_by_the_worker(worker_log, first_task_timeout):
+    # given an indexed product of a brand
+    with transaction.atomic():
+        brand = BrandFactory(name="Dugong Ceramics")
+        product = ProductFactory(title="Glazed serving bowl", brand=brand, category=CategoryFactory(name="Task Tests"))
+    wait_until_state(product.pk, IndexState.INDEXED, first_task_timeout, worker_log)
+    # when the brand is renamed (the admin's save: one transaction)
+    with transaction.atomic():
+        brand.name = "Manatee Ceramics"
+        brand.save()
+    # then the product went pending and the worker indexed it under the new name
+    wait_until_state(product.pk, IndexState.INDEXED, TASK_TIMEOUT_S, worker_log)
+    backend = get_backend()
+    wait_for(lambda: backend.refresh() or backend.search_text("manatee") != [], 5, "the new brand name to be searchable here")
+    assert [h.id for h in backend.search_text("manatee")] == [product.pk]
+    assert backend.search_text("dugong") == []
+
+
+def test_the_worker_warms_up_as_it_starts(worker_log):
+    # then: the worker process loaded the encoders and opened the index by itself (worker_process_init),
+    # so its first task paid no model load
+    wait_for(lambda: "Warm start: ready in" in worker_log.read_text(), FIRST_TASK_TIMEOUT_S, "the worker's warm start")
+    log = worker_log.read_text()
+    assert "Warm start (celery worker): loading the encoders and the index in the background" in log
+    assert "Warm start failed" not in log

@@ -23,7 +23,7 @@ from django.utils import timezone
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
-from search.backends.base import SearchUnavailable
+from search.backends.base import SearchBackendError, SearchUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +67,10 @@ def index_products(self, product_ids: list[int]) -> dict:
                     "Try again in a few minutes: save it, or select it in the product list and use “Re-index selected products”.",
                 )
         raise
-    if report.superseded:  # changed while this task indexed them: the engine may hold the older version
-        enqueue_index(report.superseded)
-    return {"indexed": len(report.indexed), "failed": report.failed, "missing": report.missing, "superseded": report.superseded}
+    if report.changed:  # edited while this task ran: they stay pending and are indexed again
+        logger.info("%d products changed while being indexed; enqueued again", len(report.changed))
+        enqueue_index(report.changed)
+    return {"indexed": len(report.indexed), "failed": report.failed, "missing": report.missing, "changed": report.changed}
 
 
 @shared_task(bind=True, acks_late=True, **{k: getattr(IndexTask, k) for k in vars(IndexTask) if not k.startswith("_")})
@@ -83,10 +84,14 @@ def unindex_product(self, product_id: int) -> None:
 @shared_task
 def sweep_stale_products() -> int:
     """Re-enqueue pending products whose task was lost: pending for ``INDEX_STALE_AFTER_S`` (a lost
-    message, a dead worker), or at once when their task could not be sent (:data:`NOT_SENT_REASON`).
+    message, a dead worker), or at once when their task could not be sent (:data:`NOT_SENT_REASON`);
+    and indexed products whose stored fused vectors are in a space the live index does not serve
+    (``search.freshness.products_in_foreign_space``: a write that raced an index swap).
 
     Runs every ``INDEX_SWEEP_INTERVAL_S`` under Celery beat. Returns the number of products re-enqueued.
     """
+    from search.backends import get_backend  # late: see the module docstring
+    from search.freshness import products_in_foreign_space  # late: see the module docstring
     from shop.models import IndexState, Product  # late: see the module docstring
 
     cutoff = timezone.now() - timedelta(seconds=settings.INDEX_STALE_AFTER_S)
@@ -96,7 +101,16 @@ def sweep_stale_products() -> int:
     if sent:
         pending.filter(pk__in=sent, index_error=NOT_SENT_REASON).update(index_error="")
         logger.info("Sweeper re-enqueued %d stale products", len(sent))
-    return len(sent)
+    try:
+        foreign = products_in_foreign_space(get_backend())
+    except SearchBackendError as exc:
+        logger.warning("Sweeper could not read the live index's fusion space: %s", exc)
+        foreign = []
+    if foreign:
+        logger.info("Sweeper re-enqueued %d products whose fused vectors the live index does not serve", len(foreign))
+        Product.mark_pending(foreign)
+        foreign = enqueue_index(foreign)
+    return len(sent) + len(foreign)
 
 
 def enqueue_index(product_ids: list[int]) -> list[int]:

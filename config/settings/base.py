@@ -49,6 +49,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it sees a view's exception first: /api/ and /events/ answer the JSON error body, 500s included.
+    "shop.api.errors.ApiErrorMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -119,6 +121,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+#: Hand-made fixtures (demo merchants, staff and an admin; see fixtures/README.md): `loaddata demo`.
+FIXTURE_DIRS = [BASE_DIR / "fixtures"]
 #: Form fields other than files (a search, a product's text); larger bodies get HTTP 400.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 #: Uploads above this are spooled to a temporary file instead of memory.
@@ -149,9 +153,15 @@ if not DEBUG:
 
 # --- catalog and photos ---------------------------------------------------------------------
 CATALOG_DIR = Path(env("CATALOG_DIR", default=str(BASE_DIR.parent / "shared" / "data")))
-#: Upload and catalog photo limits (bytes, pixels); see mlmodels.images for how they were chosen.
+#: Upload and catalog photo limits (bytes, pixels, longest side in pixels, memory to decode in
+#: bytes), all checked from the header before any pixel is decoded; see mlmodels.images for how
+#: they were chosen.
 MAX_IMAGE_BYTES = env.int("MAX_IMAGE_BYTES", default=10 * 1024 * 1024)
 MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", default=40_000_000)
+MAX_IMAGE_SIDE = env.int("MAX_IMAGE_SIDE", default=12_000)
+MAX_IMAGE_DECODE_BYTES = env.int("MAX_IMAGE_DECODE_BYTES", default=128 * 1024 * 1024)
+#: Longest side of a stored product photo (px): uploads are re-encoded at most this large.
+PHOTO_STORED_MAX_SIDE = env.int("PHOTO_STORED_MAX_SIDE", default=2048)
 
 # --- search -------------------------------------------------------------------------------------
 SEARCH_INDEX_DIR = Path(env("SEARCH_INDEX_DIR", default=str(VAR_DIR / "search-index")))
@@ -248,7 +258,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",  # enforces CSRF for browser sessions
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["shop.api.parsers.BoundedJSONParser"],  # 413 over API_MAX_JSON_BYTES, 400 past API_MAX_JSON_DEPTH
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "shop.api.pagination.PageNumberPagination",  # 400 for ?page=abc, 404 past the end
     "PAGE_SIZE": 24,
@@ -264,6 +274,10 @@ REST_FRAMEWORK = {
         "login": env("API_THROTTLE_LOGIN", default="20/minute"),
     },
 }
+#: Largest JSON body the API reads (413 above it), and deepest nesting of arrays and objects in
+#: it (400 beyond it), both checked before parsing: a product is a few kilobytes and 3 levels deep.
+API_MAX_JSON_BYTES = env.int("API_MAX_JSON_BYTES", default=1024 * 1024)
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=32)
 #: API tokens stop working this many hours after they were issued (a new one from POST /api/auth/token/).
 API_TOKEN_TTL_HOURS = env.int("API_TOKEN_TTL_HOURS", default=24 * 7)
 SPECTACULAR_SETTINGS = {
@@ -311,6 +325,16 @@ CELERY_BEAT_SCHEDULE = {
 INDEX_STALE_AFTER_S = env.int("INDEX_STALE_AFTER_S", default=600)
 
 # --- models -----------------------------------------------------------------------------------------
+#: The encoders, by their name in mlmodels.registry (`manage.py check` lists the valid ones):
+#: MiniLM (all-MiniLM-L6-v2, 384-d) for words, EfficientNet-Lite0 (1280-d) for photos.
+TEXT_ENCODER = env("TEXT_ENCODER", default="minilm")
+IMAGE_ENCODER = env("IMAGE_ENCODER", default="efficientnet-lite0")
+#: More text encoders, each filling a vector field of its own (its registry spec names it); none by default.
+ADDITIONAL_TEXT_ENCODERS = env.list("ADDITIONAL_TEXT_ENCODERS", default=[])
+#: Web processes (config/wsgi.py, config/asgi.py) and Celery workers load the encoders, the fusion
+#: space and the index in a background thread as they start, so the first search pays no model
+#: load; /readyz answers 200 once that is done. Off: everything loads on the first request.
+SEARCH_WARM_START = env.bool("SEARCH_WARM_START", default=True)
 ENCODER_DEVICE = env("ENCODER_DEVICE", default="auto")
 #: ``auto`` runs the image encoder through ONNX Runtime on CPU (exported on first use; ~3.5x less
 #: CPU per photo than torch, see bench/RESULTS.md) and through torch on CUDA; ``torch`` keeps torch.

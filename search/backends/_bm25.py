@@ -16,6 +16,11 @@ MAX_TOKEN_CHARS = 40
 #: Writer heap (bytes). tantivy needs >= 3 MB per thread; 50 MB with one thread indexes the
 #: 1,050-product Flipkart catalog in one segment and keeps a worker's RSS small.
 WRITER_HEAP_BYTES = 50_000_000
+#: A bulk build (a rebuild's new index, read by no one else until the swap) keeps one writer open
+#: with this heap on every core and commits every ``BULK_COMMIT_DOCS`` documents (and at the
+#: end): measured in bench/RESULTS.md "Scale" against a commit per batch.
+BULK_HEAP_BYTES = 400_000_000
+BULK_COMMIT_DOCS = 200_000
 
 
 def build_analyzer() -> tantivy.TextAnalyzer:
@@ -52,8 +57,11 @@ class BM25Index:
             boosts titles holding a query of two or more words as a phrase (0 or absent: off).
     """
 
-    def __init__(self, path: Path, field_boosts: dict[str, float]):
+    def __init__(self, path: Path, field_boosts: dict[str, float], *, bulk: bool = False):
         path.mkdir(parents=True, exist_ok=True)
+        self.bulk = bulk
+        self._writer: tantivy.IndexWriter | None = None
+        self._uncommitted = 0
         self.schema = build_schema()
         self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
         self.analyzer = build_analyzer()
@@ -63,15 +71,21 @@ class BM25Index:
 
     # -- writes (caller holds the engine's write lock) -----------------------------------------
     def write(self, upserts: Sequence[SearchDocument], deletes: Sequence[int]) -> None:
+        if self.bulk:
+            if self._writer is None:
+                self._writer = self.index.writer(heap_size=BULK_HEAP_BYTES, num_threads=0)
+            try:
+                self._add(self._writer, upserts, deletes)
+            except BaseException:
+                self._writer.rollback()
+                raise
+            self._uncommitted += len(upserts) + len(deletes)
+            if self._uncommitted >= BULK_COMMIT_DOCS:
+                self._commit()
+            return
         writer = self.index.writer(heap_size=WRITER_HEAP_BYTES, num_threads=1)
         try:
-            doomed = sorted({int(pid) for pid in deletes} | {int(d.id) for d in upserts})
-            if doomed:
-                # Not delete_documents_by_term: tantivy-py builds a signed-int term for a Python
-                # int, which never matches this unsigned field, so upserts duplicated documents.
-                writer.delete_documents_by_query(tantivy.Query.term_set_query(self.schema, "id", doomed))
-            for doc in upserts:
-                writer.add_document(self._to_tantivy(doc))
+            self._add(writer, upserts, deletes)
             writer.commit()
             writer.wait_merging_threads()
         except BaseException:
@@ -79,7 +93,46 @@ class BM25Index:
             raise
         self.index.reload()
 
+    def _add(self, writer: tantivy.IndexWriter, upserts: Sequence[SearchDocument], deletes: Sequence[int]) -> None:
+        doomed = sorted({int(pid) for pid in deletes} | {int(d.id) for d in upserts})
+        if doomed:
+            # Not delete_documents_by_term: tantivy-py builds a signed-int term for a Python
+            # int, which never matches this unsigned field, so upserts duplicated documents.
+            writer.delete_documents_by_query(tantivy.Query.term_set_query(self.schema, "id", doomed))
+        to_doc = self._to_tantivy
+        for doc in upserts:
+            writer.add_document(to_doc(doc))
+
+    def _commit(self) -> None:
+        if self._writer is not None and self._uncommitted:
+            self._writer.commit()
+            self._uncommitted = 0
+            self.index.reload()
+
+    def finish(self) -> None:
+        """End a bulk build: commit, wait for merges, and write like any index from now on."""
+        if self._writer is not None:
+            self._commit()
+            self._writer.wait_merging_threads()
+            self._writer = None
+            self.index.reload()
+        self.bulk = False
+
+    def abort(self) -> None:
+        """Drop a bulk build's uncommitted documents and stop its writer's threads, so that nothing
+        writes into the folder after the caller deletes it."""
+        if self._writer is not None:
+            self._writer.rollback()
+            self._writer.wait_merging_threads()
+            self._writer = None
+            self._uncommitted = 0
+
     def clear(self) -> None:
+        if self._writer is not None:
+            self._writer.delete_all_documents()
+            self._uncommitted = 1
+            self._commit()
+            return
         writer = self.index.writer(heap_size=WRITER_HEAP_BYTES, num_threads=1)
         writer.delete_all_documents()
         writer.commit()
@@ -104,7 +157,13 @@ class BM25Index:
         return d
 
     # -- reads -----------------------------------------------------------------------------------
+    def _searcher(self) -> tantivy.Searcher:
+        if self._uncommitted:  # a bulk build read before its next commit (a rebuild's catch-up)
+            self._commit()
+        return self.index.searcher()
+
     def reload(self) -> None:
+        self._commit()
         self.index.reload()
 
     def terms(self, text: str) -> list[str]:
@@ -112,7 +171,7 @@ class BM25Index:
         return self.analyzer.analyze(text or "")
 
     def search(self, query: str | None, filters: SearchFilters | None, limit: int) -> list[Hit]:
-        searcher = self.index.searcher()
+        searcher = self._searcher()
         filter_q = self.filter_query(filters)
         if query is None:
             q = filter_q or tantivy.Query.all_query()
@@ -141,7 +200,7 @@ class BM25Index:
 
     def filtered_ids(self, filters: SearchFilters, limit: int) -> list[int]:
         """Ids of every document passing ``filters`` (up to ``limit``)."""
-        searcher = self.index.searcher()
+        searcher = self._searcher()
         q = self.filter_query(filters) or tantivy.Query.all_query()
         result = searcher.search(q, limit=limit, count=False)
         return [int(i) for i in searcher.fast_field_values("id", [a for _, a in result.hits])]
@@ -163,10 +222,10 @@ class BM25Index:
         return tantivy.Query.boolean_query([(tantivy.Occur.Must, c) for c in clauses])
 
     def count(self) -> int:
-        return self.index.searcher().num_docs
+        return self._searcher().num_docs
 
     def ids(self) -> set[int]:
-        searcher = self.index.searcher()
+        searcher = self._searcher()
         n = searcher.num_docs
         if not n:
             return set()

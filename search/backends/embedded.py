@@ -1,15 +1,22 @@
-"""Embedded engine (the default): BM25 by tantivy plus kNN by hnswlib, in files on this machine.
+"""Embedded engine (the default): BM25 by tantivy plus kNN by usearch (HNSW), in files on this machine.
 
 Layout under ``INDEX_DIR``::
 
     products            -> products-20261129T233000123456   (the alias: a symlink)
     products-<stamp>/   bm25/ (tantivy)  vectors/ (see _vectors.py)  space.json (fusion space)
+                        complete.json (written when the build is swapped in)  .building (flock)
     .write.lock         one writer at a time, across processes
 
 Many processes read (web workers), one writes at a time (a Celery worker, a command). A reader
 checks the alias and the indexes' generation at most every ``REFRESH_INTERVAL_S`` and catches
 up incrementally, so a worker's writes are visible to the web within about a second. A rebuild
 fills a new ``products-<stamp>`` directory and swaps the symlink atomically (``rename(2)``).
+
+Only a complete build is ever kept for rollback: ``complete.json`` is written into a build just
+before it is swapped in (and into the live build, which was complete when it went live), and
+pruning keeps the newest complete previous builds. A build without it is a leftover of a
+rebuild that died (e.g. SIGKILL) and is deleted, unless its builder still holds the flock on
+its ``.building`` file (a rebuild in progress in another process).
 
 Each build keeps the vector dimensions it was created with and records the fusion space of its
 fused vectors (``space.json``), so a new fusion head with another dimension is served only once
@@ -49,6 +56,8 @@ LOCK_TIMEOUT_S = 60.0
 #: Upper bound on ids fetched for a filtered kNN; filters on a 100k catalog stay below it.
 MAX_FILTERED_IDS = 1_000_000
 SPACE_FILE = "space.json"
+COMPLETE_FILE = "complete.json"
+BUILDING_FILE = ".building"
 
 
 _held = threading.local()  # write-lock depth per index root, per thread
@@ -65,17 +74,17 @@ class _Build:
     says; text and image dimensions must match ``dims`` (else a ValueError asks for a reindex).
     """
 
-    def __init__(self, path: Path, dims: dict[str, int], boosts: dict[str, float]):
+    def __init__(self, path: Path, dims: dict[str, int], boosts: dict[str, float], *, bulk: bool = False, size_hint: int = 0):
         self.path = path
         try:
             self.space: dict | None = json.loads((path / SPACE_FILE).read_text(encoding="utf-8"))
         except FileNotFoundError:
             self.space = None
-        self.bm25 = BM25Index(path / "bm25", boosts)
+        self.bm25 = BM25Index(path / "bm25", boosts, bulk=bulk)
         stored = VectorIndex.stored_dims(path / "vectors") or {}
         if "fused" in stored and "fused" in dims:
             dims = {**dims, "fused": stored["fused"]}
-        self.vectors = VectorIndex(path / "vectors", dims)
+        self.vectors = VectorIndex(path / "vectors", dims, bulk=bulk, size_hint=size_hint)
 
     def write(self, upserts: Sequence[SearchDocument], deletes: Sequence[int]) -> None:
         self.bm25.write(upserts, deletes)
@@ -87,15 +96,16 @@ class _Build:
 
 
 class EmbeddedSearchBackend(BaseSearchBackend):
-    """tantivy (BM25) + hnswlib (kNN) under ``params["INDEX_DIR"]``; see the module docstring."""
+    """tantivy (BM25) + usearch HNSW (kNN) under ``params["INDEX_DIR"]``; see the module docstring."""
 
-    def __init__(self, params: dict, vector_dims: dict[str, int], *, build_dir: Path | None = None):
+    def __init__(self, params: dict, vector_dims: dict[str, int], *, build_dir: Path | None = None, size_hint: int = 0):
         super().__init__(params, vector_dims)
         self.root = Path(params["INDEX_DIR"])
         self.alias = self.root / params.get("INDEX", "products")
         self.boosts = dict(params.get("FIELD_BOOSTS") or settings.SEARCH_FIELD_BOOSTS)
         self.lock_timeout = float(params.get("LOCK_TIMEOUT") or LOCK_TIMEOUT_S)
-        self._pinned = build_dir  # a backend writing into a build being rebuilt
+        self._pinned = build_dir  # a backend writing into a build being rebuilt (bulk writes, read by no one else)
+        self._size_hint = size_hint
         self._build: _Build | None = None
         self._checked = 0.0
         self._mutex = threading.RLock()
@@ -110,6 +120,7 @@ class EmbeddedSearchBackend(BaseSearchBackend):
                 if not self.alias.exists():
                     first = self._new_build_dir(self._initial_space())
                     _Build(first, self.vector_dims, self.boosts)
+                    _mark_complete(first, documents=0)
                     self._swap_alias(first)
         return self.alias.resolve()
 
@@ -143,7 +154,7 @@ class EmbeddedSearchBackend(BaseSearchBackend):
             target = self._target()
             try:
                 if self._build is None or self._build.path != target:
-                    self._build = _Build(target, self.vector_dims, self.boosts)
+                    self._build = _Build(target, self.vector_dims, self.boosts, bulk=self._pinned is not None, size_hint=self._size_hint)
                     self.vector_dims = dict(self._build.vectors.dims)
                 else:
                     self._build.catch_up()
@@ -213,29 +224,57 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         self._open(force=True)
 
     @contextlib.contextmanager
-    def rebuild(self, *, before_swap=None, keep: int | None = None, vector_dims=None, space=None) -> Iterator[EmbeddedSearchBackend]:
+    def rebuild(self, *, before_swap=None, keep: int | None = None, vector_dims=None, space=None,
+                size_hint: int | None = None) -> Iterator[EmbeddedSearchBackend]:
+        """See :meth:`BaseSearchBackend.rebuild`. The new build is written in bulk (vectors straight
+        into in-memory HNSW graphs on every core, BM25 committed in large batches) and sized for
+        ``size_hint`` products (default: the live index's count), which picks its HNSW parameters."""
         if space is None and vector_dims is None:  # same vectors as the live build: keep its record
             space = self.index_space()
-        new_dir = self._new_build_dir(space)
-        builder = EmbeddedSearchBackend(self.params, vector_dims or self.vector_dims, build_dir=new_dir)
+        if size_hint is None:
+            size_hint = self.count() if self.alias.exists() else 0
+        with self._write_lock():  # so that a prune elsewhere never sees the new folder unclaimed
+            _mark_complete(self._target(), documents=None)  # it is live, so it was complete
+            new_dir = self._new_build_dir(space)
+            building = open(new_dir / BUILDING_FILE, "a+")  # noqa: SIM115 (held until the build ends)
+            fcntl.flock(building, fcntl.LOCK_EX)
+        builder = EmbeddedSearchBackend(self.params, vector_dims or self.vector_dims, build_dir=new_dir, size_hint=size_hint)
         try:
             yield builder
             with self._write_lock():
                 if before_swap is not None:
                     before_swap(builder)
-                builder._open(force=True).vectors.compact()
+                built = builder._open(force=True)
+                built.bm25.finish()
+                built.vectors.compact()
+                _mark_complete(new_dir, documents=built.bm25.count())
                 self._swap_alias(new_dir)
         except BaseException:
+            if builder._build is not None:
+                builder._build.bm25.abort()  # its writer threads would recreate files in the folder
             shutil.rmtree(new_dir, ignore_errors=True)
             raise
+        finally:
+            building.close()
         self._prune(KEEP_BUILDS if keep is None else keep)
         self._open(force=True)
 
-    def _prune(self, keep: int = KEEP_BUILDS) -> None:
+    def previous_builds(self) -> list[tuple[str, bool]]:
+        """Every build folder of this index other than the live one, oldest first, with whether it is complete."""
         live = self.alias.resolve()
-        builds = sorted(p for p in self.root.glob(f"{self.alias.name}-*") if p.is_dir() and p != live)
-        for old in builds[: max(0, len(builds) - keep)]:
-            shutil.rmtree(old, ignore_errors=True)
+        found = sorted(p for p in self.root.glob(f"{self.alias.name}-*") if p.is_dir() and p != live)
+        return [(p.name, (p / COMPLETE_FILE).is_file()) for p in found]
+
+    def _prune(self, keep: int = KEEP_BUILDS) -> None:
+        """Keep the newest ``keep`` complete previous builds; delete older ones and dead incomplete ones."""
+        with self._write_lock():
+            builds = self.previous_builds()
+            complete = [name for name, done in builds if done]
+            doomed = complete[: max(0, len(complete) - keep)]
+            doomed += [name for name, done in builds if not done and not _being_built(self.root / name)]
+            for name in doomed:
+                logger.info("Deleting index build %s (%s)", name, "older than the kept ones" if name in complete else "incomplete")
+                shutil.rmtree(self.root / name, ignore_errors=True)
 
     # -- reading -----------------------------------------------------------------------------------
     def search_text(self, query: str | None, *, filters: SearchFilters | None = None, limit: int = 100) -> list[Hit]:
@@ -271,13 +310,38 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         build = self._open(force=True)
         size = sum(p.stat().st_size for p in build.path.rglob("*") if p.is_file())
         return {
-            "backend": "embedded (tantivy BM25 + hnswlib kNN)",
+            "backend": "embedded (tantivy BM25 + usearch HNSW kNN)",
             "index": str(build.path),
             "documents": build.bm25.count(),
             "fusion_space": (build.space or {}).get("version", "not recorded"),
             "vectors": {name: build.vectors.size(name) for name in self.vector_dims},
             "size_mb": round(size / 1e6, 1),
         }
+
+
+def _mark_complete(path: Path, *, documents: int | None) -> None:
+    """Write ``complete.json`` into a build (atomically; an existing marker is kept)."""
+    marker = path / COMPLETE_FILE
+    if marker.exists():
+        return
+    tmp = path / f".{COMPLETE_FILE}.tmp"
+    tmp.write_text(json.dumps({"completed_at": datetime.now(UTC).isoformat(), "documents": documents}), encoding="utf-8")
+    os.replace(tmp, marker)
+
+
+def _being_built(path: Path) -> bool:
+    """True while a live process holds the flock on the build's ``.building`` file."""
+    try:
+        fh = open(path / BUILDING_FILE)  # noqa: SIM115
+    except FileNotFoundError:
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
 
 
 SearchBackend = EmbeddedSearchBackend

@@ -88,7 +88,12 @@ def _products(stats) -> list[ProductRow]:
 
 
 def svg_bar_chart(labels: list[str], values: list[float], *, title: str, ylabel: str) -> str:
-    """A small bar chart as inline SVG (matplotlib, server-side, no JavaScript)."""
+    """A small bar chart as inline SVG (matplotlib, server-side, no JavaScript).
+
+    Labels are shoppers' queries: they are drawn as plain text (``parse_math=False``), so a query
+    such as ``$\\frac$`` is not read as mathtext (which raised and took the page down), and the
+    SVG holds text only as glyph paths and escaped comments, safe to put in the page as it is.
+    """
     import matplotlib  # about a second to import: only when the staff page draws a chart
 
     matplotlib.use("Agg")
@@ -97,9 +102,10 @@ def svg_bar_chart(labels: list[str], values: list[float], *, title: str, ylabel:
     fig = Figure(figsize=(7, 2.6), dpi=100)
     ax = fig.add_subplot()
     ax.bar(range(len(values)), values, color="#3b6ea5")
-    ax.set_xticks(range(len(labels)), labels, rotation=60 if max((len(x) for x in labels), default=0) > 3 else 0, fontsize=7, ha="right")
-    ax.set_title(title, fontsize=10)
-    ax.set_ylabel(ylabel, fontsize=8)
+    rotation = 60 if max((len(x) for x in labels), default=0) > 3 else 0
+    ax.set_xticks(range(len(labels)), labels, rotation=rotation, fontsize=7, ha="right", parse_math=False)
+    ax.set_title(title, fontsize=10, parse_math=False)
+    ax.set_ylabel(ylabel, fontsize=8, parse_math=False)
     ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     buf = io.StringIO()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from django.db import models
 
-from mlmodels.image import IMAGE_DIM
+from search.embedding.encoders import image_dim
 
 
 class DiscardReason(models.TextChoices):
@@ -64,10 +64,12 @@ class SearchImpression(models.Model):
             return None
 
     def query_image_vector(self) -> np.ndarray | None:
+        """The query photo's ``(image_dim,)`` float32 vector, or ``None`` (no photo, or one encoded by another
+        image encoder than ``IMAGE_ENCODER``, whose width differs)."""
         if self.image_vector is None:
             return None
         vec = np.frombuffer(bytes(self.image_vector), dtype=np.float32)
-        return vec if vec.shape == (IMAGE_DIM,) else None
+        return vec if vec.shape == (image_dim(),) else None
 
 
 class SearchClick(models.Model):

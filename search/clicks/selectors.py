@@ -16,10 +16,10 @@ import numpy as np
 from django.core.cache import cache
 from django.db.models import Q
 
-from mlmodels.image import IMAGE_DIM
 from search.backends.base import Hit
 from search.clicks import click_model
 from search.clicks.models import ClickStat, PhotoReference
+from search.embedding.encoders import image_dim
 from shop.models import Product
 
 #: Cache key bumped whenever photo references change (readers reload their matrix).
@@ -53,7 +53,7 @@ def click_priors(*, text: str, product_ids: Iterable[int]) -> dict[int, float]:
 class _RefMatrix:
     generation: object
     product_ids: np.ndarray  # (n,) int64
-    vectors: np.ndarray  # (n, 1280) float32
+    vectors: np.ndarray  # (n, image_dim) float32
 
 
 _refs: _RefMatrix | None = None
@@ -70,8 +70,10 @@ def _reference_matrix() -> _RefMatrix:
         _refs_checked = now
         generation = cache.get(PHOTO_REFS_GENERATION_KEY, 0)
         if _refs is None or _refs.generation != generation:
-            rows = list(PhotoReference.objects.values_list("product_id", "vector"))
-            vecs = np.frombuffer(b"".join(bytes(v) for _, v in rows), dtype=np.float32).reshape(len(rows), IMAGE_DIM)
+            dim = image_dim()
+            # References of another width were made by an earlier IMAGE_ENCODER: they cannot be compared.
+            rows = [(p, v) for p, v in PhotoReference.objects.values_list("product_id", "vector") if len(v) == 4 * dim]
+            vecs = np.frombuffer(b"".join(bytes(v) for _, v in rows), dtype=np.float32).reshape(len(rows), dim)
             _refs = _RefMatrix(generation, np.array([p for p, _ in rows], dtype=np.int64), vecs)
         return _refs
 
@@ -90,16 +92,16 @@ def photo_refs_search(vector: np.ndarray, *, k: int = 100, allowed: set[int] | N
     ``PHOTO_REFS_PER_PRODUCT`` per clicked product).
 
     Args:
-        vector: the query photo's ``(1280,)`` L2-normalised image vector.
+        vector: the query photo's ``(image_dim,)`` L2-normalised image vector (EfficientNet-Lite0: 1280).
         k: most products returned.
         allowed: product ids passing the search's filters (``None``: no filter).
 
     Raises:
-        ValueError: the vector is not 1280-d.
+        ValueError: the vector is not as wide as the image encoder's.
     """
     vector = np.asarray(vector, dtype=np.float32).reshape(-1)
-    if vector.shape != (IMAGE_DIM,):
-        raise ValueError(f"A photo reference query needs a {IMAGE_DIM}-d vector, got {vector.shape[0]}")
+    if vector.shape != (image_dim(),):
+        raise ValueError(f"A photo reference query needs a {image_dim()}-d vector, got {vector.shape[0]}")
     refs = _reference_matrix()
     if not len(refs.product_ids) or k <= 0:
         return []

@@ -25,11 +25,11 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from mlmodels.image import IMAGE_DIM
 from search.backends.base import SearchBackendError, SearchFilters
 from search.clicks import click_model, guards, visitors
 from search.clicks.models import DiscardReason, EventDiscard, PhotoReference, SearchClick, SearchImpression
 from search.clicks.selectors import PHOTO_REFS_GENERATION_KEY
+from search.embedding import encoders
 from search.params import whole_number
 from shop.models import Product
 
@@ -137,7 +137,7 @@ def impression_record(
     vector = None
     if image_vector is not None:
         vec = np.asarray(image_vector, dtype=np.float32).reshape(-1)
-        if vec.shape == (IMAGE_DIM,) and np.isfinite(vec).all():
+        if vec.shape == (encoders.image_dim(),) and np.isfinite(vec).all():
             vector = (vec / max(float(np.linalg.norm(vec)), 1e-12)).astype(np.float32).tobytes()
     imp = SearchImpression.objects.create(
         query=click_model.query_key(query), filters=_filters_json(filters), product_ids=ids, page=max(1, int(page)),

@@ -30,7 +30,7 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from mlmodels.image import ImageFeatures
+from mlmodels.types import ImageFeatures
 from search.backends import get_backend
 from search.clicks import aggregates, services
 from search.clicks.simulation_data import JudgedCatalog, catalog_load, catalog_reuse, grocery_photos, ndcg_at_10, photo_features, read_crowdflower

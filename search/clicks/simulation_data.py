@@ -19,14 +19,15 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 
-from mlmodels.image import ImageFeatures
 from mlmodels.images import open_image
+from mlmodels.types import ImageFeatures
 from search.backends import get_backend
 from search.clicks.models import ClickStat, EventDiscard, PhotoReference, SearchImpression
-from search.embedding.encoders import image_encoder
+from search.embedding.encoders import image_encoder, image_spec
 from search.services import products_index
 from shop.models import Product
 from shop.signals import indexing_deferred
+from shop.state import state_cache
 
 
 @dataclass
@@ -72,6 +73,7 @@ def catalog_reuse(catalog: JudgedCatalog) -> list[int] | None:
     for model in (PhotoReference, SearchImpression, ClickStat, EventDiscard):
         model.objects.all().delete()
     cache.clear()
+    state_cache().clear()  # the click guards' rate-limit counters of the earlier run
     ids = [known[f"crowdflower-{n}"] for n in range(len(catalog.products))]
     if get_backend().count() < len(ids):  # an earlier run stopped during the photo part
         for start in range(0, len(ids), 1024):
@@ -102,11 +104,13 @@ def grocery_photos(folder: Path, listing: str) -> list[tuple[Path, int]]:
 
 
 def photo_features(paths: list[Path], name: str):
-    """Features of shoppers' photos; kept in ``VAR_DIR`` so a run with ``--var-dir`` encodes them once."""
-    cached = Path(settings.VAR_DIR) / f"simulation-{name}-features.npz"
+    """Features of shoppers' photos by ``IMAGE_ENCODER``; kept in ``VAR_DIR`` (named by the encoder) so a run with
+    ``--var-dir`` encodes them once."""
+    spec = image_spec()
+    cached = Path(settings.VAR_DIR) / f"simulation-{name}-{spec.name}-features.npz"
     if cached.is_file():
         with np.load(cached) as data:
-            if data["features"].shape[0] == len(paths):
+            if data["features"].shape == (len(paths), spec.dim):
                 return ImageFeatures(data["features"], data["logits"])
     images = [open_image(p.read_bytes(), max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS).image for p in paths]
     feats = image_encoder().encode(images)

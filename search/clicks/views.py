@@ -1,7 +1,8 @@
 """Event endpoints: clicks on search results, by ``navigator.sendBeacon`` or by a redirect link.
 
 ``POST /events/click`` takes ``{"impression_id": <token>, "product_id": <int>, "position": <int>}``
-(JSON, any content type, at most ``MAX_BODY_BYTES``) and answers 204 when the click counted, or
+(JSON, any content type, at most ``MAX_BODY_BYTES``, nested at most ``API_MAX_JSON_DEPTH`` levels:
+checked before parsing) and answers 204 when the click counted, or
 a 4xx with ``{"counted": false, "reason": ...}`` (see :data:`search.clicks.services.STATUS`).
 
 CSRF: a beacon cannot set the ``X-CSRFToken`` header, so this one endpoint is exempt. What
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
+from django.conf import settings
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.decorators import method_decorator
@@ -39,7 +41,7 @@ from rest_framework.views import APIView
 from search.clicks.models import DiscardReason
 from search.clicks.services import MAX_POSITION, STATUS, click_record, event_discard_count
 from search.clicks.visitors import MAX_DEFERRED_TOKEN_CHARS, visitor_key
-from search.params import whole_number
+from search.params import json_nesting, whole_number
 from shop.models import Product
 
 #: Largest click body accepted (bytes). A real beacon is about 150 bytes.
@@ -146,9 +148,9 @@ class ClickBeaconView(EventView):
         if declared > MAX_BODY_BYTES or len(body) > MAX_BODY_BYTES:
             event_discard_count(kind="click", reason=DiscardReason.TOO_LARGE)
             return _refused(DiscardReason.TOO_LARGE, 413)
-        try:
-            data = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        try:  # nesting first: json.loads raises RecursionError, not ValueError, on ~1,000 levels
+            data = json.loads(body.decode("utf-8")) if json_nesting(body) <= settings.API_MAX_JSON_DEPTH else None
+        except (UnicodeDecodeError, ValueError, RecursionError):
             data = None
         if not isinstance(data, dict) or not isinstance(data.get("impression_id"), str):
             event_discard_count(kind="click", reason=DiscardReason.MALFORMED)

@@ -17,13 +17,12 @@ import numpy as np
 from django.conf import settings
 
 from mlmodels.fusion import FusionSpace, fuse
-from mlmodels.image import IMAGE_DIM, ImageFeatures
 from mlmodels.images import DecodedImage
-from mlmodels.text import TEXT_DIM
+from mlmodels.types import DEFAULT_IMAGE_ENCODER, DEFAULT_TEXT_ENCODER, EncoderSpec, ImageFeatures
 from search.embedding import encoders, spaces
 
-#: Text query vectors kept per process. Repeated queries (paging, popular searches) skip the
-#: encoder; 4,096 x 384 float32 is 6 MB.
+#: Text query vectors kept per process (keyed by encoder and text). Repeated queries (paging,
+#: popular searches) skip the encoder; 4,096 x 384 float32 is 6 MB.
 QUERY_CACHE_SIZE = 4096
 
 
@@ -45,8 +44,14 @@ def space_dim() -> int:
 
 
 def vector_dims(fused_dim: int | None = None) -> dict[str, int]:
-    """Vector field -> dimension for the search backends (fused: the active space's, or ``fused_dim``)."""
-    return {"text": TEXT_DIM, "image": IMAGE_DIM, "fused": fused_dim or space_dim()}
+    """Vector field -> dimension for the search backends, from the encoders' registry specs (no model load).
+
+    ``text`` and ``image`` are ``TEXT_ENCODER``'s and ``IMAGE_ENCODER``'s widths, ``fused`` the active
+    space's (or ``fused_dim``), and each of ``ADDITIONAL_TEXT_ENCODERS`` adds its own field.
+    """
+    dims = {"text": encoders.text_dim(), "image": encoders.image_dim(), "fused": fused_dim or space_dim()}
+    dims.update({spec.vector_field: spec.dim for spec in encoders.additional_text_specs()})
+    return dims
 
 
 def fusion_weights(overrides: dict[str, float] | None = None) -> tuple[float, float]:
@@ -58,9 +63,22 @@ def sha1(data: bytes | str) -> str:
     return hashlib.sha1(data.encode() if isinstance(data, str) else data).hexdigest()
 
 
+def source_hash(spec: EncoderSpec, data: bytes | str) -> str:
+    """Hex sha1 of what ``spec``'s encoder read (a document text, a photo's bytes), naming the encoder,
+    so that switching ``TEXT_ENCODER`` or ``IMAGE_ENCODER`` re-encodes at the next reindex.
+
+    For the default encoders (MiniLM, EfficientNet-Lite0) it is plain ``sha1(data)``: the hashes
+    stored before encoders were pluggable stay valid. Others: ``sha1(name + "\x1f" + data)``.
+    """
+    if spec.name in (DEFAULT_TEXT_ENCODER, DEFAULT_IMAGE_ENCODER):
+        return sha1(data)
+    return sha1(spec.name.encode() + b"\x1f" + (data.encode() if isinstance(data, str) else data))
+
+
 @dataclass(frozen=True)
 class QueryVectors:
-    """Vectors of one query. ``text`` ``(384,)``; ``image`` ``(1280,)``; ``fused`` ``(dim,)``; all L2-normalised.
+    """Vectors of one query. ``text`` ``(text_dim,)`` (MiniLM: 384); ``image`` ``(image_dim,)`` (EfficientNet-Lite0:
+    1280); ``fused`` ``(dim,)`` in the fusion space; all L2-normalised.
 
     ``space`` names the fusion space ``fused`` was made in (``"bridge"`` or ``"fusion"``, a trained
     head); ``None`` when there is no fused vector.
@@ -95,16 +113,17 @@ _query_cache = _LRU(QUERY_CACHE_SIZE)
 
 
 def encode_text_query(text: str) -> np.ndarray:
-    """``(384,)`` MiniLM vector of a query (cached per process)."""
-    cached = _query_cache.get(text)
+    """``(text_dim,)`` float32 L2-normalised vector of a query by ``TEXT_ENCODER`` (cached per process)."""
+    key = (encoders.text_spec().name, text)
+    cached = _query_cache.get(key)
     if cached is None:
         cached = encoders.text_encoder().encode_query([text])[0]
-        _query_cache.put(text, cached)
+        _query_cache.put(key, cached)
     return cached
 
 
 def encode_image_query(image: DecodedImage) -> ImageFeatures:
-    """Features ``(1, 1280)`` and logits ``(1, 1000)`` of a query photo."""
+    """Features ``(1, image_dim)`` and logits ``(1, 1000)`` of a query photo, by ``IMAGE_ENCODER``."""
     return encoders.image_encoder().encode([image.image])
 
 
@@ -134,8 +153,8 @@ def query_vectors_from(
     """A query's vectors from encoder outputs already computed (the relevance harness caches them).
 
     Args:
-        text_vector: ``(384,)`` MiniLM query vector, or ``None``.
-        image: features ``(1, 1280)`` and logits ``(1, 1000)`` of the query photo, or ``None``.
+        text_vector: ``(text_dim,)`` query vector from the text encoder, or ``None``.
+        image: features ``(1, image_dim)`` and logits ``(1, 1000)`` of the query photo, or ``None``.
         space: the fusion space the fused vector is built in.
         fusion_overrides: ``{"text": w, "image": w}`` over ``FUSION_WEIGHTS``.
     """
@@ -157,8 +176,8 @@ def fused_vectors(
     """Fused vectors of ``n`` products that all have the same sides, as ``services.products_embed`` builds them.
 
     Args:
-        text_vectors: ``(n, 384)`` MiniLM document vectors, or ``None`` (photo-only products).
-        image: features ``(n, 1280)`` and logits ``(n, 1000)``, or ``None`` (text-only products).
+        text_vectors: ``(n, text_dim)`` document vectors from the text encoder, or ``None`` (photo-only products).
+        image: features ``(n, image_dim)`` and logits ``(n, 1000)``, or ``None`` (text-only products).
         space: the fusion space.
         fusion_overrides: ``{"text": w, "image": w}`` over ``FUSION_WEIGHTS``.
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from django.conf import settings
 
-from mlmodels.fusion import BRIDGE_DIM, FusionSpace, bridge_version
+from mlmodels.fusion import FusionSpace, bridge_version
 from mlmodels.head_artefacts import ArtefactError, load_artefact, read_active, verify_artefact
-from search.embedding.encoders import bridge
+from search.embedding.encoders import bridge, encoder_names, text_spec
 from search.models import ProductEmbedding
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,9 @@ class SpaceRef:
 
 
 def bridge_ref() -> SpaceRef:
-    return SpaceRef("bridge", bridge_version(), BRIDGE_DIM)
+    """The zero-shot bridge over ``TEXT_ENCODER``: it lives in that encoder's space (MiniLM: 384-d)."""
+    spec = text_spec()
+    return SpaceRef("bridge", bridge_version(spec.name), spec.dim)
 
 
 def head_dir() -> Path:
@@ -61,7 +63,7 @@ class _Cache:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.pointer_key: tuple | None = None
-        self.active: SpaceRef = bridge_ref()
+        self.active: SpaceRef | None = None  # set by active_ref() (not at import: the settings may name a bad encoder)
         self.active_config: dict | None = None
         self.spaces: dict[str, FusionSpace] = {}
         self.problems: dict[str, str] = {}  # version (or "active") -> why it is not used
@@ -69,7 +71,7 @@ class _Cache:
 
     def clear(self) -> None:
         with self.lock:
-            self.pointer_key, self.active, self.active_config = None, bridge_ref(), None
+            self.pointer_key, self.active, self.active_config = None, None, None
             self.spaces.clear()
             self.problems.clear()
             self.failed_at.clear()
@@ -111,7 +113,7 @@ def active_ref() -> SpaceRef:
         try:
             pointer = read_active(head_dir())
             if pointer is not None:
-                config = verify_artefact(head_dir() / pointer.version)
+                config = verify_artefact(head_dir() / pointer.version, encoders=encoder_names())
                 _cache.active = SpaceRef("fusion", config["version"], int(config["dim"]))
                 _cache.active_config = config
         except ArtefactError as exc:
@@ -137,11 +139,11 @@ def get_space(version: str | None = None) -> FusionSpace:
         if time.monotonic() - _cache.failed_at.get(version, -RETRY_FAILED_S) < RETRY_FAILED_S:
             return bridge()
         try:
-            space = load_artefact(head_dir() / version)
+            space = load_artefact(head_dir() / version, encoders=encoder_names())
         except ArtefactError as exc:
             _cache.failed_at[version] = time.monotonic()
             _problem(version, exc.reason)
-            if version == _cache.active.version:  # the pointer stays cached: no retry until it changes
+            if _cache.active is not None and version == _cache.active.version:  # the pointer stays cached: no retry until it changes
                 _problem("active", exc.reason)
                 _cache.active, _cache.active_config = bridge_ref(), None
             return bridge()

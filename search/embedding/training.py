@@ -4,8 +4,8 @@ The catalog's (document text, photo) pairs come from ``ProductEmbedding`` (produ
 photo are skipped), so training re-encodes nothing. A share of the products, grouped by
 identical title, is held out; the new head and the zero-shot bridge are scored on it (text ->
 photo recall@1, recall@10, nDCG@10 with ranx) and the head is activated only if it beats the
-bridge. Activating marks every product stale: the live index keeps its head until
-``manage.py reindex`` swaps in a build made with the new one (see :mod:`search.embedding.spaces`).
+bridge. Activating changes no product: the live index keeps its head until ``manage.py
+reindex`` swaps in a build made with the new one (see :mod:`search.embedding.spaces`, :mod:`search.freshness`).
 
 Nothing changes until the very end: the artefact is written to a temporary folder and renamed,
 then ``active.json`` is replaced atomically, so an error or an interrupt (Ctrl-C) leaves the
@@ -25,10 +25,10 @@ from django.conf import settings
 from mlmodels import head as fusion_head
 from mlmodels import head_artefacts
 from mlmodels.crossmodal import holdout_split, paired_judgments, retrieval_metrics
-from mlmodels.image import ImageFeatures
-from search.embedding import spaces
+from mlmodels.types import ImageFeatures
+from search.embedding import encoders, spaces
+from search.freshness import products_outside_space
 from search.models import ProductEmbedding
-from search.services import products_mark_stale
 from shop.models import Product
 
 #: Ids per ``IN (...)`` query, below SQLite's 32,766 bound variables.
@@ -49,8 +49,8 @@ class TrainingPairs:
 
     Attributes:
         product_ids: ``(n,)`` primary keys.
-        text: ``(n, 384)`` MiniLM vectors of the document texts.
-        image_features: ``(n, 1280)``.
+        text: ``(n, text_dim)`` ``TEXT_ENCODER`` vectors of the document texts (MiniLM: 384).
+        image_features: ``(n, image_dim)`` ``IMAGE_ENCODER`` features (EfficientNet-Lite0: 1280).
         groups: ``(n,)`` normalised titles; identical titles are not negatives of each other.
     """
 
@@ -74,7 +74,7 @@ class TrainReport:
     n_held_out: int
     train_s: float
     train_cpu_s: float
-    marked_stale: int = 0
+    stale: int = 0  # products whose fused vectors are not in the new head's space yet (reindex moves them)
     params: dict = field(default_factory=dict)
 
 
@@ -167,6 +167,7 @@ def fusion_head_train(
     space = fusion_head.train_fusion_head(
         pairs.text[train], pairs.image_features[train], group_ids=pairs.groups[train],
         dim=dim, kind=kind, epochs=epochs, seed=seed, device=device or settings.ENCODER_DEVICE, progress=progress,
+        text_dim=encoders.text_dim(), image_dim=encoders.image_dim(),
     )
     train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - c0
 
@@ -177,7 +178,8 @@ def fusion_head_train(
         "held_out": {"n_products": int(len(held)), "share": holdout, "fusion": head_metrics, "bridge": bridge_metrics},
         "n_train": int(len(train)), "train_s": round(train_s, 2), "train_cpu_s": round(train_cpu_s, 2),
     }
-    path = head_artefacts.save_artefact(space, spaces.head_dir(), metrics=metrics, data_hash=space.data_hash)
+    path = head_artefacts.save_artefact(space, spaces.head_dir(), metrics=metrics, data_hash=space.data_hash,
+                                        encoders=encoders.encoder_names())
 
     beats = head_metrics["ndcg@10"] > bridge_metrics["ndcg@10"]
     if not beats:
@@ -194,5 +196,5 @@ def fusion_head_train(
     )
     if report.activated:
         head_artefacts.write_active(spaces.head_dir(), space.version)
-        report.marked_stale = products_mark_stale()
+        report.stale = products_outside_space(space.version)
     return report

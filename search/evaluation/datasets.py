@@ -18,7 +18,11 @@ from search.documents import compose_document_text
 from search.query import normalise_query
 from shop.importers import CatalogFormatError, read_catalog
 
-DATASETS = ("crowdflower", "grocery", "fashion")
+DATASETS = ("crowdflower", "grocery", "fashion", "fashion_text")
+#: Data sets ranked by words against a catalog's text (the others search photos).
+TEXT_DATASETS = ("crowdflower", "fashion_text")
+#: Data sets that read another set's folder of ``CATALOG_DIR`` (the rest read their own name).
+DATA_FOLDERS = {"fashion_text": "fashion"}
 #: Fixed seed of every random choice in the harness (splits, query samples).
 SEED = 0
 #: Share of fashion products whose (photo, title) pairs may train a fusion head; the other
@@ -127,20 +131,28 @@ def load_dataset(name: str, folder: Path, *, split: str = "val") -> Dataset:
     """Read data set ``name`` (one of :data:`DATASETS`) from ``folder``.
 
     Args:
-        name: ``crowdflower``, ``grocery`` or ``fashion``.
-        folder: a folder in the format of ``CATALOG_DIR/<name>``.
+        name: ``crowdflower``, ``grocery``, ``fashion`` or ``fashion_text``.
+        folder: a folder in the format of ``CATALOG_DIR/<name>`` (``fashion_text``: of ``CATALOG_DIR/fashion``).
         split: Grocery only: the photos listed in ``<split>.txt`` are the queries.
 
     Raises:
         DatasetError: unknown name, missing folder or file, or a file in the wrong format.
     """
-    loaders = {"crowdflower": load_crowdflower, "grocery": lambda f: load_grocery(f, split=split), "fashion": load_fashion}
+    loaders = {"crowdflower": load_crowdflower, "grocery": lambda f: load_grocery(f, split=split), "fashion": load_fashion,
+               "fashion_text": _load_fashion_text}
     if name not in loaders:
         raise DatasetError(f"Unknown data set {name!r}; valid: {', '.join(DATASETS)}")
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"Expected the data set folder {folder}, which does not exist.")
     return loaders[name](folder)
+
+
+def _load_fashion_text(folder: Path) -> Dataset:
+    # imported here: fashion_text builds on this module's classes
+    from search.evaluation.fashion_text import load_fashion_text
+
+    return load_fashion_text(folder)
 
 
 # -- CrowdFlower -------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Encoder outputs of a data set, cached on disk so a rerun of ``evaluate`` skips the models.
 
-Cache files live in ``VAR_DIR/eval-cache`` and are keyed by a sha1 over the encoder's name and
-the inputs' content (the texts, or each photo file's bytes), so an edited file is re-encoded
+Cache files live in ``VAR_DIR/eval-cache`` and are keyed by a sha1 over the encoder's
+``cache_key`` (its registry spec: model and preprocessing, e.g. ``all-MiniLM-L6-v2/128``) and the
+inputs' content (the texts, or each photo file's bytes), so an edited file is re-encoded
 and an unchanged one never is.
 """
 
@@ -15,9 +16,8 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from mlmodels.image import IMAGE_DIM, NUM_CLASSES, ImageFeatures
 from mlmodels.images import ImageRejected, open_image
-from mlmodels.text import MAX_SEQ_LENGTH, TEXT_DIM
+from mlmodels.types import IMAGENET_CLASSES, ImageFeatures
 from search.embedding import encoders
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def _digest(parts: Sequence[bytes]) -> str:
 
 
 def text_vectors(texts: Sequence[str], *, kind: str, tag: str) -> np.ndarray:
-    """MiniLM vectors of ``texts``: ``(n, 384)`` float32, L2-normalised; cached.
+    """``TEXT_ENCODER`` vectors of ``texts``: ``(n, text_dim)`` float32 (MiniLM: 384), L2-normalised; cached.
 
     Args:
         texts: the strings to encode.
@@ -49,21 +49,22 @@ def text_vectors(texts: Sequence[str], *, kind: str, tag: str) -> np.ndarray:
     """
     if kind not in ("query", "document"):
         raise ValueError(f"Unknown text kind {kind!r}; valid: query, document")
-    key = _digest([f"all-MiniLM-L6-v2/{MAX_SEQ_LENGTH}/{kind}".encode(), *(t.encode() for t in texts)])
+    spec = encoders.text_spec()
+    key = _digest([f"{spec.cache_key or spec.name}/{kind}".encode(), *(t.encode() for t in texts)])
     path = cache_dir() / f"{tag}-text-{key[:16]}.npy"
     if path.is_file():
         vectors = np.load(path)
-        if vectors.shape == (len(texts), TEXT_DIM):
+        if vectors.shape == (len(texts), spec.dim):
             return vectors
     encoder = encoders.text_encoder()
     encode = encoder.encode_query if kind == "query" else encoder.encode_document
-    vectors = encode(list(texts)) if texts else np.zeros((0, TEXT_DIM), np.float32)
+    vectors = encode(list(texts)) if texts else np.zeros((0, spec.dim), np.float32)
     np.save(path, vectors)
     return vectors
 
 
 def image_features(paths: Sequence[Path], *, tag: str, progress=None) -> tuple[ImageFeatures, dict[int, str]]:
-    """EfficientNet-Lite0 outputs of the photos at ``paths``; cached.
+    """``IMAGE_ENCODER`` outputs of the photos at ``paths``; cached.
 
     Photos are decoded by ``mlmodels.images.open_image`` with the upload limits from settings,
     exactly as product photos are. Logits are rounded through float16, as stored for products.
@@ -74,19 +75,20 @@ def image_features(paths: Sequence[Path], *, tag: str, progress=None) -> tuple[I
         progress: optional callable ``(done, total)`` called after each chunk.
 
     Returns:
-        ``(features (n, 1280), logits (n, 1000))`` with zero rows for rejected photos, and
+        ``(features (n, image_dim), logits (n, 1000))`` with zero rows for rejected photos, and
         row -> reason for each rejected photo.
     """
     blobs = [p.read_bytes() if p.is_file() else b"" for p in paths]
-    key = _digest([b"efficientnet-lite0/224", *blobs])
+    spec = encoders.image_spec()
+    key = _digest([(spec.cache_key or spec.name).encode(), *blobs])
     path = cache_dir() / f"{tag}-image-{key[:16]}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as data:
-            if data["features"].shape == (len(paths), IMAGE_DIM):
+            if data["features"].shape == (len(paths), spec.dim):
                 rejected = {int(i): str(r) for i, r in zip(data["rejected_rows"], data["rejected_reasons"], strict=True)}
                 return ImageFeatures(data["features"], data["logits"].astype(np.float32)), rejected
-    features = np.zeros((len(paths), IMAGE_DIM), np.float32)
-    logits = np.zeros((len(paths), NUM_CLASSES), np.float16)
+    features = np.zeros((len(paths), spec.dim), np.float32)
+    logits = np.zeros((len(paths), IMAGENET_CLASSES), np.float16)
     rejected: dict[int, str] = {}
     encoder = encoders.image_encoder()
     for start in range(0, len(paths), IMAGE_CHUNK):

@@ -24,14 +24,13 @@ import numpy as np
 from django.conf import settings
 
 from mlmodels.fusion import FusionSpace
-from mlmodels.image import IMAGE_DIM, ImageFeatures
-from mlmodels.text import TEXT_DIM
+from mlmodels.types import ImageFeatures
 from search.backends.base import Hit, SearchDocument
 from search.backends.embedded import EmbeddedSearchBackend
 from search.embedding import encoding
-from search.embedding.encoders import bridge
+from search.embedding.encoders import bridge, image_dim, text_dim
 from search.evaluation import encoders
-from search.evaluation.datasets import SEED, Dataset
+from search.evaluation.datasets import SEED, TEXT_DATASETS, Dataset
 from search.evaluation.metrics import METRICS, evaluate_run
 from search.evaluation.sweep import sweep_blend
 from search.hybrid.pipeline import rankings_blend, search_rankings
@@ -133,7 +132,7 @@ def encode_dataset(ds: Dataset, progress: Progress | None = None) -> Encoded:
 
 
 def _scatter(feats: ImageFeatures, rows: list[int], n: int) -> ImageFeatures:
-    features = np.zeros((n, IMAGE_DIM), np.float32)
+    features = np.zeros((n, feats.features.shape[1]), np.float32)
     logits = np.zeros((n, feats.logits.shape[1]), np.float32)
     features[rows], logits[rows] = feats.features, feats.logits
     return ImageFeatures(features, logits)
@@ -145,7 +144,7 @@ def build_index(ds: Dataset, enc: Encoded, space: FusionSpace, root: Path, *, fi
     Products whose photo was rejected (photo-only catalogs) are left out; they are counted in
     the notes by the caller.
     """
-    dims = {"text": TEXT_DIM, "image": IMAGE_DIM, "fused": space.dim}
+    dims = {"text": text_dim(), "image": image_dim(), "fused": space.dim}
     backend = EmbeddedSearchBackend(
         {"INDEX_DIR": root, "INDEX": "eval", "FIELD_BOOSTS": field_boosts or settings.SEARCH_FIELD_BOOSTS}, dims,
     )
@@ -202,7 +201,7 @@ def ranked_ids(rankings: dict[str, list[Hit]], spec: SystemSpec) -> list[int]:
 def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str) -> list[SystemSpec]:
     """The systems compared on ``dataset``, given the spaces available."""
     has_head = "fusion" in spaces
-    if dataset == "crowdflower":
+    if dataset in TEXT_DATASETS:
         specs = [
             SystemSpec("bm25", service_key, retriever=BM25, about="BM25 alone (tantivy, SEARCH_FIELD_BOOSTS)"),
             SystemSpec("text_knn", service_key, retriever=TEXT_KNN, about="kNN on the MiniLM text vector alone"),
@@ -255,7 +254,8 @@ def train_head(ds: Dataset, progress: Progress | None = None, **kwargs) -> tuple
     texts = encoders.text_vectors(pairs.texts, kind="document", tag=f"{ds.name}-train")
     say(f"training a fusion head on {len(keep)} pairs")
     started = time.perf_counter()
-    head = train_fusion_head(texts[keep], feats.features[keep], group_ids=np.asarray(pairs.groups)[keep], seed=SEED, **kwargs)
+    head = train_fusion_head(texts[keep], feats.features[keep], group_ids=np.asarray(pairs.groups)[keep], seed=SEED,
+                             text_dim=text_dim(), image_dim=image_dim(), **kwargs)
     took = time.perf_counter() - started
     return head, f"fusion head trained on {len(keep)} (photo, text) pairs in {took:.1f} s (seed {SEED}); no evaluated product among them"
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from mlmodels.image import ImageFeatures
+from mlmodels.types import ImageFeatures
 from search.backends.base import BaseSearchBackend, FusedResult, Hit, SearchFilters
 from search.clicks import selectors as click_selectors
 from search.embedding import encoding

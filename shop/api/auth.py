@@ -7,7 +7,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.serializers import AuthTokenSerializer
-from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.parsers import FormParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from shop.api.authentication import token_expires_at
 from shop.api.errors import ErrorSerializer
+from shop.api.parsers import BoundedJSONParser
 from shop.api.throttles import LoginThrottle
 
 TokenOut = inline_serializer("Token", {"token": serializers.CharField(), "expires_at": serializers.DateTimeField()})
@@ -23,7 +24,7 @@ TokenOut = inline_serializer("Token", {"token": serializers.CharField(), "expire
 class TokenView(APIView):
     """``POST``: a token for these credentials (a new one when the last has expired). ``DELETE``: revoke yours."""
 
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [BoundedJSONParser, FormParser]
     throttle_classes = [LoginThrottle]
 
     def get_permissions(self):

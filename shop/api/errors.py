@@ -3,8 +3,15 @@
 Every error leaves the API as ``{"error": {"code": "...", "message": "...", "field": "..."}}``
 (``field`` is empty when the error is not about one input), with the HTTP status telling the
 kind: 400 bad input, 401 no or bad credentials, 403 not allowed, 404 no such object, 410 an
-expired photo search, 415 wrong content type, 429 too many requests, 503 search engine unavailable.
-An ``APIException`` with a ``field`` attribute names that input in the body.
+expired photo search, 413 too large a body, 415 wrong content type, 429 too many requests, 500
+an error of ours, 503 search engine unavailable. An ``APIException`` with a ``field`` attribute
+names that input in the body.
+
+Three layers make sure of it for every path under :data:`API_PREFIXES`: DRF's
+:func:`exception_handler` for what views raise and DRF knows; :class:`ApiErrorMiddleware` for
+any other exception a view lets out (a bug: logged with its traceback, answered 500); and
+:func:`error_response`, which the site's 400/403/404/500 handlers use for what fails before or
+after a view (a request Django refuses while reading it, a middleware that breaks).
 """
 
 from __future__ import annotations
@@ -12,10 +19,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -25,6 +33,72 @@ from search.backends.base import SearchUnavailable
 from search.request import SearchRequestError
 
 logger = logging.getLogger(__name__)
+
+#: Paths whose every error answers the JSON error body (the REST API and the click events).
+API_PREFIXES = ("/api/", "/events/")
+#: The message of a 500: nothing about the cause (that goes to the log), what to do instead.
+SERVER_ERROR = "Something went wrong on our side; nothing was changed by this request's failure. Try again in a minute."
+#: Codes and messages for the statuses the site's error handlers answer.
+_HANDLED = {
+    400: ("bad_request", "The request could not be read (malformed, or over a size or field-count limit)."),
+    403: ("permission_denied", "You do not have permission to perform this action."),
+    404: ("not_found", "Not found."),
+    500: ("server_error", SERVER_ERROR),
+}
+
+
+def refused_request_message(exc: Exception | None) -> str:
+    """Plain words for a request Django refused while reading it (a ``SuspiciousOperation``)."""
+    kind = type(exc).__name__ if exc is not None else ""
+    if kind == "RequestDataTooBig":
+        return f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 1048576:.1f} MB; send less at once."
+    if kind == "TooManyFieldsSent":
+        return f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:,} parameters; send fewer."
+    if kind == "TooManyFilesSent":
+        return f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES:,} files; send fewer."
+    return _HANDLED[400][1]
+
+
+def is_api_path(path: str) -> bool:
+    """True for the paths whose errors answer the JSON error body (:data:`API_PREFIXES`)."""
+    return path.startswith(API_PREFIXES)
+
+
+def error_response(status_code: int, message: str = "") -> JsonResponse:
+    """A plain Django ``JsonResponse`` with the error body for ``status_code`` (400, 403, 404 or 500)."""
+    code, default = _HANDLED[status_code]
+    return JsonResponse(error_body(code, message or default), status=status_code)
+
+
+class ApiErrorMiddleware:
+    """Under :data:`API_PREFIXES`, an exception a view lets out answers with the error body, never an HTML page.
+
+    Django's own exceptions keep their meaning (``Http404`` 404, ``PermissionDenied`` 403,
+    ``SuspiciousOperation`` 400); anything else is a bug: logged with its traceback on
+    ``django.request`` and answered 500 with :data:`SERVER_ERROR`. Listed last in
+    ``MIDDLEWARE``, so it is the first to see a view's exception.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> JsonResponse | None:
+        if not is_api_path(request.path_info):
+            return None
+        if isinstance(exception, Http404):
+            return error_response(404)
+        if isinstance(exception, DjangoPermissionDenied):
+            return error_response(403)
+        if isinstance(exception, SuspiciousOperation):
+            logging.getLogger("django.security").warning("%s on %s: %s", type(exception).__name__, request.path[:200], exception)
+            return error_response(400, refused_request_message(exception))
+        logging.getLogger("django.request").error(
+            "Internal Server Error: %s", request.path[:500], exc_info=(type(exception), exception, exception.__traceback__)
+        )
+        return error_response(500)
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -92,7 +166,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"},
         )
     if isinstance(exc, SuspiciousOperation):
-        return Response(error_body("bad_request", str(exc) or "The request was refused."), status=status.HTTP_400_BAD_REQUEST)
+        return Response(error_body("bad_request", refused_request_message(exc)), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, Http404):

@@ -14,13 +14,14 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from mlmodels.images import ImageRejected
 from search.params import flag
 from shop.api.errors import ErrorSerializer
+from shop.api.parsers import BoundedJSONParser
 from shop.api.serializers import (
     BulkReportSerializer,
     BulkUploadSerializer,
@@ -106,7 +107,7 @@ class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     serializer_class = ProductSerializer
     permission_classes = [ProductAccess]
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
     owner_only_actions = ("index_state",)
 
     def get_queryset(self):

@@ -10,8 +10,12 @@ so no test exports the encoders to ONNX twice.
 Fixtures (``tests/attacks/conftest.py`` makes them available):
 
 - ``server_factory``: ``start(kind="gunicorn" | "runserver", settings=..., env=..., args=...)``
-  returns a :class:`Server`; every server a module started is stopped at its end.
+  returns a :class:`Server` (``command="..."`` runs a given command line instead, e.g. the one
+  ``make -n serve`` prints); every server a module started is stopped at its end.
 - ``redis_url``: a real ``redis-server`` on a free port (skipped with a reason if not installed).
+
+:func:`start_celery_worker` starts a real worker; :func:`celery_send_to` makes this process's
+tasks go to a broker instead of running in-process (the test settings' default).
 
 Memory is read from ``/proc/<pid>/status``: :func:`peak_reset` sets a process's high-water mark
 (``VmHWM``) back to its current RSS, so ``vm_kib(pid, "VmHWM")`` after an attack minus
@@ -21,7 +25,9 @@ Memory is read from ``/proc/<pid>/status``: :func:`peak_reset` sets a process's 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -59,14 +65,22 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, interva
 
 
 def stop(process: subprocess.Popen, grace: float = 15) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds (gunicorn's master stops its own workers)."""
-    if process.poll() is None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; to the process group a server was started in
+    (``start_new_session``), so runserver's autoreloader child goes with it."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
         process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
         try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
             process.kill()
-            process.wait(5)
+        process.wait(5)
 
 
 def vm_kib(pid: int, key: str = "VmRSS") -> int:
@@ -151,11 +165,22 @@ def production_env(var_dir: Path, **extra: str) -> dict[str, str]:
 
 def start_server(
     *, kind: str = "gunicorn", env: dict[str, str], log: Path, args: tuple[str, ...] = (), host: str = "127.0.0.1",
+    command: str | None = None,
 ) -> Server:
     """Start ``kind`` (``"gunicorn"``: one sync worker unless ``args`` say otherwise; ``"runserver"``:
-    without the autoreloader) on a free port of ``host`` and wait until it answers."""
+    without the autoreloader) on a free port of ``host`` and wait until it answers.
+
+    ``command`` (a shell line such as a Makefile recipe prints, ``{port}`` in it) is run instead;
+    its leading ``NAME=value`` words go into the environment, and ``host`` must be the one it binds.
+    """
     port = free_port()
-    if kind == "gunicorn":
+    if command is not None:
+        words = shlex.split(command.format(port=port))
+        while words and "=" in words[0] and not words[0].startswith(("-", "/", ".")):
+            name, _, value = words.pop(0).partition("=")
+            env = {**env, name: value}
+        command = words
+    elif kind == "gunicorn":
         command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"{host}:{port}",
                    "--workers", "1", "--timeout", "120", *args]
     elif kind == "runserver":
@@ -163,7 +188,7 @@ def start_server(
     else:
         raise ValueError(f"Unknown server kind {kind!r}; choose gunicorn or runserver.")
     with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(f"http://{host}:{port}", process, log, kind, env)
     try:
         wait_for(lambda: process.poll() is not None or _answers(server.url), START_TIMEOUT_S, f"{kind} to answer")
@@ -190,10 +215,10 @@ def server_factory(django_db_setup, tmp_path_factory) -> Iterator[Callable[..., 
     started: list[Server] = []
 
     def start(*, kind: str = "gunicorn", settings: str = "config.settings.production", env: dict | None = None,
-              args: tuple[str, ...] = ()) -> Server:
+              args: tuple[str, ...] = (), command: str | None = None) -> Server:
         var_dir = tmp_path_factory.mktemp(f"{kind}-var")
         environment = production_env(var_dir, DJANGO_SETTINGS_MODULE=settings, **(env or {}))
-        server = start_server(kind=kind, env=environment, log=var_dir / "server.log", args=args)
+        server = start_server(kind=kind, env=environment, log=var_dir / "server.log", args=args, command=command)
         started.append(server)
         return server
 
@@ -249,3 +274,16 @@ def start_celery_worker(*, env: dict[str, str], log: Path, name: str = "attacks"
     if process.poll() is not None:
         pytest.fail(f"the Celery worker exited with {process.returncode}:\n{log.read_text()[-3000:]}")
     return process
+
+
+def celery_send_to(broker_url: str, *, eager: bool = False) -> None:
+    """Send this process's tasks to ``broker_url`` (or run them in-process when ``eager``).
+
+    Celery pools producers per connection on first use, eager tasks included, so the pools are
+    dropped here the way Celery itself drops them after a fork (``Celery._after_fork``).
+    """
+    from workers.celery import app
+
+    app._pool = None
+    app.amqp._producer_pool = None
+    app.conf.update(broker_url=broker_url, task_always_eager=eager)

@@ -108,6 +108,14 @@ class FakeCluster:
             return 200, {n: {"aliases": {a: {} for a, m in self.aliases.items() if n in m}} for n in self._match(target)}
         if not names:
             return 404, error_body(404, "index_not_found_exception", f"no such index [{target}]")
+        if rest == ["_mapping"] and method == "PUT":  # update mapping: _meta replaced, new properties added
+            for n in names:  # a new dict: the recorded create request keeps what it sent
+                old = self.indices[n]["mappings"]
+                self.indices[n]["mappings"] = {
+                    **old, "_meta": (body or {}).get("_meta", old.get("_meta")),
+                    "properties": {**(old.get("properties") or {}), **((body or {}).get("properties") or {})},
+                }
+            return 200, {"acknowledged": True}
         if rest == ["_mapping"]:
             return 200, {n: {"mappings": self.indices[n]["mappings"]} for n in names}
         if rest == ["_settings"]:

@@ -1,4 +1,4 @@
-"""The backend contract on the embedded engine (tantivy + hnswlib), plus what only it has:
+"""The backend contract on the embedded engine (tantivy + usearch), plus what only it has:
 index files shared by several processes on one machine."""
 
 from __future__ import annotations

@@ -99,3 +99,39 @@ def test_hnsw_recall_holds_after_deletes_and_never_returns_a_deleted_id(corpus, 
     # then
     assert not set().union(*found) & set(ids[gone].tolist())
     assert recall_at_k(found, exact_top_k(vectors, ids, queries, ~gone)) >= REQUIRED_RECALL
+
+
+@pytest.fixture(scope="module")
+def bulk_float16_corpus(tmp_path_factory):
+    """The same 20k vectors built the way ``reindex`` builds a large catalog: a bulk rebuild (vectors
+    straight into the graph) keeping them in float16 (the store of builds of >= STORE_FLOAT16_MIN)."""
+    rng = np.random.default_rng(2024)
+    centres = rng.standard_normal((N_CLUSTERS, DIM)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    vectors = clustered_unit_vectors(rng, centres, N_DOCS)
+    ids = np.arange(1, N_DOCS + 1)
+    on_sale = rng.random(N_DOCS) < 0.3
+    queries = clustered_unit_vectors(rng, centres, N_QUERIES)
+    params = {"INDEX_DIR": tmp_path_factory.mktemp("recall-bulk-index"), "FIELD_BOOSTS": settings.SEARCH_FIELD_BOOSTS}
+    backend = EmbeddedSearchBackend(params, {"text": DIM, "image": 8, "fused": 8})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_vectors, "STORE_FLOAT16_MIN", 1000)
+        with backend.rebuild(size_hint=N_DOCS) as new:
+            new.add_bulk([
+                SearchDocument(id=int(i), title=f"item {i}", category_path=["Sale" if sale else "Regular"], vectors={"text": v})
+                for i, v, sale in zip(ids, vectors, on_sale, strict=True)
+            ])
+    return backend, vectors, ids, on_sale, queries
+
+
+def test_bulk_built_float16_index_keeps_recall_at_10_at_least_095_filtered_or_not(bulk_float16_corpus, hnsw_only):
+    # given
+    backend, vectors, ids, on_sale, queries = bulk_float16_corpus
+    assert backend._open().vectors.fields["text"].store.dtype == np.float16
+    # when
+    found = [[h.id for h in backend.search_vector("text", q, k=K)] for q in queries]
+    on_sale_found = [[h.id for h in backend.search_vector("text", q, k=K, filters=SearchFilters(category="Sale"))] for q in queries]
+    # then
+    assert recall_at_k(found, exact_top_k(vectors, ids, queries)) >= REQUIRED_RECALL
+    assert all(len(f) == K for f in on_sale_found) and set().union(*on_sale_found) <= set(ids[on_sale].tolist())
+    assert recall_at_k(on_sale_found, exact_top_k(vectors, ids, queries, on_sale)) >= REQUIRED_RECALL

@@ -93,7 +93,11 @@ def test_the_query_photo_is_a_chip_that_can_be_given_words_or_removed(page, scre
 
 
 def test_the_photo_button_is_part_of_the_drop_zone_and_works_by_keyboard(page, screenshot, catalog):
-    # given
+    # given: file-chooser interception switched on before any key is pressed (Playwright turns it
+    # on without waiting for the browser's reply, so arming it inside ``expect_file_chooser`` alone
+    # can lose the race against a fast key press)
+    chosen = []
+    page.on("filechooser", chosen.append)
     page.goto("/")
     # then: no native "Choose File" control shows; the label is the button
     box = page.locator("#panel-photo").bounding_box()

@@ -8,8 +8,11 @@ Index layout (settings and mapping in :mod:`search.backends.elasticsearch.mappin
 
 ``rebuild()`` creates a new build beside the live one, fills it (refresh off, no replicas),
 blocks writes to the live index while ``before_swap`` catches up, restores refresh and
-replicas, refreshes, checks the document count, and moves both aliases in one ``_aliases``
-call (atomic). The previous ``keep`` builds stay for rollback; older ones are deleted.
+replicas, refreshes, checks the document count, records the build as complete in its mapping
+``_meta`` (``build.complete``) and moves both aliases in one ``_aliases`` call (atomic). The
+newest ``keep`` previous *complete* builds stay for rollback; older ones are deleted, and so are
+incomplete builds older than the live one (left by a rebuild that died, e.g. a killed
+``reindex``); incomplete builds newer than the live one may still be filling and are left.
 
 Refresh policy: writes are not refreshed per request (``refresh=false``, the cheapest); the
 live index refreshes every second (``es_mapping.LIVE_REFRESH_INTERVAL``), so a worker's writes

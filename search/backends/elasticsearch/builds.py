@@ -1,5 +1,10 @@
 """Index builds behind aliases: ``rebuild`` fills a new build beside the live one and swaps both aliases.
 
+A build is recorded as complete (``build.complete`` in its mapping ``_meta``) just before it is
+swapped in, and the live build is when a rebuild starts (it was complete when it went live).
+Pruning keeps the newest ``keep`` complete previous builds and deletes incomplete builds older
+than the live one: a rebuild that died (e.g. a killed ``reindex``) is never kept for rollback.
+
 Part of :class:`~search.backends.elasticsearch.backend.ElasticsearchSearchBackend` (a mixin);
 see :mod:`search.backends.elasticsearch` for the layout of builds and aliases.
 """
@@ -9,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Self
 
@@ -55,6 +60,7 @@ class Builds:
         builder._space = space
         blocked: list[str] = []
         try:
+            self._mark_complete(self._alias_targets(self.read_alias))  # live, so complete when it went live
             yield builder
             old_read = self._alias_targets(self.read_alias)
             old_write = self._alias_targets(self.write_alias)
@@ -73,6 +79,7 @@ class Builds:
                     f"The new index {new_index} holds {held} documents but {len(builder._written)} were written to it; "
                     "the live index was kept."
                 )
+            self._mark_complete([new_index], documents=held)
             actions = es_queries.swap_actions(
                 read_alias=self.read_alias, write_alias=self.write_alias, new_index=new_index, old_read=old_read, old_write=old_write
             )
@@ -96,11 +103,33 @@ class Builds:
             found = self.client.indices.get_alias(index=f"{self.name}-*").body
         return sorted(i for i in found if self._is_build(i))
 
+    def _build_meta(self, indexes: Sequence[str]) -> dict[str, dict]:
+        """Index -> its mapping's ``_meta`` (``{}`` when it has none)."""
+        if not indexes:
+            return {}
+        with translated_errors("read the builds' mappings"):
+            found = self.client.indices.get_mapping(index=",".join(indexes)).body
+        return {index: (entry.get("mappings") or {}).get("_meta") or {} for index, entry in found.items()}
+
+    def _mark_complete(self, indexes: Sequence[str], *, documents: int | None = None) -> None:
+        """Record ``build.complete`` in these builds' mapping ``_meta`` (kept: its fusion space)."""
+        for index, meta in self._build_meta(indexes).items():
+            if (meta.get("build") or {}).get("complete"):
+                continue
+            meta = {**meta, "build": {"complete": True, "documents": documents, "completed_at": datetime.now(UTC).isoformat()}}
+            with translated_errors(f"mark the index {index} complete"):
+                self.client.indices.put_mapping(index=index, meta=meta)
+
     def _prune(self, keep: int) -> list[str]:
-        """Delete builds older than the live one beyond the newest ``keep``; returns the deleted names."""
+        """Keep the newest ``keep`` complete previous builds; delete older complete ones and
+        incomplete ones older than the live build (a rebuild that died). Returns the deleted names."""
         live = set(self._alias_targets(self.read_alias)) | set(self._alias_targets(self.write_alias))
         previous = [i for i in self.builds() if i not in live]
-        doomed = previous[: max(0, len(previous) - max(0, keep))]
+        meta = self._build_meta(previous)
+        complete = [i for i in previous if (meta.get(i, {}).get("build") or {}).get("complete")]
+        doomed = complete[: max(0, len(complete) - max(0, keep))]
+        newest_live = max(live, default="")
+        doomed += [i for i in previous if i not in complete and i < newest_live]  # newer ones may still be filling
         if doomed:
             with translated_errors("delete old index builds"):
                 self.client.indices.delete(index=",".join(doomed))

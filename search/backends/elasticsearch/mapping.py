@@ -28,10 +28,23 @@ its product) instead of growing the mapping by accident.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+
+class _VectorFieldNames(dict):
+    """Backend vector role -> field name in the index: ``<role>_vector``, for the three roles every
+    product has and for any additional one (an additional text encoder's, e.g. ``text_e5`` ->
+    ``text_e5_vector``); a role that is not a plain lower-case name is a ``KeyError``."""
+
+    def __missing__(self, role: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,48}", str(role)):
+            raise KeyError(role)
+        return f"{role}_vector"
+
+
 #: Vector field name in the index for each backend vector role.
-VECTOR_FIELD_NAMES = {"text": "text_vector", "image": "image_vector", "fused": "fused_vector"}
+VECTOR_FIELD_NAMES = _VectorFieldNames(text="text_vector", image="image_vector", fused="fused_vector")
 
 #: dense_vector ``index_options.type`` per quantisation setting. ``int8_hnsw`` (Elasticsearch's
 #: own default for float vectors since 8.14) keeps ~4x less memory than ``hnsw`` for a small
@@ -118,7 +131,8 @@ def mappings(vector_dims: dict[str, int], quantization: str = "int8") -> dict:
         quantization: key of :data:`QUANTIZATIONS`.
 
     Raises:
-        ValueError: an unknown vector role or quantization, or ``bbq`` with fewer than 64 dims.
+        ValueError: a vector role that is not a lower-case name, an unknown quantization, or ``bbq``
+            with fewer than 64 dims.
     """
     index_type = QUANTIZATIONS[quantization]
     english = {"type": "text", "analyzer": "english"}
@@ -139,11 +153,13 @@ def mappings(vector_dims: dict[str, int], quantization: str = "int8") -> dict:
         "popularity": {"type": "rank_feature"},
     }
     for role, dims in vector_dims.items():
-        if role not in VECTOR_FIELD_NAMES:
-            raise ValueError(f"Unknown vector field {role!r}; valid: {', '.join(VECTOR_FIELD_NAMES)}")
+        try:
+            name = VECTOR_FIELD_NAMES[role]
+        except KeyError:
+            raise ValueError(f"Unknown vector field {role!r}: a vector field is a lower-case name, e.g. {', '.join(VECTOR_FIELD_NAMES)}") from None
         if index_type == "bbq_hnsw" and dims < 64:
             raise ValueError(f"bbq quantization needs at least 64 dimensions; {role} has {dims}")
-        properties[VECTOR_FIELD_NAMES[role]] = {
+        properties[name] = {
             "type": "dense_vector",
             "dims": int(dims),
             "element_type": "float",

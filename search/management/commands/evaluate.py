@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from rich.console import Console
 
-from search.evaluation.datasets import DATASETS, DatasetError, load_dataset
+from search.evaluation.datasets import DATA_FOLDERS, DATASETS, DatasetError, load_dataset
 
 
 class Command(BaseCommand):
@@ -20,7 +20,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("dataset", choices=DATASETS)
-        parser.add_argument("--data", type=Path, help="Folder in the format of CATALOG_DIR/<dataset> (default: that folder)")
+        parser.add_argument("--data", type=Path, help="Folder in the format of CATALOG_DIR/<dataset> (default: that folder; "
+                                                      "fashion_text reads CATALOG_DIR/fashion)")
         parser.add_argument("--json", type=Path, dest="json_out", help="Write the results as JSON to this file")
         parser.add_argument("--chart", type=Path, help="Save a PNG bar chart comparing the systems")
         parser.add_argument("--split", default="val", help="Grocery: evaluate the photos listed in <split>.txt (default val)")
@@ -35,7 +36,7 @@ class Command(BaseCommand):
 
         if opts["limit"] < 0:
             raise CommandError("--limit must be 0 (all queries) or more")
-        folder = opts["data"] or Path(settings.CATALOG_DIR) / opts["dataset"]
+        folder = opts["data"] or Path(settings.CATALOG_DIR) / DATA_FOLDERS.get(opts["dataset"], opts["dataset"])
         try:
             ds = load_dataset(opts["dataset"], folder, split=opts["split"])
         except DatasetError as exc:

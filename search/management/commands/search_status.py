@@ -12,6 +12,7 @@ from search.backends import get_backend
 from search.backends.base import SearchBackendError
 from search.embedding.encoders import image_encoder_status, text_encoder_status
 from search.embedding.encoding import get_space_info
+from search.freshness import space_freshness
 from search.management.click_status import click_status_tables
 from shop.models import IndexState, Product
 
@@ -48,6 +49,12 @@ class Command(BaseCommand):
                 console.print(f"[red]{label}: {escape(str(exc))}[/red]")
         if space.get("index_note"):
             console.print(f"[yellow]Note: {escape(space['index_note'])}.[/yellow]")
+        if backend is not None:
+            try:
+                for note in space_freshness(backend).notes():
+                    console.print(f"[yellow]Note: {escape(note)}.[/yellow]")
+            except SearchBackendError:
+                pass  # reported below with the index facts
         for version, reason in space["problems"].items():
             if version != "active":
                 console.print(f"[yellow]Fusion head {escape(version)} not used: {escape(reason)}[/yellow]")

@@ -66,7 +66,7 @@ class Command(BaseCommand):
                       f"saved {report.version} to {report.path}.")
         if report.activated:
             self.stdout.write(self.style.SUCCESS(
-                f"Activated {report.version}; {report.marked_stale} products marked for re-indexing. Search keeps using "
+                f"Activated {report.version}; {report.stale} products have no fused vectors in it yet. Search keeps using "
                 f"{report.previous} until `manage.py reindex` swaps in an index built with the new head."
             ))
         else:

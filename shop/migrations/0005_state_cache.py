@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('shop', '0003_brand_key_product_source_row'),
+        ('shop', '0004_product_index_version'),
     ]
 
     operations = [

@@ -15,6 +15,7 @@ import pytest
 
 from search.backends import get_backend, reset_backends
 from shop.models import IndexState, Product
+from tests.attacks.servers import celery_send_to
 from workers.celery import app as celery_app
 from workers.tasks import NOT_SENT_REASON, sweep_stale_products
 
@@ -25,18 +26,11 @@ def broker_down() -> Iterator[None]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     previous = celery_app.conf.broker_url, celery_app.conf.task_always_eager
-    point_celery_at(f"redis://127.0.0.1:{port}/0", eager=False)
+    celery_send_to(f"redis://127.0.0.1:{port}/0")
     try:
         yield
     finally:
-        point_celery_at(*previous)
-
-
-def point_celery_at(url: str, eager: bool) -> None:
-    """As in tests/test_tasks.py: drop Celery's pooled producers, then switch broker and mode."""
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-    celery_app.conf.update(broker_url=url, task_always_eager=eager)
+        celery_send_to(previous[0], eager=previous[1])
 
 
 def test_a_product_created_while_the_broker_is_down_answers_201_pending_with_the_reason(world, broker_down, django_capture_on_commit_callbacks, caplog):
@@ -79,7 +73,7 @@ def test_the_sweeper_sends_an_unsent_product_at_its_next_run_without_waiting_for
         pk = world.client("merchant_a").post("/api/products/", {"title": "Outage linen napkin", "price": "99"}, format="json").json()["id"]
     assert Product.objects.get(pk=pk).index_error == NOT_SENT_REASON
     # when: the broker is back (here: tasks run in-process) and the sweeper runs
-    point_celery_at("", eager=True)
+    celery_send_to("", eager=True)
     swept = sweep_stale_products()
     # then
     product = Product.objects.get(pk=pk)

@@ -26,6 +26,7 @@ vectors go straight into an in-memory graph on every core and the base is writte
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
@@ -38,6 +39,8 @@ from threadpoolctl import ThreadpoolController
 from search.backends._hnsw import Graph
 from search.backends._vector_writes import FieldWrites
 from search.backends.base import Hit, SearchDocument
+
+logger = logging.getLogger(__name__)
 
 #: Up to this many live vectors an unfiltered search is exact (a matrix product over the store).
 EXACT_UNFILTERED_MAX = 2048
@@ -211,6 +214,12 @@ class _Field(FieldWrites):
         return _top(keys, np.asarray(self.store[rows], np.float32) @ vector, k)
 
 
+def _serves_without(stored: dict[str, int], wanted: dict[str, int]) -> bool:
+    """Whether an index holding ``stored`` fields can serve while ``wanted`` names more: every stored
+    field has the wanted width, and only fields are missing (an encoder added since the build)."""
+    return set(stored) < set(wanted) and all(wanted[name] == dim for name, dim in stored.items())
+
+
 class VectorIndex:
     """All vector fields of one build directory.
 
@@ -263,9 +272,14 @@ class VectorIndex:
             return False
         stored_dims = manifest.get("dims", self.dims)
         if stored_dims != self.dims:
-            raise ValueError(
-                f"Index at {self.path} was built with vector dims {stored_dims}, the encoders give {self.dims}; run `manage.py reindex`"
-            )
+            if not _serves_without(stored_dims, self.dims):
+                raise ValueError(
+                    f"Index at {self.path} was built with vector dims {stored_dims}, the encoders give {self.dims}; run `manage.py reindex`"
+                )
+            # An index built before an encoder was added: serve its fields until a reindex adds the new one.
+            logger.warning("Index at %s has no vector field %s; searching without it until `manage.py reindex` builds it",
+                           self.path, ", ".join(sorted(set(self.dims) - set(stored_dims))))
+            self.dims = dict(stored_dims)
         if not self.fields or manifest["base"] != self.base or self.applied != manifest["segments"][: len(self.applied)]:
             self._load_base(manifest)
         for seg in manifest["segments"][len(self.applied):]:

@@ -234,6 +234,12 @@ class BaseSearchBackend(abc.ABC):
         must make fused vectors in that space (see ``search.embedding.spaces.space_for_index``)."""
         return None
 
+    def served_vector_fields(self) -> frozenset[str]:
+        """The vector fields the live index can search: those it was built with. An index built
+        before an encoder was added lacks that encoder's field until ``manage.py reindex``; the
+        query pipeline leaves its kNN retriever out meanwhile."""
+        return frozenset(self.vector_dims)
+
     # -- reading -------------------------------------------------------------------------------
     @abc.abstractmethod
     def search_text(self, query: str | None, *, filters: SearchFilters | None = None, limit: int = 100) -> list[Hit]:

@@ -115,6 +115,7 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         self.lock_timeout = float(params.get("LOCK_TIMEOUT") or LOCK_TIMEOUT_S)
         self._pinned = build_dir  # a backend writing into a build being rebuilt (bulk writes, read by no one else)
         self._size_hint = size_hint
+        self._configured_dims = dict(vector_dims)  # what the encoders give; a build may hold fewer fields
         self._build: _Build | None = None
         self._checked = 0.0
         self._mutex = threading.RLock()
@@ -161,7 +162,7 @@ class EmbeddedSearchBackend(BaseSearchBackend):
             target = self._target()
             try:
                 if self._build is None or self._build.path != target:
-                    self._build = _Build(target, self.vector_dims, self.boosts, bulk=self._pinned is not None, size_hint=self._size_hint)
+                    self._build = _Build(target, self._configured_dims, self.boosts, bulk=self._pinned is not None, size_hint=self._size_hint)
                     self.vector_dims = dict(self._build.vectors.dims)
                 else:
                     self._build.catch_up()
@@ -297,6 +298,9 @@ class EmbeddedSearchBackend(BaseSearchBackend):
 
     def count(self) -> int:
         return self._open().bm25.count()
+
+    def served_vector_fields(self) -> frozenset[str]:
+        return frozenset(self._open().vectors.dims)
 
     def ids(self) -> set[int]:
         return self._open().bm25.ids()

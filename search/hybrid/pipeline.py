@@ -118,7 +118,8 @@ def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, fil
         hits = backend.search_text(None, filters=filters, limit=BROWSE_LIMIT)
         return [FusedResult(h.id, 0.0) for h in hits]
     rule = hybrid_rule(method=method, weights=query.weights)
-    retrievals = [r for r in query_retrievals(text=query.text, vectors=query.vectors, filters=filters, window=rule.window)
+    retrievals = [r for r in query_retrievals(text=query.text, vectors=query.vectors, filters=filters, window=rule.window,
+                                                   served=backend.served_vector_fields())
                   if rule.weight(r.name) != 0]
     # -- click feedback: shoppers' photos as extra references (search.clicks.selectors) --
     refs: list[Hit] = []
@@ -206,7 +207,8 @@ def search_rankings(
     Returns:
         Retriever name (``bm25``, ``text_knn``, ``image_knn``, ``fused_knn``) -> hits, best first.
     """
-    retrievals = query_retrievals(text=text, vectors=vectors, filters=filters, window=candidates or settings.SEARCH_CANDIDATES)
+    retrievals = query_retrievals(text=text, vectors=vectors, filters=filters, window=candidates or settings.SEARCH_CANDIDATES,
+                                  served=backend.served_vector_fields())
     return {r.name: hits for r, hits in zip(retrievals, retrieve(backend, retrievals), strict=True)}
 
 

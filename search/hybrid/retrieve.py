@@ -7,7 +7,7 @@ when it has multi-search (Elasticsearch's ``_msearch``), else one call each.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from search.backends.base import BaseSearchBackend, Hit, SearchFilters
 from search.backends.retrieval import Retrieval, TextRetrieval, VectorRetrieval
@@ -15,7 +15,8 @@ from search.embedding.encoding import QueryVectors
 from search.hybrid.retrievers import BM25, KNN_FIELDS
 
 
-def query_retrievals(*, text: str, vectors: QueryVectors, filters: SearchFilters | None, window: int) -> list[Retrieval]:
+def query_retrievals(*, text: str, vectors: QueryVectors, filters: SearchFilters | None, window: int,
+                     served: Collection[str] | None = None) -> list[Retrieval]:
     """The engine retrievals of a words and/or photo query, named from the registry.
 
     Words run BM25; every kNN retriever of :data:`~search.hybrid.retrievers.KNN_FIELDS` runs when
@@ -28,6 +29,8 @@ def query_retrievals(*, text: str, vectors: QueryVectors, filters: SearchFilters
         vectors: the query's vectors (``encoding.query_vectors``).
         filters: applied inside every retrieval.
         window: hits per retrieval.
+        served: the vector fields the index can search (``backend.served_vector_fields()``);
+            a kNN retriever of another field is left out. ``None``: every field.
 
     Returns:
         BM25 first (with words), then the kNN retrievals in registry order.
@@ -35,7 +38,7 @@ def query_retrievals(*, text: str, vectors: QueryVectors, filters: SearchFilters
     out: list[Retrieval] = [TextRetrieval(name=BM25, query=text, filters=filters, limit=window)] if text else []
     for name, vector_field in KNN_FIELDS.items():
         vector = vectors.for_field(vector_field)
-        if vector is not None:
+        if vector is not None and (served is None or vector_field in served):
             out.append(VectorRetrieval(name=name, field=vector_field, vector=vector, filters=filters, k=window))
     return out
 

@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.conf import settings
 
@@ -243,3 +244,29 @@ def test_backends_need_the_vector_dimensions_the_search_app_provides(monkeypatch
     with pytest.raises(ImproperlyConfigured, match="No index spec for search backends"):
         registry.load_backend("default")
     assert registry.load_backend("default", vector_dims=TEST_DIMS).vector_dims == TEST_DIMS
+
+
+def test_an_index_built_before_an_encoder_was_added_serves_its_fields_until_a_reindex(tmp_path):
+    # given an index built with the text, image and fused fields only
+    from search.embedding.encoding import QueryVectors
+    from search.hybrid.retrieve import query_retrievals
+
+    root = tmp_path / "index"
+    EmbeddedSearchBackend(embedded_params(root), TEST_DIMS).add_bulk(
+        [SearchDocumentFactory(id=n, title=f"Linen towel {n}", vectors=vectors_for(n)) for n in (1, 2)])
+    # when the processes restart with an additional text encoder (a field of its own)
+    wider = {**TEST_DIMS, "text_e5": 8}
+    backend = EmbeddedSearchBackend(embedded_params(root), wider)
+    # then the index answers with the fields it has, and the query leaves the missing field's kNN out
+    assert [h.id for h in backend.search_text("towel")] in ([1, 2], [2, 1])
+    assert backend.served_vector_fields() == frozenset(TEST_DIMS)
+    vectors = QueryVectors(text=vectors_for(1)["text"], extra={"text_e5": np.ones(8, np.float32)})
+    names = [r.name for r in query_retrievals(text="towel", vectors=vectors, filters=None, window=10,
+                                              served=backend.served_vector_fields())]
+    assert "text_e5_knn" not in names and "text_knn" in names
+    # and after a reindex with the new field, it is searched
+    with backend.rebuild(vector_dims=wider) as new:
+        new.add_bulk([SearchDocumentFactory(id=n, title=f"Linen towel {n}", vectors={**vectors_for(n), "text_e5": np.ones(8, np.float32)})
+                      for n in (1, 2)])
+    assert backend.served_vector_fields() == frozenset(wider)
+    assert {h.id for h in backend.search_vector("text_e5", np.ones(8, np.float32), k=5)} == {1, 2}

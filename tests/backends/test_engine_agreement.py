@@ -212,7 +212,9 @@ def test_the_emulator_ranks_like_the_embedded_engine(expected, noida_catalog, se
 
 def test_the_emulators_rrf_retriever_ranks_like_the_embedded_engine(expected, noida_catalog, settings, monkeypatch):
     # given noida-db with the rrf retriever forced, and a text query without a floor whose lists all weigh 1.0
+    # (the emulator's rrf retriever takes no weights)
     settings.SEARCH_KNN_MIN_RATIO = FLOORS["no floor"]
+    settings.SEARCH_WEIGHTS = {**settings.SEARCH_WEIGHTS, "bm25": 1.0, "text_knn": 1.0, "fused_knn": 1.0}
     backend = noida_catalog(HYBRID="retrievers")
     calls = []
     run = backend.search_fused

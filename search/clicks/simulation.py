@@ -195,39 +195,50 @@ def simulate_text(sim: Simulator, catalog: JudgedCatalog, product_ids: list[int]
 
 
 def attack_text(sim: Simulator, traffic: list[str], gains: dict[str, dict[int, int]]) -> dict:
-    """Forged clicks on an irrelevant product just below the top 10 of a trafficked query: one session, then a botnet."""
+    """Forged clicks on an irrelevant product just below the top 10 of a trafficked query: one session, then a botnet;
+    and on another such query, ``network_sessions`` sessions from one IP clicking once each."""
     cfg = sim.config
-    chosen = None
+    chosen = []
     for q in traffic:
         ranked = sim.ranking(q, depth=settings.SEARCH_PAGE_SIZE)
         below = [pid for pid in ranked[10:] if gains[q].get(pid) == 0]
         if below:
-            chosen = (q, below[0], ranked.index(below[0]) + 1)
-            break
-    if chosen is None:
+            chosen.append((q, below[0], ranked.index(below[0]) + 1))
+            if len(chosen) == 2:
+                break
+    if not chosen:
         return {"single_session_rank_change": 0, "botnet_rank_change": 0, "note": "no irrelevant product below the top 10"}
-    query, target, rank0 = chosen
+    query, target, rank0 = chosen[0]
 
-    def rank_now() -> int:
+    def rank_now(query: str, target: int) -> int:
         ranked = sim.ranking(query, depth=cfg.eval_depth)
         return ranked.index(target) + 1 if target in ranked else cfg.eval_depth + 1
 
-    network = sim.attack(query, target, sessions=cfg.network_sessions, clicks=cfg.network_sessions, label="one-network", ip=ATTACKER_IP)
-    sim.refresh()
-    rank_network = rank_now()
+    out = {}
+    if len(chosen) == 2:
+        q2, t2, r2 = chosen[1]
+        page_before = sim.ranking(q2, depth=settings.SEARCH_PAGE_SIZE)
+        network = sim.attack(q2, t2, sessions=cfg.network_sessions, clicks=cfg.network_sessions, label="one-network", ip=ATTACKER_IP)
+        sim.refresh()
+        page_after = sim.ranking(q2, depth=settings.SEARCH_PAGE_SIZE)
+        out = {"one_network": {
+            "query": q2, "target_rank_before": r2, "target_rank_change": r2 - rank_now(q2, t2), **network,
+            "first_page_ranks_changed": sum(a != b for a, b in zip(page_before, page_after, strict=False)),
+        }}
+        sim.log(f"attack on {q2!r}: {cfg.network_sessions} sessions from one IP, {out['one_network']['first_page_ranks_changed']} "
+                f"ranks of the first page changed, target {r2} -> {rank_now(q2, t2)}")
     single = sim.attack(query, target, sessions=1, clicks=cfg.attack_clicks, label="attacker")
     sim.refresh()
-    rank1 = rank_now()
+    rank1 = rank_now(query, target)
     botnet = sim.attack(query, target, sessions=cfg.botnet_sessions, clicks=cfg.attack_clicks, label="botnet")
     sim.refresh()
-    rank2 = rank_now()
-    sim.log(f"attack on {query!r}: rank {rank0} -> {rank_network} ({cfg.network_sessions} sessions from one IP) -> {rank1} (one session) "
-            f"-> {rank2} (botnet)")
+    rank2 = rank_now(query, target)
+    sim.log(f"attack on {query!r}: rank {rank0} -> {rank1} (one session) -> {rank2} (botnet)")
     return {
         "query": query, "target_rank_before": rank0,
-        "one_network_rank_change": rank0 - rank_network, "one_network": network,
-        "single_session_rank_change": rank_network - rank1, "single_session": single,
+        "single_session_rank_change": rank0 - rank1, "single_session": single,
         "botnet_rank_change": rank1 - rank2, "botnet": botnet, "botnet_total_rank_change": rank0 - rank2,
+        **out,
         "bound": (f"clicks move a product at most {settings.CLICK_MAX_LIFT_RANKS} ranks up and {settings.CLICK_MAX_DROP_RANKS} down "
                   "from its rank without clicks"),
     }

@@ -7,7 +7,8 @@ through ``POST /api/auth/token/`` issues a new key and revokes the previous one,
 A password change revokes the user's token, however the password was changed: the admin's
 password form, ``manage.py changepassword``, Django's password change and reset views, or code
 calling ``set_password`` and ``save``. The receivers below compare the stored password hash
-before and after each save of a user, so no path can forget to call them. Sessions need no such
+before and after each save of a user, so no path can forget to call them; a hash upgrade on
+login (Django re-hashing the same password with newer parameters) is not a change. Sessions need no such
 receiver: Django already ends every session whose stored password hash no longer matches
 (``get_session_auth_hash``), except the one the change was made in (``update_session_auth_hash``).
 """
@@ -49,6 +50,8 @@ def token_revoke(user) -> int:
 def _password_change_seen(sender, instance, raw: bool = False, update_fields=None, **kwargs) -> None:
     if raw or instance.pk is None or (update_fields is not None and "password" not in update_fields):
         return
+    if update_fields is not None and set(update_fields) == {"password"} and getattr(instance, "_password", None) is None:
+        return  # a hash upgrade on login (check_password's setter): the same password, stored anew
     stored = sender._default_manager.filter(pk=instance.pk).values_list("password", flat=True).first()
     if stored is not None and stored != instance.password:
         setattr(instance, _PASSWORD_CHANGED, True)

@@ -56,34 +56,35 @@ def test_one_network_with_any_number_of_sessions_moves_no_score():
     config = click_model.PriorConfig(strength=10, full_credit_sessions=5)
     for click in (30, None):  # 110 sessions clicking the third result; 300 views without a click
         imps, clicks = _many_sessions_one_network(110 if click else 300, click=click)
-        agg = click_model.aggregate(imps, clicks, half_life_days=14, query_min_sessions=5, network_max_clicks=2, network_max_expected=3)
+        agg = click_model.aggregate(imps, clicks, half_life_days=14, query_min_sessions=5, network_max_clicks=1, network_max_impressions=1)
         assert agg.query_sessions == {"towel": 1} and agg.per_query == {}  # one network: not a head query
         for pid, evidence in agg.per_product.items():
             assert evidence.clicks == 0.0 and evidence.networks == 1
-            assert evidence.expected <= 3.0 + 1e-9
+            assert evidence.impressions == pytest.approx(1.0) and evidence.expected <= 1.0 + 1e-9  # one shopper's worth
             assert click_model.click_prior(evidence, prior_mean=0.1, config=config) == 0.5, pid
 
 
 def test_a_network_weighs_at_most_its_bound_beside_others():
-    """Six networks each click once; a seventh sends 100 clicks: it counts as at most 2 clicks."""
+    """Six networks each click once; a seventh sends 100 views and 100 clicks: it weighs what one more shopper weighs."""
     imps = [ImpressionEvent(i, "towel", f"s{i}", [10, 20], age_s=0, network=f"net-{i}") for i in range(6)]
     imps += [ImpressionEvent(100 + i, "towel", f"x{i}", [10, 20], age_s=0, network="net-x") for i in range(100)]
     clicks = [ClickEvent(i, "towel", f"s{i}", 20, age_s=0, network=f"net-{i}") for i in range(6)]
-    honest = click_model.aggregate(imps[:6], clicks, half_life_days=14, network_max_clicks=2, network_max_expected=3)
+    honest = click_model.aggregate(imps[:6], clicks, half_life_days=14, network_max_clicks=1, network_max_impressions=1)
     flooded = click_model.aggregate(
         imps, clicks + [ClickEvent(100 + i, "towel", f"x{i}", 20, age_s=0, network="net-x") for i in range(100)],
-        half_life_days=14, network_max_clicks=2, network_max_expected=3,
+        half_life_days=14, network_max_clicks=1, network_max_impressions=1,
     )
     assert honest.per_query[("towel", 20)].clicks == pytest.approx(5.0)  # six, less the top one
     assert flooded.per_query[("towel", 20)].clicks == pytest.approx(6.0)  # the flood counts as one more network
     assert flooded.per_query[("towel", 20)].sessions == pytest.approx(7.0)
-    assert flooded.per_query[("towel", 20)].expected - honest.per_query[("towel", 20)].expected <= 2.0 + 1e-9
+    assert flooded.per_query[("towel", 20)].expected - honest.per_query[("towel", 20)].expected == pytest.approx(0.5)  # one view at 2
+    assert flooded.per_query[("towel", 20)].impressions - honest.per_query[("towel", 20)].impressions == pytest.approx(1.0)
 
 
 def test_impressions_from_several_networks_still_demote():
     imps = [ImpressionEvent(i, "towel", f"s{i}", [10, 20], age_s=0, network=f"net-{i}") for i in range(8)]
     clicks = [ClickEvent(i, "towel", f"s{i}", 20, age_s=0, network=f"net-{i}") for i in range(8)]
-    agg = click_model.aggregate(imps, clicks, half_life_days=14, network_max_clicks=2, network_max_expected=3)
+    agg = click_model.aggregate(imps, clicks, half_life_days=14, network_max_clicks=1, network_max_impressions=1)
     never_clicked = agg.per_query[("towel", 10)]
     assert never_clicked.networks == 8
     assert click_model.click_prior(never_clicked, prior_mean=agg.prior_mean) < 0.5

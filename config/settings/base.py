@@ -371,10 +371,10 @@ IMPRESSION_RATE_PER_SESSION = env.int("IMPRESSION_RATE_PER_SESSION", default=120
 #: many counted clicks on one product per rate window; more answer 429 network_cap.
 CLICK_NETWORK_PRODUCT_CAP = env.int("CLICK_NETWORK_PRODUCT_CAP", default=3)
 #: In the aggregates, one network's evidence on one (query, product) or product is scaled down to
-#: at most this many decayed clicks and expected clicks (its click-through ratio kept); see
-#: search.clicks.click_model.aggregate.
-CLICK_NETWORK_MAX_CLICKS = env.float("CLICK_NETWORK_MAX_CLICKS", default=2.0)
-CLICK_NETWORK_MAX_EXPECTED = env.float("CLICK_NETWORK_MAX_EXPECTED", default=3.0)
+#: at most this many decayed clicks and impressions (its click-through ratio and positions kept):
+#: a network weighs what one shopper weighs; see search.clicks.click_model.aggregate.
+CLICK_NETWORK_MAX_CLICKS = env.float("CLICK_NETWORK_MAX_CLICKS", default=1.0)
+CLICK_NETWORK_MAX_IMPRESSIONS = env.float("CLICK_NETWORK_MAX_IMPRESSIONS", default=1.0)
 CLICK_IMPRESSION_MAX_AGE_S = env.int("CLICK_IMPRESSION_MAX_AGE_S", default=24 * 3600)
 #: Shoppers' photo vectors kept per product as extra references for photo search.
 PHOTO_REFS_PER_PRODUCT = env.int("PHOTO_REFS_PER_PRODUCT", default=32)

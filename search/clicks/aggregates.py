@@ -51,7 +51,7 @@ def click_aggregates_refresh(*, now: datetime | None = None, backend=None) -> Re
 
     Reads impressions and counted clicks once (in chunks), aggregates them with
     :func:`search.clicks.click_model.aggregate` (grouped by network, each network's share bounded by
-    ``CLICK_NETWORK_MAX_CLICKS`` / ``CLICK_NETWORK_MAX_EXPECTED``), and replaces the table in one transaction, so searches
+    ``CLICK_NETWORK_MAX_CLICKS`` / ``CLICK_NETWORK_MAX_IMPRESSIONS``), and replaces the table in one transaction, so searches
     see either the old or the new scores. Backends with an ``update_popularity(dict)`` method
     (Elasticsearch: a ``rank_feature`` field) get the global priors; the embedded engine reads
     the table. Shoppers' photo references that decayed below ``PHOTO_REF_MIN_WEIGHT`` are dropped.
@@ -79,7 +79,7 @@ def click_aggregates_refresh(*, now: datetime | None = None, backend=None) -> Re
     agg = click_model.aggregate(
         impressions(), clicks(), half_life_days=settings.CLICK_HALF_LIFE_DAYS, eta=settings.CLICK_POSITION_ETA,
         query_min_sessions=settings.CLICK_QUERY_MIN_SESSIONS, network_max_clicks=settings.CLICK_NETWORK_MAX_CLICKS,
-        network_max_expected=settings.CLICK_NETWORK_MAX_EXPECTED,
+        network_max_impressions=settings.CLICK_NETWORK_MAX_IMPRESSIONS,
     )
     config = prior_config()
     existing = set(Product.objects.filter(pk__in=list(agg.per_product)).values_list("pk", flat=True))

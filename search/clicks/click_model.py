@@ -23,9 +23,9 @@ prior's mean is estimated from the catalogue itself):
 **Robustness to one network.** Sessions are free to make (a cookie-less request is a new one),
 so evidence is grouped by the client's *network* (its /24 IPv4 or /64 IPv6 prefix, stored as an
 HMAC; the session where the address is unknown), the *source* below. Per key and source, the
-evidence is scaled down, click-through ratio kept, to at most ``CLICK_NETWORK_MAX_CLICKS``
-clicks and ``CLICK_NETWORK_MAX_EXPECTED`` expected clicks, so a flood from one network weighs
-what a few shoppers weigh. ``C`` then leaves out the source that contributed most
+evidence is scaled down, click-through ratio kept, to at most ``CLICK_NETWORK_MAX_IMPRESSIONS``
+impressions and ``CLICK_NETWORK_MAX_CLICKS`` clicks (one each by default), so a flood from one
+network, whatever its sessions, weighs what one shopper weighs. ``C`` then leaves out the source that contributed most
 (leave-top-source-out): a click starts to count when a *second* network clicks the same
 product, and a single shopper, or a single attacker with any number of sessions, never lifts a
 score on their own. A *positive* boost is scaled by ``min(1, S / S_full)``, ``S`` the (decayed)
@@ -236,13 +236,13 @@ def aggregate(
     eta: float = 1.0,
     query_min_sessions: int = 5,
     network_max_clicks: float | None = None,
-    network_max_expected: float | None = None,
+    network_max_impressions: float | None = None,
 ) -> Aggregates:
     """Decayed impressions, expected clicks, clicks and distinct clicking sources per (query, product) and per product.
 
     Evidence is grouped by source (the network, else the session: :attr:`ImpressionEvent.source`).
-    Per key and source it is scaled by ``min(1, network_max_clicks / c, network_max_expected / e)``
-    (click-through ratio kept); then ``clicks`` leaves out the source with the most (scaled) clicks,
+    Per key and source it is scaled by ``min(1, network_max_clicks / c, network_max_impressions / i)``
+    (click-through ratio and positions kept: a source weighs at most what that many shoppers weigh); then ``clicks`` leaves out the source with the most (scaled) clicks,
     ``sessions`` sums each clicking source's latest decay weight, ``networks`` counts the sources
     that saw the key. Photo-only impressions (query ``""``) count for the products' global popularity only.
 
@@ -252,14 +252,14 @@ def aggregate(
         half_life_days: time decay (see :func:`decay_weight`).
         eta: PBM exponent (see :func:`examination_probability`).
         query_min_sessions: a query needs this many distinct searching sources for per-query scores.
-        network_max_clicks, network_max_expected: most clicks / expected clicks one source
+        network_max_clicks, network_max_impressions: most clicks / impressions (decayed) one source
             contributes to one key (``None``: no bound; settings ``CLICK_NETWORK_MAX_CLICKS``,
-            ``CLICK_NETWORK_MAX_EXPECTED``).
+            ``CLICK_NETWORK_MAX_IMPRESSIONS``).
 
     Raises:
         ValueError: a bound that is not positive.
     """
-    for bound in (network_max_clicks, network_max_expected):
+    for bound in (network_max_clicks, network_max_impressions):
         if bound is not None and not bound > 0:
             raise ValueError(f"Per-network bounds must be positive, got {bound}")
     # per key and source: [impressions, expected, clicks, weight of the latest click] (decayed)
@@ -283,8 +283,8 @@ def aggregate(
             entry = table.setdefault(c.source, [0.0, 0.0, 0.0, 0.0])
             entry[2] += w
             entry[3] = max(entry[3], w)
-    pairs = {key: _evidence(sources, network_max_clicks, network_max_expected) for key, sources in pair_sources.items()}
-    products = {pid: _evidence(sources, network_max_clicks, network_max_expected) for pid, sources in product_sources.items()}
+    pairs = {key: _evidence(sources, network_max_clicks, network_max_impressions) for key, sources in pair_sources.items()}
+    products = {pid: _evidence(sources, network_max_clicks, network_max_impressions) for pid, sources in product_sources.items()}
     query_sessions = {q: len(s) for q, s in searched.items()}
     head = {q for q, n in query_sessions.items() if n >= query_min_sessions}
     return Aggregates(
@@ -295,7 +295,7 @@ def aggregate(
     )
 
 
-def _evidence(sources: dict[str, list[float]], max_clicks: float | None, max_expected: float | None) -> Evidence:
+def _evidence(sources: dict[str, list[float]], max_clicks: float | None, max_impressions: float | None) -> Evidence:
     """One key's :class:`Evidence` from its per-source ``[impressions, expected, clicks, latest click weight]``."""
     out = Evidence(networks=0.0)
     top_clicks = 0.0
@@ -303,8 +303,8 @@ def _evidence(sources: dict[str, list[float]], max_clicks: float | None, max_exp
         scale = 1.0
         if max_clicks is not None and clicks > max_clicks:
             scale = max_clicks / clicks
-        if max_expected is not None and expected > max_expected:
-            scale = min(scale, max_expected / expected)
+        if max_impressions is not None and impressions > max_impressions:
+            scale = min(scale, max_impressions / impressions)
         out.impressions += impressions * scale
         out.expected += expected * scale
         out.clicks += clicks * scale

@@ -320,7 +320,7 @@ def simulate(config: SimulationConfig, log: Callable[[str], None] = print) -> di
             k: getattr(settings, k) for k in (
                 "CLICK_HALF_LIFE_DAYS", "CLICK_PRIOR_STRENGTH", "CLICK_FULL_CREDIT_SESSIONS", "CLICK_QUERY_MIN_SESSIONS",
                 "CLICK_MAX_LIFT_RANKS", "CLICK_MAX_DROP_RANKS", "CLICK_POSITION_ETA", "CLICK_PRODUCT_CAP", "PHOTO_REFS_PER_PRODUCT",
-                "CLICK_NETWORK_PRODUCT_CAP", "CLICK_NETWORK_MAX_CLICKS", "CLICK_NETWORK_MAX_EXPECTED",
+                "CLICK_NETWORK_PRODUCT_CAP", "CLICK_NETWORK_MAX_CLICKS", "CLICK_NETWORK_MAX_IMPRESSIONS",
             )
         } | {"SEARCH_WEIGHTS": dict(settings.SEARCH_WEIGHTS), "SEARCH_FUSION": settings.SEARCH_FUSION},
     }

@@ -3,8 +3,8 @@
 Replayed against a real gunicorn process on loopback, no X-Forwarded-For anywhere: every request
 comes from 127.0.0.1, as one attacker behind one address would. Each attacker "session" is a new
 cookie jar that loads the storefront's results page and, for the click attack, sends the click
-beacon the page's script would send. The catalog is indexed by ``manage.py reindex`` (real
-encoders, real engine) into the server's own folder; the click aggregates are refreshed by the
+beacon the page's script would send. The catalog is indexed with the real encoders and engine
+into the server's own folder; the click aggregates are refreshed by the
 real service on the same database. Before the fix, 110 sessions x 1 click lifted the target by
 the full cap (5 ranks) and 300 views without a click demoted the products on page one.
 
@@ -15,16 +15,15 @@ That legitimate shoppers from many networks still move rankings is tested at the
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
 
+from search.backends import load_backend
 from search.clicks import aggregates
 from search.clicks.models import ClickStat, SearchClick
+from search.services import products_index
 from shop.models import Product
-from tests.attacks.servers import REPO_ROOT, production_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -47,13 +46,13 @@ def catalog() -> list[Product]:
 
 @pytest.fixture
 def server(server_factory, tmp_path):
-    """gunicorn (demo settings: DEBUG off, plain-HTTP cookies) on a catalog indexed by ``manage.py reindex``."""
-    catalog()
+    """gunicorn (demo settings: DEBUG off, plain-HTTP cookies) on these towels alone, indexed into the server's folder
+    (other tests' products may be in the database; they are not in this index)."""
+    ids = [p.pk for p in catalog()]
     var_dir = tmp_path / "var"
-    env = production_env(var_dir, DJANGO_SETTINGS_MODULE="config.settings.demo")
-    done = subprocess.run([sys.executable, "manage.py", "reindex"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    folders = {k: env[k] for k in ("VAR_DIR", "MEDIA_ROOT", "SEARCH_INDEX_DIR")}
+    report = products_index(product_ids=ids, backend=load_backend("default", INDEX_DIR=var_dir / "search-index"))
+    assert not report.failed, report
+    folders = {"VAR_DIR": str(var_dir), "MEDIA_ROOT": str(var_dir / "media"), "SEARCH_INDEX_DIR": str(var_dir / "search-index")}
     return server_factory(kind="gunicorn", settings="config.settings.demo", env=folders)
 
 

@@ -242,7 +242,8 @@ def aggregate(
 
     Evidence is grouped by source (the network, else the session: :attr:`ImpressionEvent.source`).
     Per key and source it is scaled by ``min(1, network_max_clicks / c, network_max_impressions / i)``
-    (click-through ratio and positions kept: a source weighs at most what that many shoppers weigh); then ``clicks`` leaves out the source with the most (scaled) clicks,
+    (click-through ratio and positions kept: a source weighs at most what that many shoppers weigh);
+    then ``clicks`` leaves out the source with the most (scaled) clicks,
     ``sessions`` sums each clicking source's latest decay weight, ``networks`` counts the sources
     that saw the key. Photo-only impressions (query ``""``) count for the products' global popularity only.
 

@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from search.api import ImageSearchView, SearchView
-from shop.api.auth import TokenView
+from shop.api.auth import TokenRotateView, TokenView
 from shop.api.errors import error_body
 from shop.api.views import ProductViewSet
 
@@ -32,6 +32,7 @@ urlpatterns = [
     path("search", SearchView.as_view(), name="api-search"),
     path("search/image", ImageSearchView.as_view(), name="api-search-image"),
     path("auth/token/", TokenView.as_view(), name="api-token"),
+    path("auth/token/rotate/", TokenRotateView.as_view(), name="api-token-rotate"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *router.urls,

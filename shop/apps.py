@@ -6,4 +6,7 @@ class ShopConfig(AppConfig):
     verbose_name = "Catalog"
 
     def ready(self) -> None:
-        from shop import signals  # noqa: F401  (connects the indexing signals)
+        from shop import (
+            signals,  # noqa: F401  (connects the indexing signals)
+            tokens,  # noqa: F401  (revokes API tokens when a password changes)
+        )

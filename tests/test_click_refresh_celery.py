@@ -31,7 +31,7 @@ with indexing_deferred():
     products = [Product.objects.create(title=f"Cotton towel {i}") for i in range(3)]
 for s in range(6):
     rec = services.impression_record(query="towel", product_ids=[p.pk for p in products], session_key=f"s{s}", user_agent=ua)
-    out = services.click_record(token=rec.token, product_id=products[2].pk, position=3, session_key=f"s{s}", user_agent=ua, ip=f"192.0.2.{s}")
+    out = services.click_record(token=rec.token, product_id=products[2].pk, position=3, session_key=f"s{s}", user_agent=ua, ip=f"192.0.{10 + s}.2")
     assert out.counted, out
 print("IDS", *[p.pk for p in products])
 """

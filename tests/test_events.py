@@ -411,7 +411,7 @@ def test_clicks_reorder_two_products_and_an_attack_does_not(indexed_catalog, set
         now = t0 + timedelta(minutes=10 * s)
         key = f"e2e-shopper-{s}"
         token = services.impression_record(query=query, product_ids=before, session_key=key, user_agent=BROWSER, now=now).token
-        assert services.click_record(token=token, product_id=second, position=2, session_key=key, user_agent=BROWSER, ip=f"192.0.2.{s}", now=now).counted
+        assert services.click_record(token=token, product_id=second, position=2, session_key=key, user_agent=BROWSER, ip=f"192.0.{10 + s}.2", now=now).counted
     aggregates.click_aggregates_refresh(now=t0 + timedelta(hours=2))
     after = ranked(query)
     assert after.index(second) < after.index(first)

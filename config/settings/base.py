@@ -393,9 +393,11 @@ CLICK_RETENTION_DAYS = env.int("CLICK_RETENTION_DAYS", default=90)
 CLICK_POSITION_ETA = env.float("CLICK_POSITION_ETA", default=1.0)
 #: Beta prior strength m, in expected clicks (see search.clicks.click_model.smoothed_attractiveness).
 CLICK_PRIOR_STRENGTH = env.float("CLICK_PRIOR_STRENGTH", default=10.0)
-#: A positive boost needs clicks from this many distinct sessions to count in full.
+#: A positive boost needs clicks from this many distinct networks (/24 or /64; sessions where the
+#: address is unknown) to count in full; a negative one needs impressions seen from this many
+#: networks besides one (one network alone never demotes).
 CLICK_FULL_CREDIT_SESSIONS = env.float("CLICK_FULL_CREDIT_SESSIONS", default=5.0)
-#: A query gets its own per-(query, product) scores from this many distinct sessions on; quieter
+#: A query gets its own per-(query, product) scores from this many distinct networks on; quieter
 #: queries use the products' global popularity.
 CLICK_QUERY_MIN_SESSIONS = env.int("CLICK_QUERY_MIN_SESSIONS", default=5)
 #: No product is lifted by its click prior more than this many ranks above its rank without
@@ -411,6 +413,14 @@ CLICK_RATE_PER_SESSION = env.int("CLICK_RATE_PER_SESSION", default=30)
 CLICK_RATE_PER_IP = env.int("CLICK_RATE_PER_IP", default=120)
 CLICK_PRODUCT_CAP = env.int("CLICK_PRODUCT_CAP", default=100)
 IMPRESSION_RATE_PER_SESSION = env.int("IMPRESSION_RATE_PER_SESSION", default=120)
+#: One network (the client's /24 IPv4 or /64 IPv6 prefix, whatever its sessions) gets at most this
+#: many counted clicks on one product per rate window; more answer 429 network_cap.
+CLICK_NETWORK_PRODUCT_CAP = env.int("CLICK_NETWORK_PRODUCT_CAP", default=3)
+#: In the aggregates, one network's evidence on one (query, product) or product is scaled down to
+#: at most this many decayed clicks and impressions (its click-through ratio and positions kept):
+#: a network weighs what one shopper weighs; see search.clicks.click_model.aggregate.
+CLICK_NETWORK_MAX_CLICKS = env.float("CLICK_NETWORK_MAX_CLICKS", default=1.0)
+CLICK_NETWORK_MAX_IMPRESSIONS = env.float("CLICK_NETWORK_MAX_IMPRESSIONS", default=1.0)
 CLICK_IMPRESSION_MAX_AGE_S = env.int("CLICK_IMPRESSION_MAX_AGE_S", default=24 * 3600)
 #: Shoppers' photo vectors kept per product as extra references for photo search.
 PHOTO_REFS_PER_PRODUCT = env.int("PHOTO_REFS_PER_PRODUCT", default=32)

@@ -48,10 +48,11 @@ def click_aggregates_refresh(*, now: datetime | None = None) -> RefreshReport:
     """Recompute every :class:`ClickStat` from the events in the retention window.
 
     Reads impressions and counted clicks once (in chunks), aggregates them with
-    :func:`search.clicks.click_model.aggregate`, and replaces the table in one transaction, so searches
-    see either the old or the new scores. Nothing is pushed to the search engine: the priors are
-    applied after fusion by ``search.hybrid.click_prior``, on every engine alike. Shoppers' photo
-    references that decayed below ``PHOTO_REF_MIN_WEIGHT`` are dropped.
+    :func:`search.clicks.click_model.aggregate` (grouped by network, each network's share bounded by
+    ``CLICK_NETWORK_MAX_CLICKS`` / ``CLICK_NETWORK_MAX_IMPRESSIONS``), and replaces the table in one
+    transaction, so searches see either the old or the new scores. Nothing is pushed to the search
+    engine: the priors are applied after fusion by ``search.hybrid.click_prior``, on every engine
+    alike. Shoppers' photo references that decayed below ``PHOTO_REF_MIN_WEIGHT`` are dropped.
     """
     now = now or timezone.now()
     horizon = now - timedelta(days=settings.CLICK_RETENTION_DAYS)
@@ -59,23 +60,24 @@ def click_aggregates_refresh(*, now: datetime | None = None) -> RefreshReport:
 
     def impressions():
         rows = SearchImpression.objects.filter(created__gte=horizon, created__lte=now).values_list(
-            "pk", "query", "session_hash", "product_ids", "created"
+            "pk", "query", "session_hash", "product_ids", "created", "network_hash"
         )
-        for pk, query, shash, ids, created in rows.iterator(chunk_size=2000):
+        for pk, query, shash, ids, created, network in rows.iterator(chunk_size=2000):
             report.impressions += 1
-            yield click_model.ImpressionEvent(pk, query, shash, [int(i) for i in ids or []], (now - created).total_seconds())
+            yield click_model.ImpressionEvent(pk, query, shash, [int(i) for i in ids or []], (now - created).total_seconds(), network)
 
     def clicks():
         rows = SearchClick.objects.filter(counted=True, created__gte=horizon, created__lte=now).values_list(
-            "impression_id", "impression__query", "session_hash", "product_id", "created"
+            "impression_id", "impression__query", "session_hash", "product_id", "created", "network_hash"
         )
-        for imp_id, query, shash, pid, created in rows.iterator(chunk_size=2000):
+        for imp_id, query, shash, pid, created, network in rows.iterator(chunk_size=2000):
             report.clicks += 1
-            yield click_model.ClickEvent(imp_id, query, shash, pid, (now - created).total_seconds())
+            yield click_model.ClickEvent(imp_id, query, shash, pid, (now - created).total_seconds(), network)
 
     agg = click_model.aggregate(
         impressions(), clicks(), half_life_days=settings.CLICK_HALF_LIFE_DAYS, eta=settings.CLICK_POSITION_ETA,
-        query_min_sessions=settings.CLICK_QUERY_MIN_SESSIONS,
+        query_min_sessions=settings.CLICK_QUERY_MIN_SESSIONS, network_max_clicks=settings.CLICK_NETWORK_MAX_CLICKS,
+        network_max_impressions=settings.CLICK_NETWORK_MAX_IMPRESSIONS,
     )
     config = prior_config()
     existing = set(Product.objects.filter(pk__in=list(agg.per_product)).values_list("pk", flat=True))

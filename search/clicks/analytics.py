@@ -1,5 +1,10 @@
 """Reads for the staff analytics page (top and zero-result queries, CTR by position, who gains and loses from clicks)
-and for a product's admin page (the queries that showed it and the queries it was clicked from)."""
+and for a product's admin page (the queries that showed it and the queries it was clicked from).
+
+The analytics page is store-wide for a superuser; for a merchant's staff, only what concerns the
+merchant's own products (:func:`analytics_for_products`): other merchants' products, shoppers'
+zero-result queries and the discarded-event counts are store-wide facts a merchant does not see.
+"""
 
 from __future__ import annotations
 
@@ -55,6 +60,7 @@ def analytics_summary(*, days: int = 30, limit: int = 20) -> dict:
     zero = list(text.filter(total=0).values("query").annotate(n=Count("pk")).order_by("-n", "query")[:limit])
     return {
         "days": days,
+        "scope": "store",
         "searches": imps.filter(page=1).count(),
         "photo_searches": imps.filter(page=1, is_image_query=True).count(),
         "clicks": SearchClick.objects.filter(created__gte=since, counted=True).count(),
@@ -66,6 +72,56 @@ def analytics_summary(*, days: int = 30, limit: int = 20) -> dict:
         "discards": list(
             EventDiscard.objects.filter(day__gte=since.date()).values("kind", "reason").annotate(n=Sum("count")).order_by("-n")
         ),
+    }
+
+
+def analytics_for_products(product_ids: set[int], *, days: int = 30, limit: int = 20) -> dict:
+    """What the analytics page shows a merchant's staff: :func:`analytics_summary` restricted to ``product_ids``.
+
+    Searches are the results pages (first pages for the counts) that showed at least one of the
+    products, read newest first up to ``MAX_IMPRESSIONS_SCANNED``; clicks, CTR by position and the
+    gaining and losing products count those products only. ``zero_result`` and ``discards`` are empty.
+    """
+    since = timezone.now() - timedelta(days=days)
+    own = {int(p) for p in product_ids}
+    searches = photo_searches = 0
+    per_query: dict[str, list] = {}
+    shown: Counter[int] = Counter()
+    rows = (
+        SearchImpression.objects.filter(created__gte=since).order_by("-created")
+        .values_list("query", "product_ids", "page", "session_hash", "is_image_query")
+    )
+    for query, ids, page, shash, is_image in rows[:MAX_IMPRESSIONS_SCANNED].iterator(chunk_size=5000):
+        hits = [pos for pos, pid in enumerate(ids or [], start=1) if pid in own]
+        if not hits:
+            continue
+        for pos in hits:
+            if pos <= CHART_POSITIONS:
+                shown[pos] += 1
+        if page == 1:
+            searches += 1
+            photo_searches += bool(is_image)
+            if query:
+                entry = per_query.setdefault(query, [0, set()])
+                entry[0] += 1
+                entry[1].add(shash)
+    own_clicks = SearchClick.objects.filter(created__gte=since, counted=True, product_id__in=own)
+    clicked: Counter[int] = Counter(pos - offset for pos, offset in own_clicks.values_list("position", "impression__offset"))
+    top = sorted(per_query.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
+    clicks = dict(own_clicks.filter(impression__query__in=[q for q, _ in top]).values_list("impression__query").annotate(n=Count("pk")))
+    stats = ClickStat.objects.filter(query=ClickStat.GLOBAL, product_id__in=own)
+    return {
+        "days": days,
+        "scope": "merchant",
+        "searches": searches,
+        "photo_searches": photo_searches,
+        "clicks": own_clicks.count(),
+        "top_queries": [QueryRow(q, n, len(sessions), clicks.get(q, 0)) for q, (n, sessions) in top],
+        "zero_result": [],
+        "ctr_by_position": [(p, shown[p], clicked[p], clicked[p] / shown[p] if shown[p] else 0.0) for p in range(1, CHART_POSITIONS + 1)],
+        "gaining": _products(stats.filter(prior__gt=0.5).order_by("-prior")[:limit]),
+        "losing": _products(stats.filter(prior__lt=0.5).order_by("prior")[:limit]),
+        "discards": [],
     }
 
 

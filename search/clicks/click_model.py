@@ -20,12 +20,19 @@ posterior mean under a Beta prior centred on the catalogue mean ``α₀ = ΣC / 
 prior's mean is estimated from the catalogue itself):
 ``α̃ = (C + m·α₀) / (E + m)``. A product without evidence sits exactly at the mean.
 
-**Robustness to one session.** Clicks are counted at most once per session, query and product
-and window (:func:`search.clicks.services.click_record`), yet one session's click would still move a
-score. So ``C`` leaves out the session that contributed most (leave-top-session-out): a click
-starts to count when a *second* session clicks the same product, and a single shopper, or a
-single attacker, never moves a score on their own. And a *positive* boost is scaled by
-``min(1, S / S_full)``, ``S`` the (decayed) number of distinct sessions that clicked.
+**Robustness to one network.** Sessions are free to make (a cookie-less request is a new one),
+so evidence is grouped by the client's *network* (its /24 IPv4 or /64 IPv6 prefix, stored as an
+HMAC; the session where the address is unknown), the *source* below. Per key and source, the
+evidence is scaled down, click-through ratio kept, to at most ``CLICK_NETWORK_MAX_IMPRESSIONS``
+impressions and ``CLICK_NETWORK_MAX_CLICKS`` clicks (one each by default), so a flood from one
+network, whatever its sessions, weighs what one shopper weighs. ``C`` then leaves out the source that contributed most
+(leave-top-source-out): a click starts to count when a *second* network clicks the same
+product, and a single shopper, or a single attacker with any number of sessions, never lifts a
+score on their own. A *positive* boost is scaled by ``min(1, S / S_full)``, ``S`` the (decayed)
+number of distinct networks that clicked; a *negative* one by ``min(1, (N - 1) / S_full)``, ``N``
+the number of distinct networks that saw the product there: impressions without clicks from one
+network, however many, never demote. A query gets per-query scores from
+``CLICK_QUERY_MIN_SESSIONS`` distinct *networks* on.
 
 **Time decay.** Every event weighs ``0.5 ** (age / half_life)`` (``CLICK_HALF_LIFE_DAYS``).
 
@@ -101,14 +108,17 @@ class Evidence:
     Attributes:
         impressions: times shown (decayed).
         expected: expected clicks ``Σ θ_r`` over those impressions (decayed).
-        clicks: counted clicks (decayed), less those of the session that contributed most.
-        sessions: distinct sessions with a counted click, each weighing its latest click's decay.
+        clicks: counted clicks (decayed), less those of the source (network) that contributed most.
+        sessions: distinct sources (networks; sessions where the network is unknown) with a counted
+            click, each weighing its latest click's decay.
+        networks: distinct sources that saw it (undecayed); ``inf`` when not counted (full credit).
     """
 
     impressions: float = 0.0
     expected: float = 0.0
     clicks: float = 0.0
     sessions: float = 0.0
+    networks: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -131,13 +141,21 @@ def catalogue_mean(evidence: Iterable[Evidence]) -> float:
 
 
 def click_boost(evidence: Evidence, *, prior_mean: float, config: PriorConfig = PriorConfig()) -> float:
-    """The bounded boost in ``(-1, 1)``: ``(lift - 1) / (lift + 1)``, ``lift = α̃ / α₀``; positive values × credibility."""
+    """The bounded boost in ``(-1, 1)``: ``(lift - 1) / (lift + 1)``, ``lift = α̃ / α₀``, times its credibility.
+
+    A positive boost is scaled by ``min(1, sessions / S_full)`` (networks that clicked), a negative
+    one by ``min(1, (networks - 1) / S_full)`` (networks that saw it), ``S_full`` =
+    ``config.full_credit_sessions`` (no scaling when it is 0).
+    """
     smoothed = smoothed_attractiveness(evidence.clicks, evidence.expected, prior_mean=prior_mean, strength=config.strength)
     lift = smoothed / prior_mean
     boost = (lift - 1.0) / (lift + 1.0)
-    if boost > 0:
-        boost *= min(1.0, evidence.sessions / config.full_credit_sessions) if config.full_credit_sessions > 0 else 1.0
-    return boost
+    full = config.full_credit_sessions
+    if boost > 0 and full > 0:
+        boost *= min(1.0, evidence.sessions / full)
+    elif boost < 0 and full > 0:
+        boost *= min(1.0, max(0.0, evidence.networks - 1.0) / full)
+    return boost + 0.0  # -0.0 (no credit) is 0.0
 
 
 def click_prior(evidence: Evidence, *, prior_mean: float, config: PriorConfig = PriorConfig()) -> float:
@@ -155,24 +173,42 @@ def boost_from_prior(prior: float) -> float:
 # -- aggregation of events -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class ImpressionEvent:
-    """One results page as recorded: ``product_ids[i]`` was shown at page position ``i + 1``; ``age_s`` seconds ago."""
+    """One results page as recorded: ``product_ids[i]`` was shown at page position ``i + 1``; ``age_s`` seconds ago.
+
+    ``network`` is the client's network hash (``""`` unknown: the session stands in for it).
+    """
 
     id: int
     query: str
     session: str
     product_ids: Sequence[int]
     age_s: float
+    network: str = ""
+
+    @property
+    def source(self) -> str:
+        """What evidence is grouped by: the network, else the session."""
+        return f"n:{self.network}" if self.network else f"s:{self.session}"
 
 
 @dataclass(frozen=True)
 class ClickEvent:
-    """One counted click on ``product_id`` from impression ``impression_id``; ``age_s`` seconds ago."""
+    """One counted click on ``product_id`` from impression ``impression_id``; ``age_s`` seconds ago.
+
+    ``network`` is the clicking client's network hash (``""`` unknown: the session stands in for it).
+    """
 
     impression_id: int
     query: str
     session: str
     product_id: int
     age_s: float
+    network: str = ""
+
+    @property
+    def source(self) -> str:
+        """What evidence is grouped by: the network, else the session."""
+        return f"n:{self.network}" if self.network else f"s:{self.session}"
 
 
 @dataclass
@@ -182,7 +218,7 @@ class Aggregates:
     Attributes:
         per_query: ``(query, product) -> Evidence`` for queries with enough traffic.
         per_product: ``product -> Evidence`` over every query (global popularity).
-        query_sessions: ``query -> distinct sessions`` that searched it (undecayed).
+        query_sessions: ``query -> distinct sources`` (networks, else sessions) that searched it (undecayed).
         prior_mean: the catalogue mean ``α₀``.
     """
 
@@ -199,51 +235,82 @@ def aggregate(
     half_life_days: float,
     eta: float = 1.0,
     query_min_sessions: int = 5,
+    network_max_clicks: float | None = None,
+    network_max_impressions: float | None = None,
 ) -> Aggregates:
-    """Decayed impressions, expected clicks, clicks and distinct clicking sessions per (query, product) and per product.
+    """Decayed impressions, expected clicks, clicks and distinct clicking sources per (query, product) and per product.
 
-    Photo-only impressions (query ``""``) count for the products' global popularity only.
+    Evidence is grouped by source (the network, else the session: :attr:`ImpressionEvent.source`).
+    Per key and source it is scaled by ``min(1, network_max_clicks / c, network_max_impressions / i)``
+    (click-through ratio and positions kept: a source weighs at most what that many shoppers weigh);
+    then ``clicks`` leaves out the source with the most (scaled) clicks,
+    ``sessions`` sums each clicking source's latest decay weight, ``networks`` counts the sources
+    that saw the key. Photo-only impressions (query ``""``) count for the products' global popularity only.
 
     Args:
         impressions: every impression in the retention window.
         clicks: every *counted* click in it (the guards already removed the rest).
         half_life_days: time decay (see :func:`decay_weight`).
         eta: PBM exponent (see :func:`examination_probability`).
-        query_min_sessions: a query needs this many distinct searching sessions for per-query scores.
+        query_min_sessions: a query needs this many distinct searching sources for per-query scores.
+        network_max_clicks, network_max_impressions: most clicks / impressions (decayed) one source
+            contributes to one key (``None``: no bound; settings ``CLICK_NETWORK_MAX_CLICKS``,
+            ``CLICK_NETWORK_MAX_IMPRESSIONS``).
+
+    Raises:
+        ValueError: a bound that is not positive.
     """
-    pairs: dict[tuple[str, int], Evidence] = defaultdict(Evidence)
-    products: dict[int, Evidence] = defaultdict(Evidence)
+    for bound in (network_max_clicks, network_max_impressions):
+        if bound is not None and not bound > 0:
+            raise ValueError(f"Per-network bounds must be positive, got {bound}")
+    # per key and source: [impressions, expected, clicks, weight of the latest click] (decayed)
+    pair_sources: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(dict)
+    product_sources: dict[int, dict[str, list[float]]] = defaultdict(dict)
     searched: dict[str, set[str]] = defaultdict(set)
     for imp in impressions:
         w = decay_weight(imp.age_s, half_life_days)
+        source = imp.source
         if imp.query:
-            searched[imp.query].add(imp.session)
+            searched[imp.query].add(source)
         for i, pid in enumerate(imp.product_ids):
             theta = w * examination_probability(i + 1, eta)
-            for e in ((pairs[(imp.query, pid)], products[pid]) if imp.query else (products[pid],)):
-                e.impressions += w
-                e.expected += theta
-    # per key and session: [decayed clicks, weight of the session's latest click]
-    pair_sessions: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(dict)
-    product_sessions: dict[int, dict[str, list[float]]] = defaultdict(dict)
+            for table in ((pair_sources[(imp.query, pid)], product_sources[pid]) if imp.query else (product_sources[pid],)):
+                entry = table.setdefault(source, [0.0, 0.0, 0.0, 0.0])
+                entry[0] += w
+                entry[1] += theta
     for c in clicks:
         w = decay_weight(c.age_s, half_life_days)
-        for seen in (product_sessions[c.product_id], pair_sessions[(c.query, c.product_id)] if c.query else None):
-            if seen is None:
-                continue
-            entry = seen.setdefault(c.session, [0.0, 0.0])
-            entry[0] += w
-            entry[1] = max(entry[1], w)
-    for table, sessions_of in ((pairs, pair_sessions), (products, product_sessions)):
-        for key, sessions in sessions_of.items():
-            clicks_by_session = [v[0] for v in sessions.values()]
-            table[key].clicks = sum(clicks_by_session) - max(clicks_by_session)
-            table[key].sessions = sum(v[1] for v in sessions.values())
+        for table in ((product_sources[c.product_id], pair_sources[(c.query, c.product_id)]) if c.query else (product_sources[c.product_id],)):
+            entry = table.setdefault(c.source, [0.0, 0.0, 0.0, 0.0])
+            entry[2] += w
+            entry[3] = max(entry[3], w)
+    pairs = {key: _evidence(sources, network_max_clicks, network_max_impressions) for key, sources in pair_sources.items()}
+    products = {pid: _evidence(sources, network_max_clicks, network_max_impressions) for pid, sources in product_sources.items()}
     query_sessions = {q: len(s) for q, s in searched.items()}
     head = {q for q, n in query_sessions.items() if n >= query_min_sessions}
     return Aggregates(
         per_query={k: e for k, e in pairs.items() if k[0] in head},
-        per_product=dict(products),
+        per_product=products,
         query_sessions=query_sessions,
         prior_mean=catalogue_mean(products.values()),
     )
+
+
+def _evidence(sources: dict[str, list[float]], max_clicks: float | None, max_impressions: float | None) -> Evidence:
+    """One key's :class:`Evidence` from its per-source ``[impressions, expected, clicks, latest click weight]``."""
+    out = Evidence(networks=0.0)
+    top_clicks = 0.0
+    for impressions, expected, clicks, latest in sources.values():
+        scale = 1.0
+        if max_clicks is not None and clicks > max_clicks:
+            scale = max_clicks / clicks
+        if max_impressions is not None and impressions > max_impressions:
+            scale = min(scale, max_impressions / impressions)
+        out.impressions += impressions * scale
+        out.expected += expected * scale
+        out.clicks += clicks * scale
+        top_clicks = max(top_clicks, clicks * scale)
+        out.sessions += latest
+        out.networks += impressions > 0
+    out.clicks = max(0.0, out.clicks - top_clicks)
+    return out

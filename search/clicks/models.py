@@ -2,7 +2,10 @@
 
 No personal data: a session (or visitor cookie, :mod:`search.clicks.visitors`) is stored only as an
 HMAC of its id keyed with ``SECRET_KEY`` (see :func:`search.clicks.guards.session_hash`), IP
-addresses are never stored (the per-IP rate limit lives in the ``state`` cache, hashed, for one window), and a photo query keeps only its image vector.
+addresses are never stored (the per-IP rate limit lives in the ``state`` cache, hashed, for one
+window; impressions and clicks keep only an HMAC of the client's /24 or /64 network,
+:func:`search.clicks.guards.network_hash`, so the aggregates can bound what one network
+contributes), and a photo query keeps only its image vector.
 Rows older than ``CLICK_RETENTION_DAYS`` are deleted by ``manage.py purge_events``.
 """
 
@@ -22,6 +25,7 @@ class DiscardReason(models.TextChoices):
     RATE_SESSION = "rate_session", "Session over its rate limit"
     RATE_IP = "rate_ip", "IP address over its rate limit"
     PRODUCT_CAP = "product_cap", "Product over its counted-click cap for the window"
+    NETWORK_CAP = "network_cap", "Network over its counted-click cap on this product for the window"
     SESSION_MISMATCH = "session_mismatch", "Click from another session than the impression's"
     EXPIRED = "expired", "Impression too old"
     NOT_IN_IMPRESSION = "not_in_impression", "Product not shown in that impression"
@@ -46,6 +50,9 @@ class SearchImpression(models.Model):
     offset = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(default=0, help_text="results for the query (0 = zero-result query)")
     session_hash = models.CharField(max_length=64, db_index=True, help_text="HMAC-SHA256 of the session id; never the id itself")
+    network_hash = models.CharField(
+        max_length=64, blank=True, default="", help_text="HMAC-SHA256 of the client's /24 or /64 network; never the address ('' unknown)",
+    )
     created = models.DateTimeField(db_index=True)
     is_image_query = models.BooleanField(default=False)
     image_vector = models.BinaryField(null=True, help_text="the query photo's (1280,) float32 image vector; never the photo")
@@ -79,6 +86,9 @@ class SearchClick(models.Model):
     product = models.ForeignKey("shop.Product", related_name="search_clicks", on_delete=models.CASCADE)
     position = models.PositiveIntegerField()
     session_hash = models.CharField(max_length=64)
+    network_hash = models.CharField(
+        max_length=64, blank=True, default="", help_text="HMAC-SHA256 of the client's /24 or /64 network; never the address ('' unknown)",
+    )
     created = models.DateTimeField(db_index=True)
     counted = models.BooleanField(default=True)
     discard_reason = models.CharField(max_length=40, choices=DiscardReason.choices, blank=True)
@@ -87,6 +97,7 @@ class SearchClick(models.Model):
         indexes = [
             models.Index(fields=["session_hash", "product", "created"]),
             models.Index(fields=["product", "counted", "created"]),
+            models.Index(fields=["network_hash", "product", "created"]),
         ]
 
     def __str__(self) -> str:
@@ -107,7 +118,7 @@ class ClickStat(models.Model):
     impressions = models.FloatField(default=0.0)
     expected = models.FloatField(default=0.0, help_text="expected clicks under the position-based model (decayed)")
     clicks = models.FloatField(default=0.0)
-    sessions = models.FloatField(default=0.0)
+    sessions = models.FloatField(default=0.0, help_text="distinct networks that clicked (decayed); sessions where the network is unknown")
     prior = models.FloatField(default=0.5, help_text="click prior in [0, 1]; 0.5 = no evidence")
     updated = models.DateTimeField(auto_now=True)
 

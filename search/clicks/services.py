@@ -47,7 +47,7 @@ STATUS = {
     DiscardReason.POSITION_MISMATCH: 400, DiscardReason.UNKNOWN_IMPRESSION: 404, DiscardReason.UNKNOWN_PRODUCT: 404,
     DiscardReason.EXPIRED: 410, DiscardReason.BOT: 403, DiscardReason.SESSION_MISMATCH: 403,
     DiscardReason.DUPLICATE: 409, DiscardReason.RATE_SESSION: 429, DiscardReason.RATE_IP: 429,
-    DiscardReason.PRODUCT_CAP: 429, DiscardReason.TOO_LARGE: 413,
+    DiscardReason.PRODUCT_CAP: 429, DiscardReason.NETWORK_CAP: 429, DiscardReason.TOO_LARGE: 413,
 }
 
 
@@ -105,6 +105,7 @@ def impression_record(
     filters: SearchFilters | Mapping | None = None,
     image_vector: np.ndarray | None = None,
     user_agent: str = "",
+    ip: str = "",
     now: datetime | None = None,
 ) -> RecordedImpression:
     """Record one rendered results page.
@@ -118,6 +119,8 @@ def impression_record(
         filters: the filters in force (stored as JSON).
         image_vector: for a photo query, its ``(1280,)`` image vector (kept so a click can make it a reference).
         user_agent: for the bot check only; never stored.
+        ip: the client's address: only the HMAC of its /24 or /64 network is stored
+            (:func:`search.clicks.guards.network_hash`), so the aggregates can bound one network's weight.
         now: the event time (default: now).
 
     Returns:
@@ -142,7 +145,7 @@ def impression_record(
     imp = SearchImpression.objects.create(
         query=click_model.query_key(query), filters=_filters_json(filters), product_ids=ids, page=max(1, int(page)),
         offset=(max(1, int(page)) - 1) * per_page, total=len(ids) if total is None else int(total), session_hash=shash,
-        created=now, is_image_query=image_vector is not None, image_vector=vector,
+        network_hash=guards.network_hash(ip), created=now, is_image_query=image_vector is not None, image_vector=vector,
     )
     return RecordedImpression(imp, impression_token(imp.pk))
 
@@ -180,6 +183,7 @@ def impression_record_for_page(*, request, search, page) -> str:
         query=search.text, product_ids=[p.pk for p in page.products], session_key=key,
         page=page.page, per_page=page.per_page, total=page.total, filters=search.filters,
         image_vector=None if image is None else image.features[0], user_agent=user_agent,
+        ip=request.META.get("REMOTE_ADDR", ""),
     )
     return recorded.token
 
@@ -268,8 +272,10 @@ def click_record(
     ``CLICK_IMPRESSION_MAX_AGE_S`` (410), bot user agent (403), session over
     ``CLICK_RATE_PER_SESSION`` or IP over ``CLICK_RATE_PER_IP`` per ``CLICK_RATE_WINDOW_S`` (429),
     a session other than the impression's (403), a click already counted for this session, query
-    and product within ``CLICK_DEDUP_WINDOW_S`` (409), the product over ``CLICK_PRODUCT_CAP``
-    counted clicks per rate window (429). Discards before the session check are only counted in
+    and product within ``CLICK_DEDUP_WINDOW_S`` (409), the client's network (/24 or /64) over
+    ``CLICK_NETWORK_PRODUCT_CAP`` counted clicks on the product per rate window, whatever its
+    sessions (429 ``network_cap``), the product over ``CLICK_PRODUCT_CAP`` counted clicks per
+    rate window (429). Discards before the session check are only counted in
     :class:`EventDiscard` (a flood cannot fill the table); the later ones are stored with
     ``counted=False`` too. A counted click after a photo query adds the query's vector as a
     reference for the product (the first counted click of an impression only).
@@ -279,7 +285,8 @@ def click_record(
         product_id, position: the clicked product and its absolute 1-based position (ints or digit
             strings); ``position=None`` takes the position the impression showed it at (redirect links).
         session_key: the shopper's session id (hashed before use).
-        user_agent, ip: for the bot check and rate limit; never stored.
+        user_agent, ip: for the bot check, the rate limits and the network cap; the address is never
+            stored, only the HMAC of its network (:func:`search.clicks.guards.network_hash`).
         now: the event time (default: now).
     """
     now = now or timezone.now()
@@ -316,15 +323,20 @@ def click_record(
     if ip and guards.rate_limited("click-ip", ip, limit=settings.CLICK_RATE_PER_IP, window_s=window, now=now):
         return _discarded(DiscardReason.RATE_IP, now, product)
 
+    network = guards.network_hash(ip)
+
     def stored(reason: str) -> ClickOutcome:
         click = SearchClick.objects.create(
-            impression=imp, product=product, position=pos, session_hash=shash, created=now, counted=False, discard_reason=reason
+            impression=imp, product=product, position=pos, session_hash=shash, network_hash=network, created=now, counted=False,
+            discard_reason=reason,
         )
         return _discarded(reason, now, product, click)
 
     if shash != imp.session_hash:
         # a deferred page clicked from another browser is only counted: it never becomes a row
         return stored(DiscardReason.SESSION_MISMATCH) if imp.pk is not None else _discarded(DiscardReason.SESSION_MISMATCH, now, product)
+    if imp.pk is None:  # a deferred page, stored now: its network is the visitor's, who clicked it
+        imp.network_hash = network
     imp = _impression_save(imp)
     recent = SearchClick.objects.filter(
         session_hash=shash, product=product, counted=True, impression__query=imp.query,
@@ -333,10 +345,14 @@ def click_record(
     if recent.exists():
         return stored(DiscardReason.DUPLICATE)
     capped = SearchClick.objects.filter(product=product, counted=True, created__gt=now - timedelta(seconds=window), created__lte=now)
+    if network and settings.CLICK_NETWORK_PRODUCT_CAP > 0 and capped.filter(network_hash=network).count() >= settings.CLICK_NETWORK_PRODUCT_CAP:
+        return stored(DiscardReason.NETWORK_CAP)
     if capped.count() >= settings.CLICK_PRODUCT_CAP:
         return stored(DiscardReason.PRODUCT_CAP)
     with transaction.atomic():
-        click = SearchClick.objects.create(impression=imp, product=product, position=pos, session_hash=shash, created=now, counted=True)
+        click = SearchClick.objects.create(
+            impression=imp, product=product, position=pos, session_hash=shash, network_hash=network, created=now, counted=True,
+        )
         ref = _photo_reference_add(impression=imp, click=click, now=now)
     if ref is not None:
         photo_refs_generation_bump()

@@ -51,6 +51,8 @@ BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko
 #: vector is their text vector seen through the zero-shot bridge; it is left out (weight 0).
 TEXT_WEIGHTS = {FUSED_KNN: 0.0}
 NO_CLICKS = {CLICKS: 0.0, PHOTO_REFS_KNN: 0.0}
+#: The address of the attack that opens a new session for each click, all from one IP.
+ATTACKER_IP = "203.0.113.66"
 
 
 @dataclass
@@ -64,6 +66,7 @@ class SimulationConfig:
     refresh_every: int = 250
     attack_clicks: int = 1000
     botnet_sessions: int = 20
+    network_sessions: int = 110
     photo: bool = True
     eval_depth: int = 100
     query_zipf: float = 0.6
@@ -89,8 +92,9 @@ class Simulator:
         return self.clock
 
     def ip(self) -> str:
+        """A shopper's address, each in a /24 of its own (65,536 of them): shoppers come from many networks."""
         a, b = self.rng.integers(0, 256, size=2)
-        return f"198.51.{a}.{b}"
+        return f"198.{a}.{b}.7"
 
     def ranking(self, query: str, *, depth: int, weights: dict | None = None) -> list[int]:
         page = product_search(text=query, per_page=depth, weights={**TEXT_WEIGHTS, **(weights or {})})
@@ -106,7 +110,7 @@ class Simulator:
         now = self.clock
         recorded = services.impression_record(
             query=query, product_ids=[p.pk for p in page.products], session_key=key, page=1, per_page=page.per_page,
-            total=page.total, user_agent=BROWSER, now=now,
+            total=page.total, user_agent=BROWSER, ip=ip, now=now,
         )
         for position, product in enumerate(page.products, start=1):
             if self.rng.random() < attractiveness(gains.get(product.pk, 0)):
@@ -117,19 +121,20 @@ class Simulator:
                 return outcome.counted
         return False
 
-    def attack(self, query: str, target: int, *, sessions: int, clicks: int, label: str) -> dict:
-        """``sessions`` sessions send ``clicks`` forged clicks in all on ``target``, as fast as the endpoint takes them."""
+    def attack(self, query: str, target: int, *, sessions: int, clicks: int, label: str, ip: str | None = None) -> dict:
+        """``sessions`` sessions send ``clicks`` forged clicks in all on ``target``, as fast as the endpoint takes them;
+        each from an address of its own, or all from ``ip``."""
         per_session = clicks // sessions
         counted = 0
         reasons: dict[str, int] = defaultdict(int)
         for s in range(sessions):
-            key, ip = f"{label}-{s}", self.ip()
+            key, ip_s = f"{label}-{s}", ip or self.ip()
             page_no = 1
             while True:  # the attacker pages until the target is on screen
                 page = product_search(text=query, page=page_no, weights=TEXT_WEIGHTS)
                 recorded = services.impression_record(
                     query=query, product_ids=[p.pk for p in page.products], session_key=key, page=page_no,
-                    per_page=page.per_page, total=page.total, user_agent=BROWSER, now=self.tick(1),
+                    per_page=page.per_page, total=page.total, user_agent=BROWSER, ip=ip_s, now=self.tick(1),
                 )
                 ids = [p.pk for p in page.products]
                 if target in ids or not ids:
@@ -138,7 +143,7 @@ class Simulator:
             position = (page_no - 1) * page.per_page + ids.index(target) + 1
             for _ in range(per_session):
                 outcome = services.click_record(
-                    token=recorded.token, product_id=target, position=position, session_key=key, user_agent=BROWSER, ip=ip,
+                    token=recorded.token, product_id=target, position=position, session_key=key, user_agent=BROWSER, ip=ip_s,
                     now=self.tick(0.5),
                 )
                 counted += outcome.counted
@@ -190,34 +195,50 @@ def simulate_text(sim: Simulator, catalog: JudgedCatalog, product_ids: list[int]
 
 
 def attack_text(sim: Simulator, traffic: list[str], gains: dict[str, dict[int, int]]) -> dict:
-    """Forged clicks on an irrelevant product just below the top 10 of a trafficked query: one session, then a botnet."""
+    """Forged clicks on an irrelevant product just below the top 10 of a trafficked query: one session, then a botnet;
+    and on another such query, ``network_sessions`` sessions from one IP clicking once each."""
     cfg = sim.config
-    chosen = None
+    chosen = []
     for q in traffic:
         ranked = sim.ranking(q, depth=settings.SEARCH_PAGE_SIZE)
         below = [pid for pid in ranked[10:] if gains[q].get(pid) == 0]
         if below:
-            chosen = (q, below[0], ranked.index(below[0]) + 1)
-            break
-    if chosen is None:
+            chosen.append((q, below[0], ranked.index(below[0]) + 1))
+            if len(chosen) == 2:
+                break
+    if not chosen:
         return {"single_session_rank_change": 0, "botnet_rank_change": 0, "note": "no irrelevant product below the top 10"}
-    query, target, rank0 = chosen
+    query, target, rank0 = chosen[0]
 
-    def rank_now() -> int:
+    def rank_now(query: str, target: int) -> int:
         ranked = sim.ranking(query, depth=cfg.eval_depth)
         return ranked.index(target) + 1 if target in ranked else cfg.eval_depth + 1
 
+    out = {}
+    if len(chosen) == 2:
+        q2, t2, r2 = chosen[1]
+        page_before = sim.ranking(q2, depth=settings.SEARCH_PAGE_SIZE)
+        network = sim.attack(q2, t2, sessions=cfg.network_sessions, clicks=cfg.network_sessions, label="one-network", ip=ATTACKER_IP)
+        sim.refresh()
+        page_after = sim.ranking(q2, depth=settings.SEARCH_PAGE_SIZE)
+        out = {"one_network": {
+            "query": q2, "target_rank_before": r2, "target_rank_change": r2 - rank_now(q2, t2), **network,
+            "first_page_ranks_changed": sum(a != b for a, b in zip(page_before, page_after, strict=False)),
+        }}
+        sim.log(f"attack on {q2!r}: {cfg.network_sessions} sessions from one IP, {out['one_network']['first_page_ranks_changed']} "
+                f"ranks of the first page changed, target {r2} -> {rank_now(q2, t2)}")
     single = sim.attack(query, target, sessions=1, clicks=cfg.attack_clicks, label="attacker")
     sim.refresh()
-    rank1 = rank_now()
+    rank1 = rank_now(query, target)
     botnet = sim.attack(query, target, sessions=cfg.botnet_sessions, clicks=cfg.attack_clicks, label="botnet")
     sim.refresh()
-    rank2 = rank_now()
+    rank2 = rank_now(query, target)
     sim.log(f"attack on {query!r}: rank {rank0} -> {rank1} (one session) -> {rank2} (botnet)")
     return {
         "query": query, "target_rank_before": rank0,
         "single_session_rank_change": rank0 - rank1, "single_session": single,
         "botnet_rank_change": rank1 - rank2, "botnet": botnet, "botnet_total_rank_change": rank0 - rank2,
+        **out,
         "bound": (f"clicks move a product at most {settings.CLICK_MAX_LIFT_RANKS} ranks up and {settings.CLICK_MAX_DROP_RANKS} down "
                   "from its rank without clicks"),
     }
@@ -262,7 +283,7 @@ def simulate_photos(sim: Simulator, text_product_ids: list[int]) -> dict:
             ids = [p.pk for p in page.products]
             recorded = services.impression_record(
                 query="", product_ids=ids, session_key=key, page=page_no, per_page=page.per_page, total=page.total,
-                image_vector=q.features[0], user_agent=BROWSER, now=now,
+                image_vector=q.features[0], user_agent=BROWSER, ip=ip, now=now,
             )
             if pid in ids or not ids:
                 break
@@ -299,6 +320,7 @@ def simulate(config: SimulationConfig, log: Callable[[str], None] = print) -> di
             k: getattr(settings, k) for k in (
                 "CLICK_HALF_LIFE_DAYS", "CLICK_PRIOR_STRENGTH", "CLICK_FULL_CREDIT_SESSIONS", "CLICK_QUERY_MIN_SESSIONS",
                 "CLICK_MAX_LIFT_RANKS", "CLICK_MAX_DROP_RANKS", "CLICK_POSITION_ETA", "CLICK_PRODUCT_CAP", "PHOTO_REFS_PER_PRODUCT",
+                "CLICK_NETWORK_PRODUCT_CAP", "CLICK_NETWORK_MAX_CLICKS", "CLICK_NETWORK_MAX_IMPRESSIONS",
             )
         } | {"SEARCH_WEIGHTS": dict(settings.SEARCH_WEIGHTS), "SEARCH_FUSION": settings.SEARCH_FUSION},
     }

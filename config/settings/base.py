@@ -217,6 +217,12 @@ SEARCH_KNN_MIN_RATIO = {
     "image": env.float("SEARCH_KNN_MIN_RATIO_IMAGE", default=0.5),
     "fused": env.float("SEARCH_KNN_MIN_RATIO_FUSED", default=0.5),
 }
+#: A words-only query that no product holds (not even once corrected) shows the products close
+#: in meaning, under "No exact matches", only if the best text-kNN cosine (MiniLM) is at least
+#: this; else "No products match". On the Flipkart demo, nonsense ("foo", "asdfgh", "lorem
+#: ipsum", "title:foo AND (") peaks at 0.14-0.30 and real words the titles lack ("sneakers",
+#: "wristwatch") at 0.40-0.60. Another text encoder needs its own value.
+SEARCH_SIMILAR_MIN_COSINE = env.float("SEARCH_SIMILAR_MIN_COSINE", default=0.35)
 #: How many hits each retriever contributes before fusion.
 SEARCH_CANDIDATES = env.int("SEARCH_CANDIDATES", default=200)
 #: Fused product vector = normalise(text * w_text + image * w_image) in the fusion space.

@@ -130,3 +130,27 @@ def pin_first(fused: list[FusedResult], ids: tuple[int, ...] | list[int]) -> lis
         head.append(FusedResult(pid, top, parts))
     pinned = set(ids)
     return head + [r for r in fused if r.id not in pinned]
+
+
+def plan_apply(fused: list[FusedResult], plan: LexicalPlan, *, photo: bool, min_cosine: float, text_knn: str) -> tuple[list[FusedResult], str]:
+    """A ranking as the plan shows it: identifiers first; for a words-only query that no product
+    holds, the products close in meaning if the best of them is ``min_cosine`` alike, else none.
+
+    Args:
+        fused: the ranked matches of ``plan.text``, best first.
+        plan: from :func:`lexical_plan`.
+        photo: the query has a photo (then the words never empty the results).
+        min_cosine: ``SEARCH_SIMILAR_MIN_COSINE``.
+        text_knn: the text kNN's retriever name, whose raw score is a cosine.
+
+    Returns:
+        ``(results, match)``: ``match`` is ``"text"``, ``"similar"`` or ``"none"`` (``"text"``
+        for a photo query, which the caller names).
+    """
+    fused = pin_first(fused, plan.identifier_ids)
+    if plan.text_match or photo:
+        return fused, "text"
+    best = max((p.raw for r in fused for p in r.parts if p.retriever == text_knn), default=0.0)
+    if best < min_cosine:
+        return [], "none"
+    return fused, "similar"

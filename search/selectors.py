@@ -21,7 +21,7 @@ from search.backends import get_backend
 from search.backends.base import BaseSearchBackend, FusedResult, SearchFilters
 from search.hybrid.pipeline import click_prior_apply, query_prepare, ranked_matches
 from search.hybrid.retrievers import TEXT_KNN
-from search.lexical import lexical_plan, pin_first
+from search.lexical import lexical_plan, plan_apply
 from shop.models import Category, Product, ProductImage
 
 SORTS = ("relevance", "price_asc", "price_desc", "rating")
@@ -113,10 +113,8 @@ def product_search(
         fused = click_prior_apply(fused, text=words, weights=query.weights, method=method)
     match = "browse" if query is None else ("photo" if image is not None else "text")
     if plan is not None:
-        fused = pin_first(fused, plan.identifier_ids)
-        if not plan.text_match and image is None:
-            fused = fused if _best_text_cosine(fused) >= settings.SEARCH_SIMILAR_MIN_COSINE else []
-            match = "similar" if fused else "none"
+        fused, lexical_match = plan_apply(fused, plan, photo=image is not None, min_cosine=settings.SEARCH_SIMILAR_MIN_COSINE, text_knn=TEXT_KNN)
+        match = match if lexical_match == "text" else lexical_match
     ids = [r.id for r in fused]
     facets = _facets(ids, filters)
     if filters.brands and match != "none":  # disjunctive brand facet: every brand the query finds, so a second can be added
@@ -147,10 +145,6 @@ def product_search(
         corrected_query=plan.corrected if plan else None, suggestion=plan.suggestion if plan else None, match=match,
     )
 
-
-def _best_text_cosine(fused: list[FusedResult]) -> float:
-    """The best text-kNN cosine among the results (0 when the text kNN found none)."""
-    return max((p.raw for r in fused for p in r.parts if p.retriever == TEXT_KNN), default=0.0)
 
 
 def similar_products(*, product: Product, limit: int = 8, backend: BaseSearchBackend | None = None) -> list[Product]:

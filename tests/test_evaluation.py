@@ -213,7 +213,7 @@ def test_evaluate_crowdflower_sample_writes_valid_json_and_chart(tmp_path, setti
     assert result["dataset"] == "crowdflower" and result["n_queries"] == 20 and result["n_products"] > 100
     assert {"bm25", "text_knn", "rrf_bm25_text", "hybrid"} <= set(result["systems"])
     for scores in result["systems"].values():
-        assert set(scores) == {"ndcg@10", "mrr@10", "recall@100"}
+        assert set(scores) == {"ndcg@10", "mrr@10", "recall@100", "ndcg@10_condensed"}
         assert all(0.0 <= v <= 1.0 for v in scores.values())
     # real words find real products: BM25 and the hybrid rank judged-relevant products high
     assert result["systems"]["bm25"]["ndcg@10"] > 0.6

@@ -38,8 +38,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.evaluation.datasets import SEED, Dataset, DatasetError, EvalProduct, EvalQuery
 from search.evaluation.fashion_vocab import COLOUR_PHRASES, GENDER_ACCEPTS, GENDER_PHRASES, RELATED_TYPES, TYPE_PHRASES
+from search.evaluation.judged import SEED, Dataset, DatasetError, EvalProduct, EvalQuery
 from search.query import normalise_query
 from shop.importers import CatalogFormatError, read_catalog
 

@@ -95,19 +95,25 @@ def lexical_plan(backend: BaseSearchBackend, text: str, *, filters: SearchFilter
     Args:
         backend: the engine the query runs on.
         text: cleaned query words (non-empty).
-        filters: the search's filters (identifier and text matches are counted inside them).
+        filters: the search's filters (identifiers are looked up inside them; whether the words
+            match, and their correction, are decided on the whole catalog).
         autocorrect: apply a correction (``False``: only report it as ``suggestion``).
 
     Raises:
         search.backends.base.SearchUnavailable: the engine cannot answer.
     """
+    if not any(ch.isascii() for ch in text if ch.isalpha()):
+        return LexicalPlan(typed=text, text=text)  # words in another script are matched by meaning (search.query)
     keys = query_identifier_keys(text)
     ids = tuple(h.id for h in backend.search_identifiers(keys, filters=filters, limit=MAX_IDENTIFIER_HITS)) if keys else ()
-    matched = bool(ids) or bool(backend.search_text(text, filters=filters, limit=1))
     if ids:
         return LexicalPlan(typed=text, text=text, identifier_ids=ids, text_match=True)
+    # Matches are decided without the filters, as the kNN floor is (search.hybrid.floor): a
+    # filter narrows the results and never turns them into "similar" or "none", so a facet's
+    # count stays the number of results its filter opens.
+    matched = bool(backend.search_text(text, limit=1))
     correction = spelling_correction(backend, text)
-    if correction is not None and not backend.search_text(correction, filters=filters, limit=1):
+    if correction is not None and not backend.search_text(correction, limit=1):
         correction = None  # the corrected words match nothing either: not worth showing
     if correction is None:
         return LexicalPlan(typed=text, text=text, text_match=matched)
@@ -132,7 +138,9 @@ def pin_first(fused: list[FusedResult], ids: tuple[int, ...] | list[int]) -> lis
     return head + [r for r in fused if r.id not in pinned]
 
 
-def plan_apply(fused: list[FusedResult], plan: LexicalPlan, *, photo: bool, min_cosine: float, text_knn: str) -> tuple[list[FusedResult], str]:
+def plan_apply(
+    fused: list[FusedResult], plan: LexicalPlan, *, photo: bool, min_cosine: float, text_knn: str, best: float | None = None,
+) -> tuple[list[FusedResult], str]:
     """A ranking as the plan shows it: identifiers first; for a words-only query that no product
     holds, the products close in meaning if the best of them is ``min_cosine`` alike, else none.
 
@@ -142,6 +150,8 @@ def plan_apply(fused: list[FusedResult], plan: LexicalPlan, *, photo: bool, min_
         photo: the query has a photo (then the words never empty the results).
         min_cosine: ``SEARCH_SIMILAR_MIN_COSINE``.
         text_knn: the text kNN's retriever name, whose raw score is a cosine.
+        best: the query's best text cosine in the whole catalog (a filtered query's, from
+            ``search.hybrid.floor.knn_best``); ``None``: the best among ``fused``.
 
     Returns:
         ``(results, match)``: ``match`` is ``"text"``, ``"similar"`` or ``"none"`` (``"text"``
@@ -150,7 +160,8 @@ def plan_apply(fused: list[FusedResult], plan: LexicalPlan, *, photo: bool, min_
     fused = pin_first(fused, plan.identifier_ids)
     if plan.text_match or photo:
         return fused, "text"
-    best = max((p.raw for r in fused for p in r.parts if p.retriever == text_knn), default=0.0)
+    if best is None:
+        best = max((p.raw for r in fused for p in r.parts if p.retriever == text_knn), default=0.0)
     if best < min_cosine:
         return [], "none"
     return fused, "similar"

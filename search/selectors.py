@@ -20,7 +20,7 @@ from mlmodels.types import ImageFeatures
 from search.backends import get_backend
 from search.backends.base import BaseSearchBackend, FusedResult, SearchFilters
 from search.hybrid.pipeline import click_prior_apply, query_prepare, ranked_matches
-from search.hybrid.retrievers import TEXT_KNN
+from search.hybrid.retrievers import KNN_FIELDS, TEXT_KNN
 from search.lexical import lexical_plan, plan_apply
 from shop.models import Category, Product, ProductImage
 
@@ -113,7 +113,9 @@ def product_search(
         fused = click_prior_apply(fused, text=words, weights=query.weights, method=method)
     match = "browse" if query is None else ("photo" if image is not None else "text")
     if plan is not None:
-        fused, lexical_match = plan_apply(fused, plan, photo=image is not None, min_cosine=settings.SEARCH_SIMILAR_MIN_COSINE, text_knn=TEXT_KNN)
+        best = (query.best or {}).get(KNN_FIELDS[TEXT_KNN]) if query is not None and not filters.is_empty else None
+        fused, lexical_match = plan_apply(
+            fused, plan, photo=image is not None, min_cosine=settings.SEARCH_SIMILAR_MIN_COSINE, text_knn=TEXT_KNN, best=best)
         match = match if lexical_match == "text" else lexical_match
     ids = [r.id for r in fused]
     facets = _facets(ids, filters)

@@ -105,7 +105,9 @@ def write_runs(ev: Evaluation, path: Path) -> list[Path]:
     ``Run.save``, the format trec_eval reads), and the judgments as ``<stem>.qrels`` (TREC qrels).
 
     Scores fall with the rank (``depth - rank + 1``), so any tool reading the files ranks as
-    ``evaluate`` did. Queries without a result are left out of a run, as trec_eval expects.
+    ``evaluate`` did. Queries without a result are left out of a run, as trec_eval expects
+    (score them as 0, e.g. ranx's ``make_comparable=True``); the qrels hold the queries
+    ``evaluate`` averages over (those with a relevant product).
 
     Returns:
         The files written: the qrels first, then one run per system.
@@ -116,7 +118,8 @@ def write_runs(ev: Evaluation, path: Path) -> list[Path]:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     qrels_path = path.with_name(f"{path.stem}.qrels")
-    judged = {str(q): integer_gains(g) for q, g in ev.qrels.items() if g}
+    # as evaluate_run scores: only queries with a relevant product (gains scaled to integers)
+    judged = {str(q): integer_gains(g) for q, g in ev.qrels.items() if any(v > 0 for v in g.values())}
     Qrels.from_dict(judged).save(str(qrels_path), kind="trec")
     written = [qrels_path]
     for name, target in run_paths(ev, path).items():

@@ -131,7 +131,7 @@ def parse_search_request(
     if autocorrect is None:
         raise SearchRequestError("autocorrect must be true or false.", "autocorrect")
     backend = get_backend()
-    terms = getattr(backend, "terms", None)
+    terms = backend.terms if backend.supports_term_analysis else None
     try:
         cleaned = clean_query(_get(params, "q"), has_image=image is not None, has_filters=not filters.is_empty, terms=terms)
     except QueryRejected as exc:

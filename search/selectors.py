@@ -1,6 +1,6 @@
 """Reads of the search app: ``product_search`` runs a storefront query end to end.
 
-The ranked matches come from :mod:`search.hybrid` (retrievers, rank fusion, the kNN floor,
+The ranked matches come from :mod:`search.hybrid` (retrievers, the kNN floor, rank fusion,
 the click prior); here they become a page: sorting, paging, facets and the product rows.
 ``similar_products`` serves the product page's "Looks similar".
 """
@@ -107,7 +107,7 @@ def product_search(
 
     plan = lexical_plan(backend, text, filters=filters, autocorrect=autocorrect) if text else None
     words = plan.text if plan is not None else text
-    query = query_prepare(backend=backend, text=words, image=image, filters=filters, weights=weights)
+    query = query_prepare(backend=backend, text=words, image=image, filters=filters, weights=weights, method=method)
     fused = ranked_matches(backend=backend, query=query, filters=filters, method=method)
     if query is not None:
         fused = click_prior_apply(fused, text=words, weights=query.weights, method=method)

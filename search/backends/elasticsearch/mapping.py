@@ -19,14 +19,15 @@ spell          text (lower-cased words)     spelling suggestions: title, brand a
                                             copied in as written (``copy_to``), not stemmed
 price          scaled_float (x100)          range filters, price bands (paise precision)
 rating         half_float                   browsing order
-popularity     rank_feature                 click prior as a score feature (values > 0 only)
 text_vector    dense_vector 384, cosine     kNN on MiniLM text embeddings
 image_vector   dense_vector 1280, cosine    kNN on EfficientNet-Lite0 photo features
 fused_vector   dense_vector <fusion dim>    kNN in the shared text-photo space
 ============== ============================ ==================================================
 
 ``dynamic: strict``: a document with a field not listed here is rejected (and recorded on
-its product) instead of growing the mapping by accident.
+its product) instead of growing the mapping by accident. There is no popularity field: clicks
+reorder results after fusion (``search.hybrid.click_prior``) on every engine alike, so a click
+is counted once and within the rank caps.
 """
 
 from __future__ import annotations
@@ -160,7 +161,6 @@ def mappings(vector_dims: dict[str, int], quantization: str = "int8") -> dict:
         "description": english,
         "price": {"type": "scaled_float", "scaling_factor": PRICE_SCALING_FACTOR},
         "rating": {"type": "half_float"},
-        "popularity": {"type": "rank_feature"},
     }
     for role, dims in vector_dims.items():
         try:

@@ -27,8 +27,9 @@ from search.identifiers import query_identifier_keys
 
 #: A word of a query, for spelling: letters only (codes, numbers and sizes are never corrected).
 _WORD = re.compile(r"[^\W\d_]+")
-#: Products listed first for an identifier query, at most.
-MAX_IDENTIFIER_HITS = 20
+#: Most products a typed code may name and still be listed first: an id or a model number names
+#: one product or a few variants; a token on more products is a word ("49ers" on every jersey).
+MAX_IDENTIFIER_HITS = 5
 #: Retriever name of identifier matches in score explanations.
 IDENTIFIER = "identifier"
 
@@ -105,7 +106,9 @@ def lexical_plan(backend: BaseSearchBackend, text: str, *, filters: SearchFilter
     if not any(ch.isascii() for ch in text if ch.isalpha()):
         return LexicalPlan(typed=text, text=text)  # words in another script are matched by meaning (search.query)
     keys = query_identifier_keys(text)
-    ids = tuple(h.id for h in backend.search_identifiers(keys, filters=filters, limit=MAX_IDENTIFIER_HITS)) if keys else ()
+    ids = tuple(h.id for h in backend.search_identifiers(keys, filters=filters, limit=MAX_IDENTIFIER_HITS + 1)) if keys else ()
+    if len(ids) > MAX_IDENTIFIER_HITS:
+        ids = ()
     if ids:
         return LexicalPlan(typed=text, text=text, identifier_ids=ids, text_match=True)
     # Matches are decided without the filters, as the kNN floor is (search.hybrid.floor): a
@@ -123,14 +126,16 @@ def lexical_plan(backend: BaseSearchBackend, text: str, *, filters: SearchFilter
 
 
 def pin_first(fused: list[FusedResult], ids: tuple[int, ...] | list[int]) -> list[FusedResult]:
-    """``fused`` with the products of ``ids`` moved to the top, in ``ids`` order (added when the
-    ranking had left them out); each gets the top score and an ``identifier`` score part."""
+    """``fused`` with the products of ``ids`` moved to the top, in the ranking's order (those it
+    had left out after them, in ``ids`` order); each gets the top score and an ``identifier`` part."""
     if not ids:
         return fused
     by_id = {r.id: r for r in fused}
+    position = {r.id: i for i, r in enumerate(fused)}
+    ordered = sorted(ids, key=lambda pid: (pid not in position, position.get(pid, 0)))
     top = max((r.score for r in fused), default=1.0)
     head = []
-    for rank, pid in enumerate(ids, start=1):
+    for rank, pid in enumerate(ordered, start=1):
         found = by_id.get(pid)
         parts = [*(found.parts if found else []), ScorePart(IDENTIFIER, 1.0, rank, 0.0)]
         head.append(FusedResult(pid, top, parts))

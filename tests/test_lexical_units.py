@@ -131,3 +131,13 @@ def test_condensed_lists_drop_unjudged_products_and_keep_judged_irrelevant_ones(
     standard = evaluate_run(qrels, run, ["ndcg@10"])["ndcg@10"]
     condensed = evaluate_run(qrels, condensed_run(qrels, run), ["ndcg@10"])["ndcg@10"]
     assert standard < condensed < 1.0
+
+
+def test_identifier_matches_go_first_in_the_order_the_ranking_gave_them():
+    from search.backends.base import FusedResult
+    from search.lexical import pin_first
+
+    fused = [FusedResult(pid, score) for pid, score in ((1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6))]
+    pinned = pin_first(fused, (9, 4, 2))
+    assert [r.id for r in pinned] == [2, 4, 9, 1, 3]
+    assert all(r.score == 0.9 and r.parts[-1].retriever == "identifier" for r in pinned[:3])

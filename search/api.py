@@ -25,7 +25,7 @@ from mlmodels.types import ImageFeatures
 from search.params import flag, whole_number
 from search.query import MAX_QUERY_CHARS
 from search.request import MAX_PAGE, SearchRequestError, decode_query_photo, parse_search_request
-from search.selectors import SORTS, SearchPage
+from search.selectors import MATCH_KINDS, SORTS, SearchPage
 from shop.api.errors import ErrorSerializer
 from shop.api.throttles import SearchAnonThrottle, photo_search_throttles
 from shop.query_photos import TOKEN_RE, query_photo_load, query_photo_store, query_photo_ttl
@@ -78,8 +78,21 @@ class SearchPageSerializer(serializers.Serializer):
     previous = serializers.CharField(allow_null=True)
     results = SearchHitExplainSerializer(many=True, help_text="`explain` is present only with explain=true.")
     facets = serializers.DictField(child=FacetSerializer(many=True), help_text="category, brand and price facets with counts.")
-    notices = serializers.ListField(child=serializers.CharField(), help_text="Remarks about the query (e.g. language).")
+    notices = serializers.ListField(child=serializers.CharField(), help_text=(
+        "Remarks about the query in plain words: search operators removed, the language, a corrected typo, no match."))
     method = serializers.CharField(help_text="Fusion used: rrf or linear.")
+    query = serializers.CharField(help_text=(
+        "The words searched: `corrected_query` when a typo was corrected, else the words as typed (search operators removed)."))
+    corrected_query = serializers.CharField(allow_null=True, help_text=(
+        "The words searched instead of the typed ones when a word of the query is in no product and a catalog word "
+        "is one or two edits away (\"cotten towl\" -> \"cotton towel\"); null when the query was searched as typed. "
+        "Repeat the request with autocorrect=false to search the typed words (\"Search instead for\")."))
+    did_you_mean = serializers.CharField(allow_null=True, help_text=(
+        "A correction that was found but not applied (the request had autocorrect=false); null otherwise."))
+    match = serializers.ChoiceField(choices=list(MATCH_KINDS), help_text=(
+        "What the results are: `text` products holding the words (or a typed identifier, listed first); "
+        "`similar` no product holds the words, these are close in meaning; `none` nothing matches (count 0); "
+        "`photo` products like the photo; `browse` products by filters alone."))
     took_ms = serializers.FloatField()
 
 
@@ -93,6 +106,8 @@ FILTER_PARAMETERS = [
     OpenApiParameter("page_size", int, description=f"Results per page, 1 to {MAX_PAGE_SIZE} (default {settings.SEARCH_PAGE_SIZE})."),
     OpenApiParameter("explain", bool, description="Add each result's score parts (BM25, kNN ranks and contributions)."),
     OpenApiParameter("fusion", str, enum=["rrf", "linear"], description="Override the fusion method (experiments)."),
+    OpenApiParameter("autocorrect", bool, description=(
+        "Correct misspelt words (default true); false searches the words as typed and reports the correction as `did_you_mean`.")),
 ]
 ERROR_RESPONSES = {
     400: OpenApiResponse(ErrorSerializer, description="Unusable input; `error.field` names it and `error.message` says why."),
@@ -124,6 +139,19 @@ def _page_url(request: Request, params: QueryDict, page: int) -> str:
     return request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
 
 
+def lexical_notices(result: SearchPage) -> list[str]:
+    """Plain-words notices for a corrected typo, a suggestion and an empty or meaning-only answer."""
+    notices = []
+    if result.corrected_query:
+        notices.append(f"Showing results for “{result.corrected_query}”; search instead for “{result.typed_query}” with autocorrect=false.")
+    if result.match in ("similar", "none"):
+        words = result.corrected_query or result.typed_query
+        hint = f" Did you mean “{result.suggestion}”?" if result.suggestion else ""
+        similar = " These products are close in meaning." if result.match == "similar" else ""
+        notices.append(f"No products match “{words}”.{hint}{similar}")
+    return notices
+
+
 def page_response(request: Request, result: SearchPage, *, explain: bool, link_params: QueryDict, extra: dict | None = None) -> Response:
     """The JSON body of a results page (shared by text and photo search).
 
@@ -145,8 +173,12 @@ def page_response(request: Request, result: SearchPage, *, explain: bool, link_p
         "previous": _page_url(request, link_params, result.page - 1) if 1 < result.page <= last + 1 else None,
         "results": hit_serializer(result.products, many=True, context={"request": request}).data,
         "facets": {name: FacetSerializer(values, many=True).data for name, values in result.facets.items()},
-        "notices": list(result.notices),
+        "notices": [*result.notices, *lexical_notices(result)],
         "method": result.method,
+        "query": result.corrected_query or result.typed_query,
+        "corrected_query": result.corrected_query,
+        "did_you_mean": result.suggestion,
+        "match": result.match,
         "took_ms": round(result.took_ms, 2),
         **(extra or {}),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from search.backends.base import SearchDocument
+from search.identifiers import document_identifiers
 from search.models import ProductEmbedding
 from shop.models import Category, Product
 
@@ -60,4 +61,9 @@ def to_search_document(product: Product, embedding: ProductEmbedding | None, ext
         price=float(product.price) if product.price is not None else None,
         rating=product.rating,
         vectors=vectors,
+        identifiers=document_identifiers(
+            external_id=product.external_id or "", title=product.title,
+            specifications=product.specifications if isinstance(product.specifications, dict) else None,
+            source_row=product.source_row if isinstance(product.source_row, dict) else None,
+        ),
     )

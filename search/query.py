@@ -23,6 +23,50 @@ class QueryRejected(ValueError):
         self.reason = reason
 
 
+#: Names a query language would read as fields before a colon ("title:towel"): dropped.
+FIELD_NAMES = frozenset({"title", "brand", "category", "description", "name", "id", "pid", "sku", "external_id", "price", "text"})
+#: Upper-case operators of Lucene / tantivy query syntax, and their symbol forms.
+OPERATORS = frozenset({"AND", "OR", "NOT", "&&", "||", "TO"})
+_FIELD_PREFIX = re.compile(r"(?<![\w-])([A-Za-z_]+):(?=\S|$)")
+_SYNTAX_CHARS = re.compile(r"[()\[\]{}^~*?\\<>!|&]")
+_SIGN = re.compile(r"(?:(?<=\s)|^)[+-]+(?=\w)")
+SYNTAX_NOTICE = ("Search operators (field names such as title:, AND / OR / NOT, brackets and wildcards) are not used here: "
+                 "we searched for the words “{words}”.")
+
+
+def strip_query_syntax(text: str) -> tuple[str, bool]:
+    """Shopper text with query-language syntax removed, so the words are searched as words.
+
+    Field prefixes of :data:`FIELD_NAMES` are dropped ("title:towel" -> "towel"; another word
+    before a colon stays a word), :data:`OPERATORS` written in capitals, brackets, wildcards,
+    boosts (``^2``), fuzziness (``~``), quotes and leading ``+`` / ``-`` become spaces. Hyphens
+    and dots inside words stay ("UFT-TSW-005", "19.5v").
+
+    Returns:
+        ``(words, changed)``: ``changed`` is True when field names, operators, brackets or
+        wildcards were removed (quotes and signs alone are not worth a notice).
+    """
+    changed = False
+
+    def field(match: re.Match) -> str:
+        nonlocal changed
+        changed = True
+        return "" if match.group(1).lower() in FIELD_NAMES else match.group(1) + " "
+
+    out = _FIELD_PREFIX.sub(field, text)
+    if _SYNTAX_CHARS.search(out):
+        changed = True
+        out = _SYNTAX_CHARS.sub(" ", out)
+    words = []
+    for word in out.replace('"', " ").replace(":", " ").split():
+        if word in OPERATORS:
+            changed = True
+            continue
+        words.append(word)
+    out = _SIGN.sub("", " ".join(words))
+    return re.sub(r"\s+", " ", out).strip(), changed
+
+
 @dataclass(frozen=True)
 class CleanQuery:
     """A normalised query: ``text`` (may be empty for a photo-only query) and notices for the page."""
@@ -49,7 +93,10 @@ def clean_query(raw: str | None, *, has_image: bool = False, has_filters: bool =
 
     Raises:
         QueryRejected: empty with nothing else to search by, too long, no letters or digits,
-            only common words.
+            only common words, only search operators.
+
+    Query-language syntax is removed first (:func:`strip_query_syntax`, with a notice), so the
+    returned ``text`` holds the shopper's words only.
     """
     text = normalise_query(raw)
     if not text:
@@ -61,6 +108,12 @@ def clean_query(raw: str | None, *, has_image: bool = False, has_filters: bool =
     if not any(ch.isalnum() for ch in text):
         raise QueryRejected("The search has no letters or digits. Try words such as 'cotton towel'.")
     notices = []
+    words, changed = strip_query_syntax(text)
+    if changed:
+        if not any(ch.isalnum() for ch in words):
+            raise QueryRejected("The search has only search operators and no words. Try words such as 'cotton towel'.")
+        notices.append(SYNTAX_NOTICE.format(words=words))
+    text = words or text
     foreign = not any(ch.isascii() for ch in text if ch.isalpha())
     # A Chinese or Japanese sentence has no spaces, so BM25 may keep no term of it at all (one
     # over-long token); it is still searched by meaning, so only English words count as stop words.

@@ -18,7 +18,7 @@ from search.backends import get_backend
 from search.backends.base import SearchFilters
 from search.embedding import encoding
 from search.hybrid.fusion import FUSION_METHODS
-from search.params import whole_number
+from search.params import flag, whole_number
 from search.query import QueryRejected, clean_query
 from search.selectors import SORTS, SearchPage, product_search
 from shop.uploads import photo_limits
@@ -47,11 +47,13 @@ class SearchRequest:
     per_page: int = 24
     method: str | None = None
     notices: list[str] = field(default_factory=list)
+    #: Replace misspelt words (``autocorrect=false`` in the URL: search the words as typed).
+    autocorrect: bool = True
 
     def run(self) -> SearchPage:
         page = product_search(
             text=self.text, image=self.image, filters=self.filters, sort=self.sort,
-            page=self.page, per_page=self.per_page, method=self.method,
+            page=self.page, per_page=self.per_page, method=self.method, autocorrect=self.autocorrect,
         )
         page.notices = self.notices + page.notices
         return page
@@ -99,7 +101,7 @@ def parse_search_request(
     params: Mapping, *, image_bytes: bytes | None = None, image: ImageFeatures | None = None, per_page: int | None = None
 ) -> SearchRequest:
     """Validate ``q``, ``category``, ``brand`` (repeatable), ``price_min``, ``price_max``, ``sort``,
-    ``page`` and ``fusion``, and decode the photo if one came.
+    ``page``, ``fusion`` and ``autocorrect``, and decode the photo if one came.
 
     Raises:
         SearchRequestError: any parameter is unusable; the reason says which and why.
@@ -125,6 +127,9 @@ def parse_search_request(
     method = _get(params, "fusion") or None
     if method is not None and method not in FUSION_METHODS:
         raise SearchRequestError(f"Unknown fusion {method[:30]!r}; choose one of {', '.join(FUSION_METHODS)}.", "fusion")
+    autocorrect = flag(_get(params, "autocorrect") or "true")
+    if autocorrect is None:
+        raise SearchRequestError("autocorrect must be true or false.", "autocorrect")
     backend = get_backend()
     terms = backend.terms if backend.supports_term_analysis else None
     try:
@@ -133,5 +138,5 @@ def parse_search_request(
         raise SearchRequestError(exc.reason, "q") from None
     return SearchRequest(
         text=cleaned.text, image=image, filters=filters, sort=sort, page=page,
-        per_page=per_page or settings.SEARCH_PAGE_SIZE, method=method, notices=list(cleaned.notices),
+        per_page=per_page or settings.SEARCH_PAGE_SIZE, method=method, notices=list(cleaned.notices), autocorrect=autocorrect,
     )

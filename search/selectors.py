@@ -20,9 +20,15 @@ from mlmodels.types import ImageFeatures
 from search.backends import get_backend
 from search.backends.base import BaseSearchBackend, FusedResult, SearchFilters
 from search.hybrid.pipeline import click_prior_apply, query_prepare, ranked_matches
+from search.hybrid.retrievers import KNN_FIELDS, TEXT_KNN
+from search.lexical import lexical_plan, plan_apply
 from shop.models import Category, Product, ProductImage
 
 SORTS = ("relevance", "price_asc", "price_desc", "rating")
+#: What the results of a page are (``SearchPage.match``): products holding the words ("text"),
+#: products close in meaning only, none holding a word ("similar"), nothing ("none"), products
+#: like a photo ("photo"), or a listing by filters alone ("browse").
+MATCH_KINDS = ("text", "similar", "none", "photo", "browse")
 
 
 @dataclass
@@ -44,6 +50,12 @@ class SearchPage:
     notices: list[str] = field(default_factory=list)
     took_ms: float = 0.0
     method: str = "rrf"
+    #: The words as typed, and the words searched instead when a typo was corrected.
+    typed_query: str = ""
+    corrected_query: str | None = None
+    #: A correction found but not applied (``autocorrect=False``).
+    suggestion: str | None = None
+    match: str = "text"
 
     @property
     def num_pages(self) -> int:
@@ -61,8 +73,15 @@ def product_search(
     method: str | None = None,
     weights: dict[str, float] | None = None,
     backend: BaseSearchBackend | None = None,
+    autocorrect: bool = True,
 ) -> SearchPage:
     """Search the catalog by words, a photo, or both, with filters, sorting and paging.
+
+    The words go through :func:`search.lexical.lexical_plan` first: a query with a word no
+    product holds is corrected (``corrected_query``), products carrying a typed identifier are
+    listed first, and a words-only query that no product holds (not even corrected) shows the
+    products close in meaning (``match`` "similar") if the best is at least
+    ``SEARCH_SIMILAR_MIN_COSINE`` alike, else nothing (``match`` "none").
 
     Args:
         text: cleaned query text (see ``search.query.clean_query``); may be empty with a photo or filters.
@@ -71,6 +90,8 @@ def product_search(
         sort: one of :data:`SORTS`.
         page: 1-based page; pages past the end are empty.
         method, weights: override ``SEARCH_FUSION`` / ``SEARCH_WEIGHTS`` (experiments).
+        autocorrect: replace misspelt words (``False``: search the words as typed and report
+            the correction as ``suggestion``; the page's "Search instead for").
 
     Raises:
         ValueError: unknown sort or fusion method.
@@ -84,13 +105,21 @@ def product_search(
     per_page = per_page or settings.SEARCH_PAGE_SIZE
     method = method or settings.SEARCH_FUSION
 
-    query = query_prepare(backend=backend, text=text, image=image, filters=filters, weights=weights, method=method)
+    plan = lexical_plan(backend, text, filters=filters, autocorrect=autocorrect) if text else None
+    words = plan.text if plan is not None else text
+    query = query_prepare(backend=backend, text=words, image=image, filters=filters, weights=weights, method=method)
     fused = ranked_matches(backend=backend, query=query, filters=filters, method=method)
     if query is not None:
-        fused = click_prior_apply(fused, text=text, weights=query.weights, method=method)
+        fused = click_prior_apply(fused, text=words, weights=query.weights, method=method)
+    match = "browse" if query is None else ("photo" if image is not None else "text")
+    if plan is not None:
+        best = (query.best or {}).get(KNN_FIELDS[TEXT_KNN]) if query is not None and not filters.is_empty else None
+        fused, lexical_match = plan_apply(
+            fused, plan, photo=image is not None, min_cosine=settings.SEARCH_SIMILAR_MIN_COSINE, text_knn=TEXT_KNN, best=best)
+        match = match if lexical_match == "text" else lexical_match
     ids = [r.id for r in fused]
     facets = _facets(ids, filters)
-    if filters.brands:  # disjunctive brand facet: every brand the query finds, so a second can be added
+    if filters.brands and match != "none":  # disjunctive brand facet: every brand the query finds, so a second can be added
         unbranded = replace(filters, brands=())
         others = ranked_matches(backend=backend, query=query, filters=unbranded, method=method)
         facets["brand"] = _facets([r.id for r in others], unbranded)["brand"]
@@ -114,8 +143,10 @@ def product_search(
         products.append(p)
     return SearchPage(
         products=products, total=len(ids), page=max(1, page), per_page=per_page, facets=facets,
-        took_ms=(time.perf_counter() - started) * 1000, method=method,
+        took_ms=(time.perf_counter() - started) * 1000, method=method, typed_query=text,
+        corrected_query=plan.corrected if plan else None, suggestion=plan.suggestion if plan else None, match=match,
     )
+
 
 
 def similar_products(*, product: Product, limit: int = 8, backend: BaseSearchBackend | None = None) -> list[Product]:

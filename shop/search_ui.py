@@ -18,7 +18,7 @@ from shop.models import Category
 from shop.templatetags.shop_tags import inr
 
 #: Parameters that define a search; anything else in the URL is dropped from generated links.
-SEARCH_PARAMS = ("q", "img", "category", "brand", "price_min", "price_max", "sort", "explain")
+SEARCH_PARAMS = ("q", "img", "category", "brand", "price_min", "price_max", "sort", "explain", "autocorrect")
 #: The parameters that narrow the results ("Clear all" removes them; words, photo and sort stay).
 FILTER_PARAMS = ("category", "brand", "price_min", "price_max")
 SORT_LABELS = {

@@ -195,6 +195,8 @@ def _results_context(request: HttpRequest, state: search_ui.SearchState, page: S
         "last": last,
         "show_explain": show_explain,
         "explain_toggle_url": state.url(explain=None if show_explain else "1"),
+        "search_instead_url": state.url(autocorrect="false"),
+        "did_you_mean_url": state.url(q=page.suggestion, autocorrect=None) if page.suggestion else "",
         "can_explain": show_explain or request.user.is_staff,
     }
 

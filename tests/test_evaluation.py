@@ -204,21 +204,30 @@ def test_unknown_dataset_name_is_refused():
 # -- end to end on real data -------------------------------------------------------------------------
 @pytest.mark.slow
 def test_evaluate_crowdflower_sample_writes_valid_json_and_chart(tmp_path, settings):
-    out, chart = tmp_path / "cf.json", tmp_path / "cf.png"
+    out, chart, runs = tmp_path / "cf.json", tmp_path / "cf.png", tmp_path / "runs" / "cf.trec"
 
-    call_command("evaluate", "crowdflower", "--limit", "20", "--json", str(out), "--chart", str(chart),
+    call_command("evaluate", "crowdflower", "--limit", "20", "--json", str(out), "--chart", str(chart), "--run", str(runs),
                  "--data", str(Path(settings.CATALOG_DIR) / "crowdflower"))
 
     result = json.loads(out.read_text())
     assert result["dataset"] == "crowdflower" and result["n_queries"] == 20 and result["n_products"] > 100
     assert {"bm25", "text_knn", "rrf_bm25_text", "hybrid"} <= set(result["systems"])
     for scores in result["systems"].values():
-        assert set(scores) == {"ndcg@10", "mrr@10", "recall@100"}
+        assert set(scores) == {"ndcg@10", "mrr@10", "recall@100", "ndcg@10_condensed"}
         assert all(0.0 <= v <= 1.0 for v in scores.values())
     # real words find real products: BM25 and the hybrid rank judged-relevant products high
     assert result["systems"]["bm25"]["ndcg@10"] > 0.6
     assert result["systems"]["hybrid"]["ndcg@10"] > 0.6
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the TREC files give anyone the table's figures: each system's run scored against the qrels by ranx
+    from ranx import Qrels, Run, evaluate
+
+    qrels = Qrels.from_file(str(tmp_path / "runs" / "cf.qrels"), kind="trec")
+    for name, scores in result["systems"].items():
+        run = Run.from_file(str(tmp_path / "runs" / f"cf.{name}.trec"), kind="trec")
+        assert evaluate(qrels, run, "ndcg@10", make_comparable=True) == pytest.approx(scores["ndcg@10"], abs=1e-6), name
+        # condensed lists drop unjudged products: never below the standard figure on the same run
+        assert scores["ndcg@10_condensed"] >= scores["ndcg@10"] - 1e-9, name
 
 
 def test_fashion_with_a_trained_head_also_ranks_the_storefront_way_in_the_head_space():

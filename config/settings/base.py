@@ -251,6 +251,14 @@ SEARCH_KNN_MIN_RATIO = {
     # today's and changes no nDCG@10; 0.5 would add every one of its 200 neighbours.
     "text_e5": env.float("SEARCH_KNN_MIN_RATIO_TEXT_E5", default=0.97),
 }
+#: A words-only query that no product holds (not even once corrected) shows the products close
+#: in meaning, under "No exact matches", only if the best text-kNN cosine (MiniLM) is at least
+#: this; else "No products match". On the Flipkart demo (1,046 products) "foo" and "title:foo
+#: AND (" peak at 0.14-0.18, other nonsense ("asdfgh", "zzz", "lorem ipsum") at 0.26-0.30, and
+#: words the titles lack at 0.40 ("sneakers") to 0.60 ("wristwatch for her"); on the tests'
+#: 67-product sample "shirt" (no shirt in it; baby clothes are nearest) peaks at 0.31. A gap this
+#: narrow is why the value is a setting; another text encoder needs its own.
+SEARCH_SIMILAR_MIN_COSINE = env.float("SEARCH_SIMILAR_MIN_COSINE", default=0.28)
 #: How many hits each retriever contributes before fusion.
 SEARCH_CANDIDATES = env.int("SEARCH_CANDIDATES", default=200)
 #: Fused product vector = normalise(text * w_text + image * w_image) in the fusion space.

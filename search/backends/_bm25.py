@@ -11,6 +11,12 @@ from search.backends.base import Hit, SearchDocument, SearchFilters
 
 ANALYZER = "en_shop"
 TEXT_FIELDS = ("title", "brand", "category", "description")
+#: Words as written (lower-cased, ASCII-folded, not stemmed) of titles, brands and categories: the
+#: vocabulary spelling suggestions come from, so a suggestion is a word the catalog holds.
+SPELL_FIELD = "spell"
+SPELL_ANALYZER = "words"
+#: Normalised identifiers (external id, source ids, model numbers; ``SearchDocument.identifiers``).
+IDENTIFIER_FIELD = "identifier"
 #: Longest token kept (chars). Longer "words" are base64 blobs or URLs, not product terms.
 MAX_TOKEN_CHARS = 40
 #: Writer heap (bytes). tantivy needs >= 3 MB per thread; 50 MB with one thread indexes the
@@ -36,11 +42,24 @@ def build_analyzer() -> tantivy.TextAnalyzer:
     )
 
 
+def build_word_analyzer() -> tantivy.TextAnalyzer:
+    """Lower-case and ASCII-fold only: the words of the spelling vocabulary as shoppers type them."""
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(MAX_TOKEN_CHARS))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .build()
+    )
+
+
 def build_schema() -> tantivy.Schema:
     sb = tantivy.SchemaBuilder()
     sb.add_unsigned_field("id", stored=True, indexed=True, fast=True)
     for name in TEXT_FIELDS:
         sb.add_text_field(name, tokenizer_name=ANALYZER)
+    sb.add_text_field(SPELL_FIELD, tokenizer_name=SPELL_ANALYZER)
+    sb.add_text_field(IDENTIFIER_FIELD, tokenizer_name="raw")
     sb.add_text_field("brand_key", tokenizer_name="raw", fast=True)
     sb.add_text_field("category_key", tokenizer_name="raw")  # the path and each ancestor path
     sb.add_float_field("price", indexed=True, fast=True)
@@ -63,9 +82,20 @@ class BM25Index:
         self._writer: tantivy.IndexWriter | None = None
         self._uncommitted = 0
         self.schema = build_schema()
-        self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
+        #: False for an index written before the spelling and identifier fields existed: it is
+        #: opened with its own schema and serves BM25 as before until ``manage.py reindex``.
+        self.has_lexical_fields = True
+        try:
+            self.index = tantivy.Index(self.schema, path=str(path), reuse=True)
+        except ValueError as exc:
+            if "schema does not match" not in str(exc):
+                raise
+            self.index = tantivy.Index.open(str(path))
+            self.schema = self.index.schema
+            self.has_lexical_fields = False
         self.analyzer = build_analyzer()
         self.index.register_tokenizer(ANALYZER, self.analyzer)
+        self.index.register_tokenizer(SPELL_ANALYZER, build_word_analyzer())
         self.boosts = {f: float(field_boosts.get(f, 1.0)) for f in TEXT_FIELDS}
         self.phrase_boost = float(field_boosts.get("title_phrase", 0.0))
 
@@ -99,9 +129,8 @@ class BM25Index:
             # Not delete_documents_by_term: tantivy-py builds a signed-int term for a Python
             # int, which never matches this unsigned field, so upserts duplicated documents.
             writer.delete_documents_by_query(tantivy.Query.term_set_query(self.schema, "id", doomed))
-        to_doc = self._to_tantivy
         for doc in upserts:
-            writer.add_document(to_doc(doc))
+            writer.add_document(self._to_tantivy(doc, lexical=self.has_lexical_fields))
 
     def _commit(self) -> None:
         if self._writer is not None and self._uncommitted:
@@ -140,8 +169,12 @@ class BM25Index:
         self.index.reload()
 
     @staticmethod
-    def _to_tantivy(doc: SearchDocument) -> tantivy.Document:
+    def _to_tantivy(doc: SearchDocument, *, lexical: bool = True) -> tantivy.Document:
         d = tantivy.Document()
+        if lexical:
+            d.add_text(SPELL_FIELD, " ".join([doc.title or "", doc.brand or "", *doc.category_path]))
+            for key in dict.fromkeys(doc.identifiers):
+                d.add_text(IDENTIFIER_FIELD, key)
         d.add_unsigned("id", int(doc.id))
         d.add_text("title", doc.title or "")
         d.add_text("brand", doc.brand or "")
@@ -197,6 +230,49 @@ class BM25Index:
         result = searcher.search(q, limit=limit)
         ids = searcher.fast_field_values("id", [addr for _, addr in result.hits])
         return [Hit(int(i), float(score)) for i, (score, _) in zip(ids, result.hits, strict=True)]
+
+    def vocabulary(self) -> dict[str, int]:
+        """Every word of titles, brands and categories as written -> documents holding it (deleted
+        documents count until their segment is merged). Empty for an index without the field."""
+        if not self.has_lexical_fields:
+            return {}
+        return dict(self._searcher().terms_with_prefix(SPELL_FIELD, ""))
+
+    def known_words(self, words: Sequence[str]) -> set[str]:
+        """The ``words`` some document holds in a BM25 field (compared after analysis, so
+        "towels" is known when a title says "towel"); stop words count as known."""
+        searcher = self._searcher()
+        known = set()
+        for word in words:
+            terms = self.terms(word)
+            if not terms or all(any(searcher.doc_freq(f, t) for f in TEXT_FIELDS) for t in terms):
+                known.add(word)
+        return known
+
+    def count_holding_all(self, words: Sequence[str]) -> int:
+        """Documents holding every one of ``words`` in some BM25 field (after analysis)."""
+        clauses = []
+        for word in words:
+            for term in self.terms(word):
+                clauses.append((tantivy.Occur.Must, tantivy.Query.boolean_query([
+                    (tantivy.Occur.Should, tantivy.Query.term_query(self.schema, f, term)) for f in TEXT_FIELDS])))
+        if not clauses:
+            return 0
+        return self._searcher().search(tantivy.Query.boolean_query(clauses), limit=1, count=True).count
+
+    def search_identifiers(self, keys: Sequence[str], filters: SearchFilters | None, limit: int) -> list[Hit]:
+        """Documents carrying any of the normalised identifier ``keys`` exactly (score 1.0, id order)."""
+        keys = [k for k in dict.fromkeys(keys) if k]
+        if not keys or not self.has_lexical_fields:
+            return []
+        q = tantivy.Query.term_set_query(self.schema, IDENTIFIER_FIELD, keys)
+        filter_q = self.filter_query(filters)
+        if filter_q is not None:
+            q = tantivy.Query.boolean_query([(tantivy.Occur.Must, q), (tantivy.Occur.Must, filter_q)])
+        searcher = self._searcher()
+        result = searcher.search(q, limit=limit, count=False)
+        ids = sorted(int(i) for i in searcher.fast_field_values("id", [a for _, a in result.hits]))
+        return [Hit(i, 1.0) for i in ids]
 
     def filtered_ids(self, filters: SearchFilters, limit: int) -> list[int]:
         """Ids of every document passing ``filters`` (up to ``limit``)."""

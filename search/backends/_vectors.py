@@ -214,12 +214,6 @@ class _Field(FieldWrites):
         return _top(keys, np.asarray(self.store[rows], np.float32) @ vector, k)
 
 
-def _serves_without(stored: dict[str, int], wanted: dict[str, int]) -> bool:
-    """Whether an index holding ``stored`` fields can serve while ``wanted`` names more: every stored
-    field has the wanted width, and only fields are missing (an encoder added since the build)."""
-    return set(stored) < set(wanted) and all(wanted[name] == dim for name, dim in stored.items())
-
-
 class VectorIndex:
     """All vector fields of one build directory.
 
@@ -272,11 +266,11 @@ class VectorIndex:
             return False
         stored_dims = manifest.get("dims", self.dims)
         if stored_dims != self.dims:
-            if not _serves_without(stored_dims, self.dims):
+            # a build made before an encoder was added serves its fields until a reindex adds the new one
+            if not (set(stored_dims) < set(self.dims) and all(self.dims[f] == d for f, d in stored_dims.items())):
                 raise ValueError(
                     f"Index at {self.path} was built with vector dims {stored_dims}, the encoders give {self.dims}; run `manage.py reindex`"
                 )
-            # An index built before an encoder was added: serve its fields until a reindex adds the new one.
             logger.warning("Index at %s has no vector field %s; searching without it until `manage.py reindex` builds it",
                            self.path, ", ".join(sorted(set(self.dims) - set(stored_dims))))
             self.dims = dict(stored_dims)

@@ -39,6 +39,8 @@ class SearchDocument:
         vectors: field name -> 1-d float32 L2-normalised vector; a missing field means the
             product has no such vector (e.g. no photo means no ``image`` vector).
         merchant: the seller's name or code ("" for the shop's own catalog).
+        identifiers: normalised keys (``search.identifiers.identifier_key``) of the ids a shopper
+            may type: the external id, the source's own ids, model numbers and style codes.
     """
 
     id: int
@@ -51,6 +53,7 @@ class SearchDocument:
     rating: float | None = None
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
     merchant: str = ""
+    identifiers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -256,6 +259,21 @@ class BaseSearchBackend(abc.ABC):
         Raises:
             ValueError: unknown field, or a vector of the wrong dimension.
         """
+
+    # -- words and identifiers (optional: an engine without them never corrects or pins) ----------
+    def known_words(self, words: Sequence[str]) -> set[str]:
+        """The ``words`` that some document holds in a BM25 field (after analysis)."""
+        return set(words)
+
+    def spelling_suggestions(self, words: Sequence[str], *, context: Sequence[str] = ()) -> dict[str, str]:
+        """Unknown word -> the catalog word it most likely misspells (edit distance 1 from 4
+        characters, 2 from 8, as Algolia's typo tolerance; among the closest, the one most often
+        found with the ``context`` words, then the most frequent). Words without one are left out."""
+        return {}
+
+    def search_identifiers(self, keys: Sequence[str], *, filters: SearchFilters | None = None, limit: int = 20) -> list[Hit]:
+        """Documents whose ``identifiers`` hold one of ``keys`` exactly (score 1.0)."""
+        return []
 
     @abc.abstractmethod
     def count(self) -> int:

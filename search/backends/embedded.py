@@ -41,6 +41,7 @@ import numpy as np
 from django.conf import settings
 
 from search.backends._bm25 import BM25Index
+from search.backends._spelling import Speller
 from search.backends._vectors import VectorIndex
 from search.backends.base import BaseSearchBackend, Hit, SearchDocument, SearchFilters, SearchUnavailable
 
@@ -55,6 +56,9 @@ KEEP_BUILDS = 1
 LOCK_TIMEOUT_S = 60.0
 #: Upper bound on ids fetched for a filtered kNN; filters on a 100k catalog stay below it.
 MAX_FILTERED_IDS = 1_000_000
+#: Longest a spelling vocabulary is kept before it is read again from the index (s); a new build,
+#: or a change in the number of documents, reads it at once.
+SPELLING_REFRESH_S = 300.0
 SPACE_FILE = "space.json"
 COMPLETE_FILE = "complete.json"
 BUILDING_FILE = ".building"
@@ -118,6 +122,7 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         self._configured_dims = dict(vector_dims)  # what the encoders give; a build may hold fewer fields
         self._build: _Build | None = None
         self._checked = 0.0
+        self._speller: tuple[tuple, float, Speller] | None = None
         self._mutex = threading.RLock()
         self.root.mkdir(parents=True, exist_ok=True)
 
@@ -317,6 +322,33 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         """Analysed BM25 terms of ``text`` (tantivy's English analyser; used to tell a shopper their query had only stop words)."""
         return self._open().bm25.terms(text)
 
+    def known_words(self, words: Sequence[str]) -> set[str]:
+        return self._open().bm25.known_words(words)
+
+    def spelling_suggestions(self, words: Sequence[str], *, context: Sequence[str] = ()) -> dict[str, str]:
+        """See :meth:`BaseSearchBackend.spelling_suggestions`: SymSpell over the live build's
+        vocabulary, equally close candidates weighed by how many documents hold them with ``context``."""
+        if not words:
+            return {}
+        bm25 = self._open().bm25
+        others = [w for w in context if w not in words]
+        return self._spelling().suggest(words, (lambda c: bm25.count_holding_all([c, *others])) if others else None)
+
+    def _spelling(self) -> Speller:
+        build = self._open()
+        key = (str(build.path), build.bm25.count())
+        with self._mutex:
+            cached = self._speller
+            if cached is not None and cached[0] == key and time.monotonic() - cached[1] < SPELLING_REFRESH_S:
+                return cached[2]
+        speller = Speller(build.bm25.vocabulary())
+        with self._mutex:
+            self._speller = (key, time.monotonic(), speller)
+        return speller
+
+    def search_identifiers(self, keys: Sequence[str], *, filters: SearchFilters | None = None, limit: int = 20) -> list[Hit]:
+        return self._open().bm25.search_identifiers(keys, filters, limit)
+
     def describe(self) -> dict:
         build = self._open(force=True)
         size = sum(p.stat().st_size for p in build.path.rglob("*") if p.is_file())
@@ -327,6 +359,8 @@ class EmbeddedSearchBackend(BaseSearchBackend):
             "fusion_space": (build.space or {}).get("version", "not recorded"),
             "vectors": {name: build.vectors.size(name) for name in self.vector_dims},
             "size_mb": round(size / 1e6, 1),
+            **({} if build.bm25.has_lexical_fields else {
+                "note": "built before typo tolerance and identifier matching: run manage.py reindex to turn them on"}),
         }
 
 

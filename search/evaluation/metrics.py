@@ -23,6 +23,8 @@ from fractions import Fraction
 import numpy as np
 
 METRICS = ("ndcg@10", "mrr@10", "recall@100")
+#: nDCG@10 on condensed lists (:func:`condensed_run`), reported beside the standard figure.
+CONDENSED = "ndcg@10_condensed"
 #: ranx's name for each metric this harness reports.
 _RANX = {"ndcg@10": "ndcg@10", "mrr@10": "mrr@10", "recall@100": "recall@100", "top1": "hit_rate@1", "top5": "hit_rate@5"}
 
@@ -95,3 +97,19 @@ def evaluate_per_query(
     if len(metrics) == 1:
         scores = {_RANX[metrics[0]]: scores}
     return {"qids": qids, **{m: [float(x) for x in scores[_RANX[m]]] for m in metrics}}
+
+
+def condensed_run(qrels: Mapping[str, Mapping[int | str, float]], run: Mapping[str, Sequence[int | str]]) -> dict[str, list]:
+    """``run`` with every product not judged for its query removed, order kept.
+
+    Scoring the condensed lists (Sakai, "Alternatives to Bpref", SIGIR 2007) treats an unjudged
+    product as unknown rather than irrelevant: a set judged from one engine's pool otherwise
+    penalises a system that finds products the pool never showed. A judged product of gain 0
+    stays (it is known to be irrelevant).
+
+    Args:
+        qrels: query id -> product id -> gain (the judged products of each query).
+        run: query id -> product ids, best first.
+    """
+    judged = {str(q): {str(d) for d in gains} for q, gains in qrels.items()}
+    return {q: [d for d in ids if str(d) in judged.get(str(q), ())] for q, ids in run.items()}

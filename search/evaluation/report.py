@@ -92,3 +92,39 @@ def write_chart(ev: Evaluation, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def run_paths(ev: Evaluation, path: Path) -> dict[str, Path]:
+    """Where :func:`write_runs` puts each system's run: ``runs.trec`` -> ``runs.<system>.trec``."""
+    suffix = path.suffix or ".trec"
+    return {name: path.with_name(f"{path.stem}.{name}{suffix}") for name in ev.runs}
+
+
+def write_runs(ev: Evaluation, path: Path) -> list[Path]:
+    """Each system's ranking as a TREC run file (``qid Q0 docid rank score tag``, ranx's
+    ``Run.save``, the format trec_eval reads), and the judgments as ``<stem>.qrels`` (TREC qrels).
+
+    Scores fall with the rank (``depth - rank + 1``), so any tool reading the files ranks as
+    ``evaluate`` did. Queries without a result are left out of a run, as trec_eval expects
+    (score them as 0, e.g. ranx's ``make_comparable=True``); the qrels hold the queries
+    ``evaluate`` averages over (those with a relevant product).
+
+    Returns:
+        The files written: the qrels first, then one run per system.
+    """
+    from ranx import Qrels, Run  # numba compiles on import: only when runs are written
+
+    from search.evaluation.metrics import integer_gains
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    qrels_path = path.with_name(f"{path.stem}.qrels")
+    # as evaluate_run scores: only queries with a relevant product (gains scaled to integers)
+    judged = {str(q): integer_gains(g) for q, g in ev.qrels.items() if any(v > 0 for v in g.values())}
+    Qrels.from_dict(judged).save(str(qrels_path), kind="trec")
+    written = [qrels_path]
+    for name, target in run_paths(ev, path).items():
+        ranked = {str(q): {str(d): float(len(ids) - i) for i, d in enumerate(ids)} for q, ids in ev.runs[name].items() if ids}
+        run = Run.from_dict(ranked, name=name)
+        run.save(str(target), kind="trec")
+        written.append(target)
+    return written

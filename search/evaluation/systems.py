@@ -31,10 +31,12 @@ from search.embedding import encoding
 from search.embedding.encoders import additional_text_specs, bridge, image_dim, text_dim
 from search.evaluation import encoders
 from search.evaluation.datasets import SEED, TEXT_DATASETS, Dataset
-from search.evaluation.metrics import METRICS, evaluate_run
+from search.evaluation.metrics import CONDENSED, METRICS, condensed_run, evaluate_run
 from search.evaluation.sweep import sweep_blend
 from search.hybrid.pipeline import rankings_blend, search_rankings
 from search.hybrid.retrievers import BM25, FUSED_KNN, IMAGE_KNN, TEXT_E5_KNN, TEXT_KNN, blend_weights
+from search.identifiers import document_identifiers
+from search.lexical import LexicalPlan, lexical_plan, plan_apply
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +98,10 @@ class Evaluation:
     sweep: dict | None = None
     #: The same sweep with the trained head in service (photo data sets, when a head was trained).
     sweep_fusion: dict | None = None
+    #: System -> query id -> ranked product ids (the scored runs; ``--run`` writes them as TREC).
+    runs: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    #: Query id -> product id -> gain (the judgments the runs were scored against).
+    qrels: dict[str, dict] = field(default_factory=dict)
 
     def as_json(self) -> dict:
         out = {"dataset": self.dataset, "n_queries": self.n_queries, "n_products": self.n_products,
@@ -186,7 +192,8 @@ def build_index(ds: Dataset, enc: Encoded, space: FusionSpace, root: Path, *, fi
             vectors["image"] = enc.product_image.features[i]
         if ds.index_text:
             docs.append(SearchDocument(id=p.id, external_id=p.external_id, title=p.title, brand=p.brand,
-                                       category_path=p.category_path, description=p.description, vectors=vectors))
+                                       category_path=p.category_path, description=p.description, vectors=vectors,
+                                       identifiers=document_identifiers(external_id=p.external_id, title=p.title)))
         else:
             docs.append(SearchDocument(id=p.id, external_id=p.external_id, vectors=vectors))
     backend.reset_index()
@@ -196,25 +203,57 @@ def build_index(ds: Dataset, enc: Encoded, space: FusionSpace, root: Path, *, fi
     return backend
 
 
-def query_rankings(ds: Dataset, enc: Encoded, backend: EmbeddedSearchBackend, space: FusionSpace) -> dict[str, dict[str, list[Hit]]]:
-    """Query id -> retriever -> hits, from ``search_rankings`` exactly as a storefront query runs."""
+def query_rankings(
+    ds: Dataset, enc: Encoded, backend: EmbeddedSearchBackend, space: FusionSpace, plans: dict[str, LexicalPlan] | None = None,
+) -> dict[str, dict[str, list[Hit]]]:
+    """Query id -> retriever -> hits, from ``search_rankings`` exactly as a storefront query runs.
+
+    The words go through ``search.lexical.lexical_plan`` first, as in the storefront: a corrected
+    query is searched (and encoded) with its corrected words. Each query's plan is stored in
+    ``plans`` when given (for :func:`ranked_ids`).
+    """
     out = {}
     for row, q in enumerate(ds.queries):
         if row in enc.rejected_queries:
             continue
         text_vec = enc.query_text[row] if q.text else None
+        text = q.text
+        if q.text:
+            plan = lexical_plan(backend, q.text)
+            if plans is not None:
+                plans[q.id] = plan
+            if plan.text != q.text:
+                text = plan.text
+                text_vec = encoders.text_vectors([text], kind="query", tag=f"{ds.name}-corrected")[0]
         image = ImageFeatures(enc.query_image.features[row:row + 1], enc.query_image.logits[row:row + 1]) if q.image_path else None
         extra = {f: v[row] for f, v in enc.query_extra.items()} if q.text else None
+        if extra and text != q.text:  # the corrected words, encoded by each additional encoder too
+            extra = {spec.vector_field: encoders.text_vectors([text], kind="query", tag=f"{ds.name}-corrected", spec=spec)[0]
+                     for spec in additional_text_specs() if spec.vector_field in extra}
         vectors = encoding.query_vectors_from(text_vec, image, space=space, extra=extra)
-        out[q.id] = search_rankings(backend=backend, text=q.text, vectors=vectors)
+        out[q.id] = search_rankings(backend=backend, text=text, vectors=vectors)
     return out
 
 
-def ranked_ids(rankings: dict[str, list[Hit]], spec: SystemSpec) -> list[int]:
-    """The top :data:`RUN_DEPTH` ids of one query under ``spec``."""
+def ranked_ids(rankings: dict[str, list[Hit]], spec: SystemSpec, plan: LexicalPlan | None = None, *, photo: bool = False) -> list[int]:
+    """The top :data:`RUN_DEPTH` ids of one query under ``spec``; a blend shows ``plan`` as the
+    storefront does (identifiers first, nothing for words no product holds and no close meaning)."""
     if spec.retriever is not None:
         return [h.id for h in rankings.get(spec.retriever, [])[:RUN_DEPTH]]
-    return [r.id for r in rankings_blend(rankings, **(spec.blend or {}))[:RUN_DEPTH]]
+    fused = rankings_blend(rankings, **(spec.blend or {}))
+    if plan is not None:
+        fused, _ = plan_apply(fused, plan, photo=photo, min_cosine=settings.SEARCH_SIMILAR_MIN_COSINE, text_knn=TEXT_KNN)
+    return [r.id for r in fused[:RUN_DEPTH]]
+
+
+def plan_notes(plans: dict[str, LexicalPlan]) -> list[str]:
+    """One line on what the words' plans changed: corrections, identifier matches, empty answers."""
+    corrected = sum(1 for p in plans.values() if p.corrected)
+    pinned = sum(1 for p in plans.values() if p.identifier_ids)
+    no_text = sum(1 for p in plans.values() if not p.text_match)
+    examples = "; ".join(f"{p.typed!r} -> {p.corrected!r}" for p in plans.values() if p.corrected)
+    return [f"words: {corrected} queries corrected for typos{f' ({examples})' if examples else ''}, {pinned} matched an identifier, "
+            f"{no_text} held by no product (of {len(plans)}; search.lexical, as in the storefront)"] if plans else []
 
 
 def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str) -> list[SystemSpec]:
@@ -316,16 +355,22 @@ def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | N
     specs = system_specs(ds.name, spaces, service_key)
     needed = {s.space for s in specs}
     rankings: dict[str, dict[str, dict[str, list[Hit]]]] = {}
+    plans: dict[str, dict[str, LexicalPlan]] = {}
     with tempfile.TemporaryDirectory(prefix="eval-index-") as tmp:
         for key in sorted(needed):
             say(f"indexing {len(ds.products)} products ({key} space) and running {len(ds.queries)} queries")
             backend = build_index(ds, enc, spaces[key], Path(tmp) / key)
-            rankings[key] = query_rankings(ds, enc, backend, spaces[key])
+            plans[key] = {}
+            rankings[key] = query_rankings(ds, enc, backend, spaces[key], plans[key])
+    notes += plan_notes(plans.get(service_key, {}))
     metrics = [*METRICS, "top1", "top5"] if ds.name == "grocery" else list(METRICS)
-    results = {}
+    photos = {q.id for q in ds.queries if q.image_path is not None}
+    results, runs = {}, {}
     for spec in specs:
-        run = {qid: ranked_ids(r, spec) for qid, r in rankings[spec.space].items()}
+        run = {qid: ranked_ids(r, spec, plans[spec.space].get(qid), photo=qid in photos) for qid, r in rankings[spec.space].items()}
+        runs[spec.name] = run
         results[spec.name] = evaluate_run(ds.qrels, run, metrics)
+        results[spec.name][CONDENSED] = evaluate_run(ds.qrels, condensed_run(ds.qrels, run), ["ndcg@10"])["ndcg@10"]
     n_queries = max((r["n_queries"] for r in results.values()), default=0)
     for r in results.values():
         r.pop("n_queries", None)
@@ -338,6 +383,7 @@ def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | N
         settings={"SEARCH_FUSION": settings.SEARCH_FUSION, "SEARCH_RRF_K": settings.SEARCH_RRF_K,
                   "SEARCH_WEIGHTS": dict(settings.SEARCH_WEIGHTS), "SEARCH_FIELD_BOOSTS": dict(settings.SEARCH_FIELD_BOOSTS),
                   "FUSION_WEIGHTS": dict(settings.FUSION_WEIGHTS), "service_space": spaces[service_key].name},
+        runs=runs, qrels=ds.qrels,
     )
     if sweep:
         say("sweeping fusion settings on the dev half")

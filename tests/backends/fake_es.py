@@ -240,8 +240,25 @@ class FakeCluster:
         out = {"took": 1, "timed_out": False, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
                "hits": {"max_score": 1.0, "hits": hits}}
         if "aggs" in body:
-            out["aggregations"] = {name: {"buckets": []} for name in body["aggs"]}
+            out["aggregations"] = {name: self._aggregation(names, agg) for name, agg in body["aggs"].items()}
+        if "suggest" in body:  # the term suggester: no suggestion (the request's shape is what the tests check)
+            out["suggest"] = {name: [{"text": s["text"], "offset": 0, "length": len(s["text"]), "options": []}]
+                              for name, s in body["suggest"].items()}
         return out
+
+    def _aggregation(self, names: list[str], agg: dict) -> dict:
+        """A ``filters`` aggregation of ``multi_match`` queries counts the documents whose text
+        fields hold the query's words (lower-cased, whole words, no analysis); others: no buckets."""
+        if "filters" not in agg:
+            return {"buckets": []}
+        docs = [d for n in names for d in self.indices[n]["docs"].values()]
+        buckets = {}
+        for key, query in agg["filters"]["filters"].items():
+            words = set(query["multi_match"]["query"].lower().split())
+            fields = [f.split("^")[0] for f in query["multi_match"]["fields"]]
+            held = [d for d in docs if words <= set(" ".join(str(d.get(f, "")) for f in fields).lower().split())]
+            buckets[key] = {"doc_count": len(held)}
+        return {"buckets": buckets}
 
 
 def info_body(version: str) -> dict:

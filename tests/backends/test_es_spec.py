@@ -113,6 +113,41 @@ def test_phrase_boost_on_the_title_is_valid_and_only_for_several_words(spec, fak
     assert "match_phrase" not in json.dumps(one)
 
 
+def test_did_you_mean_asks_the_term_suggester_with_edits_by_word_length(spec, fake_es):
+    backend, cluster = fake_es()
+    assert backend.spelling_suggestions(["cotten", "towl", "bedshets", "foo", "a4tech"]) == {}  # the fake suggests nothing
+    (search,) = sent_to(spec, cluster, "search")
+    assert_valid(spec, search)
+    suggest = search.body["suggest"]
+    assert [(s["text"], s["term"]["max_edits"]) for s in suggest.values()] == [("cotten", 1), ("towl", 1), ("bedshets", 2)]
+    assert suggest["w0"]["term"]["field"] == "spell" and suggest["w0"]["term"]["suggest_mode"] == "missing"
+
+
+def test_known_words_are_counted_in_one_valid_request(spec, fake_es):
+    backend, cluster = fake_es()
+    backend.add_bulk([product_doc(1, "Cotton bath towel"), product_doc(2, "Pressure cooker")])
+    backend.refresh()
+    assert backend.known_words(["towel", "cooker", "towl", "the"]) == {"towel", "cooker", "the"}
+    (search,) = [r for r in sent_to(spec, cluster, "search") if "aggs" in (r.body or {})]
+    assert_valid(spec, search)
+
+
+def test_identifiers_are_mapped_indexed_and_looked_up_exactly(spec, fake_es):
+    backend, cluster = fake_es()
+    backend.add_bulk([product_doc(1, "T STAR UFT-TSW-005-BK-BR Analog Watch", identifiers=("ufttsw005bkbr", "ufttsw005"))])
+    backend.search_identifiers(["ufttsw005"], filters=FILTERS, limit=20)
+    (create,) = sent_to(spec, cluster, "indices.create")
+    props = create.body["mappings"]["properties"]
+    assert props["identifiers"] == {"type": "keyword", "ignore_above": 256}
+    assert props["spell"] == {"type": "text", "analyzer": "words"} and props["title"]["copy_to"] == ["spell"]
+    (bulk,) = sent_to(spec, cluster, "bulk")
+    assert_valid(spec, bulk)
+    assert bulk.body[1]["identifiers"] == ["ufttsw005bkbr", "ufttsw005"]
+    (search,) = sent_to(spec, cluster, "search")
+    assert_valid(spec, search)
+    assert search.body["query"]["bool"]["filter"][0] == {"terms": {"identifiers": ["ufttsw005"]}}
+
+
 def test_browse_by_filters_is_valid(spec, fake_es):
     backend, cluster = fake_es()
     backend.search_text(None, filters=SearchFilters(brands=("Acme",)), limit=5000)

@@ -17,6 +17,7 @@ from django.conf import settings
 from elasticsearch import Elasticsearch, NotFoundError
 
 from search.backends import load_backend
+from search.backends._spelling import max_edits
 from search.backends.base import (
     BaseSearchBackend,
     Hit,
@@ -102,6 +103,8 @@ class ElasticsearchSearchBackend(BulkWrites, Builds, HybridSearch, BaseSearchBac
         self._space_targets: list[str] | None = None
         self._space_checked = 0.0
         self._fallback_engine: BaseSearchBackend | None = None
+        #: False once the live mapping is seen to predate the ``identifiers`` field (until a reindex).
+        self.maps_identifiers = True
 
     # -- cluster and aliases ---------------------------------------------------------------------
     @property
@@ -159,6 +162,7 @@ class ElasticsearchSearchBackend(BulkWrites, Builds, HybridSearch, BaseSearchBac
             mapping = entry.get("mappings") or {}
             props = mapping.get("properties") or {}
             self._space = (mapping.get("_meta") or {}).get("fusion_space")
+            self.maps_identifiers = "identifiers" in props
             for role, dims in list(self.vector_dims.items()):
                 field = es_mapping.VECTOR_FIELD_NAMES[role]
                 mapped = (props.get(field) or {}).get("dims")
@@ -305,6 +309,40 @@ class ElasticsearchSearchBackend(BulkWrites, Builds, HybridSearch, BaseSearchBac
         """
         words = re.findall(r"\w+", (text or "").lower())
         return [w for w in words if w not in es_mapping.ENGLISH_STOP_WORDS]
+
+    def known_words(self, words: Sequence[str]) -> set[str]:
+        """The ``words`` some document holds in a BM25 field, counted in one request."""
+        words = list(dict.fromkeys(words))
+        if not words:
+            return set()
+        with translated_errors("count the documents holding each word"):
+            response = self.client.search(index=self._read_target(), **es_queries.known_words_body(words, self.boosts))
+        buckets = response.body["aggregations"]["known"]["buckets"]
+        return {w for i, w in enumerate(words) if buckets.get(f"w{i}", {}).get("doc_count", 0) > 0 or not self.terms(w)}
+
+    def spelling_suggestions(self, words: Sequence[str], *, context: Sequence[str] = ()) -> dict[str, str]:
+        """The term suggester's first option for each word (closest, then most frequent); ``context``
+        is not used here (the embedded engine weighs equally close candidates by it)."""
+        allowed = {w: max_edits(w.lower()) for w in dict.fromkeys(words)}
+        allowed = {w: n for w, n in allowed.items() if n}
+        if not allowed:
+            return {}
+        with translated_errors("ask for spelling suggestions"):
+            response = self.client.search(index=self._read_target(), **es_queries.spelling_body({w.lower(): n for w, n in allowed.items()}))
+        out = {}
+        for i, word in enumerate(allowed):
+            entries = response.body.get("suggest", {}).get(f"w{i}") or []
+            options = [o["text"] for e in entries for o in e.get("options", [])]
+            if options:
+                out[word] = options[0]
+        return out
+
+    def search_identifiers(self, keys: Sequence[str], *, filters: SearchFilters | None = None, limit: int = 20) -> list[Hit]:
+        keys = [k for k in dict.fromkeys(keys) if k]
+        if not keys or not self.maps_identifiers:
+            return []
+        hits = self._search(es_queries.identifiers_body(keys, filters, limit), "find identifiers")
+        return [Hit(int(h["_id"]), 1.0) for h in hits]
 
     def index_space(self) -> dict | None:
         """The fusion space in the live build's mapping ``_meta``; the read alias is re-checked

@@ -7,6 +7,7 @@ field          type                         used for
 ============== ============================ ==================================================
 product_id     long                         the id (also ``_id``); stable sort for browsing
 external_id    keyword                      the source catalog's id
+identifiers    keyword, one value per key   exact identifier matches (``search.identifiers``)
 title          text (English) + ``.prefix`` BM25 (boost 3); prefix matching as you type
 brand          text (English) + ``.raw``    BM25 (boost 2); ``.raw`` keyword for filters/facets
 category       text (English)               BM25 (boost 1.5) over every category name
@@ -14,6 +15,8 @@ category_path  keyword, one value per level filter by a category and all below i
                                             query), facets one level down
 merchant       keyword                      filter by seller
 description    text (English)               BM25 (boost 1)
+spell          text (lower-cased words)     spelling suggestions: title, brand and category
+                                            copied in as written (``copy_to``), not stemmed
 price          scaled_float (x100)          range filters, price bands (paise precision)
 rating         half_float                   browsing order
 text_vector    dense_vector 384, cosine     kNN on MiniLM text embeddings
@@ -74,6 +77,9 @@ BUILD_REFRESH_INTERVAL = "-1"
 #: The storefront's browse listing asks for at most 5,000.
 MAX_RESULT_WINDOW = 10_000
 
+#: Words of titles, brands and categories as written, for spelling suggestions.
+SPELL_FIELD = "spell"
+
 #: Prefix sub-field: edge n-grams of 2..15 characters ("tow" -> "towel"); longer words are
 #: matched by the English-analysed field itself.
 EDGE_NGRAM_MIN = 2
@@ -120,6 +126,8 @@ def analysis() -> dict:
             },
             # Stop words are dropped at search time so "and"/"the" do not prefix-match "android"/"theme".
             "prefix_search": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "asciifolding", "english_stop"]},
+            # Words as written, for the term suggester: a suggestion is a word of the catalog, not a stem.
+            "words": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "asciifolding"]},
         },
     }
 
@@ -140,12 +148,14 @@ def mappings(vector_dims: dict[str, int], quantization: str = "int8") -> dict:
     properties: dict[str, dict] = {
         "product_id": {"type": "long"},
         "external_id": {"type": "keyword", "ignore_above": 256},
+        "identifiers": {"type": "keyword", "ignore_above": 256},
         "title": {
-            **english,
+            **english, "copy_to": [SPELL_FIELD],
             "fields": {"prefix": {"type": "text", "analyzer": "prefix_index", "search_analyzer": "prefix_search"}},
         },
-        "brand": {**english, "fields": {"raw": {"type": "keyword", "ignore_above": 256}}},
-        "category": english,
+        "brand": {**english, "copy_to": [SPELL_FIELD], "fields": {"raw": {"type": "keyword", "ignore_above": 256}}},
+        "category": {**english, "copy_to": [SPELL_FIELD]},
+        SPELL_FIELD: {"type": "text", "analyzer": "words"},
         "category_path": {"type": "keyword", "ignore_above": 1024},
         "merchant": {"type": "keyword", "ignore_above": 256},
         "description": english,

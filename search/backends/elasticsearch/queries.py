@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from search.backends.base import SearchDocument, SearchFilters
-from search.backends.elasticsearch.mapping import VECTOR_FIELD_NAMES
+from search.backends.elasticsearch.mapping import SPELL_FIELD, VECTOR_FIELD_NAMES
 from search.backends.retrieval import FusionRequest, Retrieval, TextRetrieval
 
 #: Elasticsearch's upper bound on ``k`` and ``num_candidates`` of one kNN search.
@@ -218,6 +218,49 @@ def linear_body(children: Mapping[str, dict], weights: Mapping[str, float], *, k
     return {"retriever": {"linear": {"retrievers": entries, "rank_window_size": size}}, "size": size, "_source": False}
 
 
+def known_words_body(words: Sequence[str], boosts: Mapping[str, float]) -> dict:
+    """``_search`` body counting, in one request, the documents holding each of ``words`` in a
+    BM25 field (a ``filters`` aggregation of one ``multi_match`` per word, no fuzziness)."""
+    fields = [name for name, boost in boosts.items() if boost > 0 and name != "title_phrase"]
+    return {
+        "size": 0, "track_total_hits": False,
+        "aggs": {"known": {"filters": {"filters": {
+            f"w{i}": {"multi_match": {"query": word, "fields": fields}} for i, word in enumerate(words)
+        }}}},
+    }
+
+
+def spelling_body(words: Mapping[str, int]) -> dict:
+    """``_search`` body asking the term suggester for each word's closest catalog words.
+
+    Args:
+        words: word -> edits allowed (1 or 2; ``search.backends._spelling.max_edits``).
+
+    ``suggest_mode: missing`` suggests only for a word the ``spell`` field does not hold, and
+    ``sort: score`` ranks the closest first, then the most frequent (as SymSpell on the
+    embedded engine); suggestions are words as written (``spell`` is not stemmed).
+    """
+    return {
+        "size": 0, "_source": False, "track_total_hits": False,
+        "suggest": {
+            f"w{i}": {"text": word, "term": {
+                "field": SPELL_FIELD, "suggest_mode": "missing", "sort": "score", "max_edits": int(edits),
+                "prefix_length": 0, "min_word_length": 4, "size": 5,
+            }}
+            for i, (word, edits) in enumerate(words.items())
+        },
+    }
+
+
+def identifiers_body(keys: Sequence[str], filters: SearchFilters | None, limit: int) -> dict:
+    """``_search`` body for the products whose ``identifiers`` hold one of ``keys`` exactly."""
+    size = max(0, min(int(limit), MAX_KNN))
+    return {
+        "query": {"bool": {"filter": [{"terms": {"identifiers": list(keys)}}, *filter_clauses(filters)]}},
+        "sort": [{"product_id": {"order": "asc"}}], "size": size, "_source": False, "track_total_hits": False,
+    }
+
+
 def escape_regex(text: str) -> str:
     """``text`` as a literal inside a Lucene regular expression (``terms`` aggregation ``include``)."""
     return _LUCENE_REGEX_SPECIALS.sub(r"\\\1", text)
@@ -285,6 +328,8 @@ def document_source(doc: SearchDocument) -> dict:
     src: dict = {"product_id": int(doc.id), "title": doc.title}
     if doc.external_id:
         src["external_id"] = doc.external_id
+    if doc.identifiers:
+        src["identifiers"] = list(dict.fromkeys(doc.identifiers))
     if doc.brand:
         src["brand"] = doc.brand
     if doc.category_path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 from elasticsearch import helpers
@@ -73,6 +74,8 @@ class BulkWrites:
             if problem:
                 rejected[int(doc.id)] = problem
             else:
+                if doc.identifiers and self._build_index is None and not self.maps_identifiers:
+                    doc = replace(doc, identifiers=())  # an index built before the field: until the next reindex
                 actions.append(es_queries.index_action(doc, target))
         written, refused = self._bulk_waiting(actions, "write documents") if actions else ([], {})
         rejected.update(refused)

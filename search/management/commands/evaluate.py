@@ -13,7 +13,7 @@ from search.evaluation.datasets import DATA_FOLDERS, DATASETS, DatasetError, loa
 
 class Command(BaseCommand):
     help = (
-        "Print nDCG@10, MRR@10 and recall@100 of BM25, each kNN and the storefront's fused ranking on a judged "
+        "Print nDCG@10 (standard and on condensed lists), MRR@10 and recall@100 of BM25, each kNN and the storefront's fused ranking on a judged "
         "data set (CrowdFlower text queries, Grocery photos, fashion text -> photo), each catalog indexed into a "
         "throwaway engine. Encoder outputs are cached in VAR_DIR/eval-cache."
     )
@@ -24,6 +24,9 @@ class Command(BaseCommand):
                                                       "fashion_text reads CATALOG_DIR/fashion)")
         parser.add_argument("--json", type=Path, dest="json_out", help="Write the results as JSON to this file")
         parser.add_argument("--chart", type=Path, help="Save a PNG bar chart comparing the systems")
+        parser.add_argument("--run", type=Path, dest="run_out",
+                            help="Write each system's ranking as a TREC run file (OUT.trec -> OUT.<system>.trec) and the "
+                                 "judgments as OUT.qrels, for trec_eval or ranx")
         parser.add_argument("--split", default="val", help="Grocery: evaluate the photos listed in <split>.txt (default val)")
         parser.add_argument("--sweep", action="store_true",
                             help="Grid-search fusion method, RRF k and weights on a dev half of the queries; report the test half")
@@ -52,6 +55,9 @@ class Command(BaseCommand):
         if opts["json_out"]:
             report.write_json(ev, opts["json_out"])
             console.print(f"JSON written to {opts['json_out']}")
+        if opts["run_out"]:
+            written = report.write_runs(ev, opts["run_out"])
+            console.print(f"TREC qrels and runs written: {', '.join(str(p) for p in written)}")
         if opts["chart"]:
             report.write_chart(ev, opts["chart"])
             console.print(f"Chart saved to {opts['chart']}")

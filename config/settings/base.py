@@ -163,6 +163,9 @@ if ELASTICSEARCH_URL:
         "REPLICAS": env.int("SEARCH_ES_REPLICAS", default=0),
         # Vector quantisation: "none" (hnsw), "int8" (int8_hnsw), "bbq" (bbq_hnsw, Elasticsearch 8.16+).
         "QUANTIZATION": env("SEARCH_ES_QUANTIZATION", default="int8"),
+        # Chinese / Hindi words in the .words sub-fields: "standard" (built in: Unicode words,
+        # Chinese as character pairs) or "icu" (the analysis-icu plugin's dictionary words).
+        "WORDS_TOKENIZER": env("SEARCH_ES_WORDS_TOKENIZER", default="standard"),
         # Hybrid fusion: "auto" (retrievers when the cluster's version has them), "retrievers", "client".
         "HYBRID": env("SEARCH_ES_HYBRID", default="auto"),
         "KEEP_BUILDS": env.int("SEARCH_ES_KEEP_BUILDS", default=1),

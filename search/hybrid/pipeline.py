@@ -28,7 +28,8 @@ from search.embedding.encoding import QueryVectors
 from search.hybrid.click_prior import apply_click_prior, click_prior_scale
 from search.hybrid.floor import knn_best, matched_ids
 from search.hybrid.fusion import blend
-from search.hybrid.retrievers import BM25, CLICKS, FUSED_KNN, IMAGE_KNN, KNN_FIELDS, PHOTO_REFS_KNN, TEXT_KNN, VECTOR_FIELDS, blend_weights
+from search.hybrid.language import language_weights
+from search.hybrid.retrievers import BM25, CLICKS, FUSED_KNN, IMAGE_KNN, KNN_FIELDS, KNN_NAME, PHOTO_REFS_KNN, TEXT_KNN, VECTOR_FIELDS, blend_weights
 
 #: Most products listed when browsing by filters alone (no words, no photo).
 BROWSE_LIMIT = 5000
@@ -102,6 +103,9 @@ def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, fil
         query_vectors = {f: v for f in VECTOR_FIELDS if (v := getattr(vectors, f)) is not None}
         ratios = settings.SEARCH_KNN_MIN_RATIO
         floors = {f: ratios[f] * best for f, best in (query.best or {}).items() if best > 0}
+        # Asked before it answers: only a multilingual kNN in the query can stand for a query in another script.
+        weights = language_weights(query.text, weights, answered=[KNN_NAME[f] for f in query_vectors if f in KNN_NAME],
+                                   photo=vectors.image is not None)
         return hybrid(
             query.text or None, query_vectors, filters=filters, k=settings.SEARCH_CANDIDATES, method=method,
             weights=weights, rrf_k=settings.SEARCH_RRF_K, min_similarity=floors or None,
@@ -110,7 +114,7 @@ def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, fil
     rankings = search_rankings(backend=backend, text=query.text, vectors=vectors, filters=filters)
     if refs:
         rankings[PHOTO_REFS_KNN] = refs
-    return rankings_blend(rankings, method=method, weights=weights, best=None if filters.is_empty else query.best)
+    return rankings_blend(rankings, method=method, weights=weights, best=None if filters.is_empty else query.best, text=query.text)
 
 
 def click_prior_apply(fused: list[FusedResult], *, text: str, weights: dict[str, float], method: str) -> list[FusedResult]:
@@ -177,6 +181,7 @@ def rankings_blend(
     weights: dict[str, float] | None = None,
     rrf_k: int | None = None,
     best: dict[str, float] | None = None,
+    text: str = "",
 ) -> list[FusedResult]:
     """Fuse retriever lists the storefront's way: ``search.hybrid.fusion.blend`` with settings as defaults.
 
@@ -187,6 +192,9 @@ def rankings_blend(
         rrf_k: RRF constant (default ``SEARCH_RRF_K``).
         best: the query's best cosine per vector field in the whole catalog, for a filtered
             query (see :func:`matched_ids`); unfiltered lists supply their own.
+        text: the query's words; when given, the weights follow their script
+            (:func:`search.hybrid.language.language_weights`: a query with no Latin letter leans
+            on BM25 and the multilingual kNN when they answered). "" leaves the weights as given.
 
     Only the products the query matches (:func:`matched_ids`) are returned; their scores and
     order are those of the blend over the full lists.
@@ -194,10 +202,14 @@ def rankings_blend(
     Raises:
         ValueError: unknown method, or ``rrf_k`` not positive.
     """
+    weights = {**settings.SEARCH_WEIGHTS, **(weights or {})}
+    if text:
+        weights = language_weights(text, weights, answered=[name for name, hits in rankings.items() if hits],
+                                   photo=IMAGE_KNN in rankings)
     fused = blend(
         rankings,
         method=method or settings.SEARCH_FUSION,
-        weights={**settings.SEARCH_WEIGHTS, **(weights or {})},
+        weights=weights,
         rrf_k=rrf_k or settings.SEARCH_RRF_K,
     )
     matched = matched_ids(rankings, best=best)

@@ -8,7 +8,8 @@ from search.backends._bm25 import build_analyzer
 from search.query import MAX_QUERY_CHARS, QueryRejected, clean_query
 
 TERMS = build_analyzer().analyze
-FOREIGN_NOTICE = "This shop's catalog is in English; results for words in other languages are matched by meaning and may be less precise."
+FOREIGN_NOTICE = ("This shop's catalog is in English; words in other languages are matched by meaning "
+                  "and by product text in the same language, so results may be less precise.")
 
 
 def rejected(raw: str, **kwargs) -> str:

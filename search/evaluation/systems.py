@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 #: Results scored per query: recall@100 needs the top 100.
 RUN_DEPTH = 100
 NO_HEAD = "no trained head available"
+#: The metric reported per group of queries (per language on the multilingual set).
+GROUP_METRIC = "precision@10"
 
 Progress = Callable[[str], None]
 
@@ -191,11 +193,15 @@ def query_rankings(ds: Dataset, enc: Encoded, backend: EmbeddedSearchBackend, sp
     return out
 
 
-def ranked_ids(rankings: dict[str, list[Hit]], spec: SystemSpec) -> list[int]:
-    """The top :data:`RUN_DEPTH` ids of one query under ``spec``."""
+def ranked_ids(rankings: dict[str, list[Hit]], spec: SystemSpec, text: str = "") -> list[int]:
+    """The top :data:`RUN_DEPTH` ids of one query under ``spec``.
+
+    A blend gets the query's ``text`` as the storefront's does (weights by the words' script,
+    ``search.hybrid.language``) unless its ``blend`` sets ``text`` itself ("" turns that off).
+    """
     if spec.retriever is not None:
         return [h.id for h in rankings.get(spec.retriever, [])[:RUN_DEPTH]]
-    return [r.id for r in rankings_blend(rankings, **(spec.blend or {}))[:RUN_DEPTH]]
+    return [r.id for r in rankings_blend(rankings, **{"text": text, **(spec.blend or {})})[:RUN_DEPTH]]
 
 
 def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str) -> list[SystemSpec]:
@@ -210,6 +216,9 @@ def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str)
                        about="plain RRF (k=60, equal weights) of BM25 and text kNN: the reference"),
             SystemSpec("hybrid", service_key, blend={}, about="the storefront's text ranking (settings SEARCH_FUSION/WEIGHTS/RRF_K)"),
         ]
+        if dataset == "multilingual":
+            specs.append(SystemSpec("hybrid_same_weights", service_key, blend={"text": ""},
+                                    about="the storefront's text ranking with SEARCH_WEIGHTS for every script (no search.hybrid.language rule)"))
     elif dataset == "grocery":
         specs = [
             SystemSpec("image_knn", service_key, retriever=IMAGE_KNN, about="kNN on EfficientNet photo features alone"),
@@ -232,6 +241,22 @@ def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str)
         if has_head:
             specs.append(SystemSpec("hybrid_fusion", "fusion", blend={}, about="the storefront's text ranking with the trained head in service"))
     return specs
+
+
+def group_scores(ds: Dataset, run: dict[str, list[int]], metric: str = "") -> dict[str, float]:
+    """``metric`` (default :data:`GROUP_METRIC`) per group of ``ds.groups`` (``"precision@10 zh"``),
+    and each group's ratio to the first group (``"zh/en"``: the multilingual set's target is >= 0.8)."""
+    metric = metric or GROUP_METRIC
+    order = list(dict.fromkeys(ds.groups.values()))
+    out: dict[str, float] = {}
+    for group in order:
+        qids = {q for q, g in ds.groups.items() if g == group}
+        scores = evaluate_run({q: g for q, g in ds.qrels.items() if q in qids}, {q: r for q, r in run.items() if q in qids}, [metric])
+        out[f"{metric} {group}"] = scores[metric]
+    first = out[f"{metric} {order[0]}"] if order else 0.0
+    for group in order[1:]:
+        out[f"{group}/{order[0]}"] = out[f"{metric} {group}"] / first if first else 0.0
+    return out
 
 
 def _only(*names: str) -> dict[str, float]:
@@ -294,10 +319,15 @@ def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | N
             backend = build_index(ds, enc, spaces[key], Path(tmp) / key)
             rankings[key] = query_rankings(ds, enc, backend, spaces[key])
     metrics = [*METRICS, "top1", "top5"] if ds.name == "grocery" else list(METRICS)
+    if ds.groups:
+        metrics = [GROUP_METRIC, *metrics]
+    texts = {q.id: q.text for q in ds.queries}
     results = {}
     for spec in specs:
-        run = {qid: ranked_ids(r, spec) for qid, r in rankings[spec.space].items()}
+        run = {qid: ranked_ids(r, spec, texts.get(qid, "")) for qid, r in rankings[spec.space].items()}
         results[spec.name] = evaluate_run(ds.qrels, run, metrics)
+        if ds.groups:
+            results[spec.name].update(group_scores(ds, run))
     n_queries = max((r["n_queries"] for r in results.values()), default=0)
     for r in results.values():
         r.pop("n_queries", None)

@@ -126,7 +126,7 @@ def parse_search_request(
     if method is not None and method not in FUSION_METHODS:
         raise SearchRequestError(f"Unknown fusion {method[:30]!r}; choose one of {', '.join(FUSION_METHODS)}.", "fusion")
     backend = get_backend()
-    terms = getattr(backend, "terms", None)
+    terms = backend.terms if backend.supports_term_analysis else None
     try:
         cleaned = clean_query(_get(params, "q"), has_image=image is not None, has_filters=not filters.is_empty, terms=terms)
     except QueryRejected as exc:

@@ -1,6 +1,6 @@
 """Reads of the search app: ``product_search`` runs a storefront query end to end.
 
-The ranked matches come from :mod:`search.hybrid` (retrievers, rank fusion, the kNN floor,
+The ranked matches come from :mod:`search.hybrid` (retrievers, the kNN floor, rank fusion,
 the click prior); here they become a page: sorting, paging, facets and the product rows.
 ``similar_products`` serves the product page's "Looks similar".
 """
@@ -84,7 +84,7 @@ def product_search(
     per_page = per_page or settings.SEARCH_PAGE_SIZE
     method = method or settings.SEARCH_FUSION
 
-    query = query_prepare(backend=backend, text=text, image=image, filters=filters, weights=weights)
+    query = query_prepare(backend=backend, text=text, image=image, filters=filters, weights=weights, method=method)
     fused = ranked_matches(backend=backend, query=query, filters=filters, method=method)
     if query is not None:
         fused = click_prior_apply(fused, text=text, weights=query.weights, method=method)

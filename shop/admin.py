@@ -5,6 +5,8 @@ A photo uploaded here goes through the same checks as an imported one
 error with the reason, and nothing already saved changes. Accepted photos are stored like
 imported ones: re-encoded JPEG, EXIF rotation applied, metadata dropped. The product's text is
 cleaned as an import cleans it (``shop.cleaning``), and the merchant is told what changed.
+A product's page ends with "How shoppers find this product" (``shop.insights_admin``): the
+queries that showed and clicked it, and where it ranks for a query typed in, and why.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from mlmodels.images import ImageRejected
 from shop import merchant_admin  # noqa: F401  (registers MerchantAdmin)
 from shop.brand_admin import ProductCountAdminMixin  # also registers BrandAdmin
 from shop.cleaning import product_values_clean
+from shop.insights_admin import ProductInsightsAdminMixin
 from shop.models import Category, IndexState, Product, ProductImage
 from shop.permissions import MerchantScopedAdminMixin
 from shop.services import encode_for_storage, photo_open_for_storage
@@ -47,7 +50,7 @@ admin.site.enable_nav_sidebar = False  # the product list needs the width
 
 def _thumbnail(image: ProductImage | None, size: int) -> str:
     if image is None or not image.image:
-        return format_html('<span style="color:#999">{}</span>', "no photo")
+        return format_html('<span style="color:#666">{}</span>', "no photo")
     return format_html(
         '<img src="{}" alt="" style="width:{}px;height:{}px;object-fit:contain;background:#fff;'
         'border:1px solid #ddd;border-radius:6px">',
@@ -190,7 +193,9 @@ class RootCategoryFilter(admin.SimpleListFilter):
 
 
 @admin.register(Product)
-class ProductAdmin(MerchantScopedAdminMixin, admin.ModelAdmin):
+class ProductAdmin(MerchantScopedAdminMixin, ProductInsightsAdminMixin, admin.ModelAdmin):
+    """Products; a product's page ends with "How shoppers find this product" (``shop.insights_admin``)."""
+
     form = ProductForm
     inlines = [ProductImageInline]
     list_display = ("thumbnail", "title", "brand", "category_name", "price_inr", "rating", "merchant", "index_badge")

@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from django.http import QueryDict
 from django.urls import reverse
 
+from search.hybrid.retrievers import RETRIEVER_LABELS
 from search.selectors import SearchPage
 from shop.models import Category
 from shop.templatetags.shop_tags import inr
@@ -25,13 +26,6 @@ SORT_LABELS = {
     "price_asc": "Price: low to high",
     "price_desc": "Price: high to low",
     "rating": "Customer rating",
-}
-#: Labels of the retrievers in a result's score explanation.
-RETRIEVER_LABELS = {
-    "bm25": ("BM25", "Keyword match on title, brand, category and description"),
-    "text_knn": ("Text kNN", "Meaning of the words (MiniLM text vectors)"),
-    "fused_knn": ("Fused kNN", "Words and photos in one space (fused vectors)"),
-    "image_knn": ("Image kNN", "Looks like your photo (EfficientNet image vectors)"),
 }
 #: Page links shown either side of the current page.
 PAGE_WINDOW = 2

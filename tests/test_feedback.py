@@ -112,17 +112,25 @@ def test_click_prior_adds_weight_times_scale_times_boost_and_shows_in_the_explan
     assert [r.id for r in out] == [3, 2, 1]
 
 
+def _with_clicks(rankings, *, method: str, weights: dict, priors: dict, max_lift=None, max_drop=None):
+    """Fuse, then add the click prior as the pipeline does (``search.hybrid.pipeline.click_prior_apply``)."""
+    fused = fusion.blend(rankings, method=method, weights=weights, rrf_k=60)
+    return click_prior.apply_click_prior(
+        fused, priors, weight=weights["clicks"], scale=click_prior.click_prior_scale(method, 60), max_lift=max_lift, max_drop=max_drop,
+    )
+
+
 def test_the_click_prior_lifts_a_product_at_most_max_lift_ranks():
     fused = _fused(20)
-    out = fusion.blend(
+    out = _with_clicks(
         {"bm25": [Hit(i, 1.0) for i in range(1, 21)], "text_knn": [Hit(i, 1.0) for i in range(1, 21)]},
-        method="rrf", rrf_k=60, weights={"clicks": 5.0}, priors={20: 1.0}, max_lift=3,
+        method="rrf", weights={"clicks": 5.0}, priors={20: 1.0}, max_lift=3,
     )
     assert [r.id for r in fused][19] == 20
     assert [r.id for r in out].index(20) == 16  # from rank 20 to rank 17, not to the top
-    uncapped = fusion.blend(
+    uncapped = _with_clicks(
         {"bm25": [Hit(i, 1.0) for i in range(1, 21)], "text_knn": [Hit(i, 1.0) for i in range(1, 21)]},
-        method="rrf", rrf_k=60, weights={"clicks": 5.0}, priors={20: 1.0}, max_lift=None,
+        method="rrf", weights={"clicks": 5.0}, priors={20: 1.0}, max_lift=None,
     )
     assert uncapped[0].id == 20
 
@@ -148,7 +156,7 @@ def test_a_zero_click_weight_changes_nothing():
 
 def test_linear_fusion_adds_the_unscaled_boost():
     hits = [Hit(1, 3.0), Hit(2, 1.0)]
-    out = fusion.blend({"bm25": hits}, method="linear", weights={"clicks": 0.5}, priors={2: 1.0})
+    out = _with_clicks({"bm25": hits}, method="linear", weights={"clicks": 0.5}, priors={2: 1.0})
     assert {r.id: round(r.score, 6) for r in out} == {1: 1.0, 2: 0.5}
 
 

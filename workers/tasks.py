@@ -109,7 +109,7 @@ def enqueue_index(product_ids: list[int]) -> None:
 # -- click feedback -------------------------------------------------------------------------------------------
 @shared_task(autoretry_for=TRANSIENT, retry_backoff=2, retry_backoff_max=300, max_retries=3)
 def refresh_click_aggregates() -> dict:
-    """Recompute the click priors from the event log and push popularity to the engine (CELERY_BEAT_SCHEDULE)."""
+    """Recompute the click priors from the event log (CELERY_BEAT_SCHEDULE); searches apply them after fusion."""
     from search.clicks.aggregates import click_aggregates_refresh  # late: see the module docstring
 
     return asdict(click_aggregates_refresh())

@@ -5,6 +5,12 @@ Backends are chosen by settings, like Django's ``CACHES``::
     SEARCH_BACKENDS = {"default": {"BACKEND": "search.backends.embedded", "INDEX_DIR": ...}}
 
 Each backend module ends with ``SearchBackend = <class>``. See :func:`search.backends.get_backend`.
+
+What every engine must do is abstract here; what only some engines can do is declared as a
+``supports_*`` class attribute (Wagtail's pattern), and the base method raises
+:class:`UnsupportedSearchFeature` naming the engine and the feature. Callers read the attribute,
+never ``getattr``. The shared contract suite (``tests/backends/contract.py``) covers every
+abstract method and every declared capability.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from search.backends.retrieval import FusionRequest, FusionSupport, Retrieval, SearchFilters
 
 #: Vector fields every backend indexes, with their role. Dimensions come from the encoders.
 VECTOR_FIELDS = ("text", "image", "fused")
@@ -30,7 +38,6 @@ class SearchDocument:
         price: selling price in the catalog currency (INR), or ``None``.
         vectors: field name -> 1-d float32 L2-normalised vector; a missing field means the
             product has no such vector (e.g. no photo means no ``image`` vector).
-        popularity: click prior in [0, 1] (0 without clicks).
         merchant: the seller's name or code ("" for the shop's own catalog).
     """
 
@@ -43,33 +50,7 @@ class SearchDocument:
     price: float | None = None
     rating: float | None = None
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
-    popularity: float = 0.0
     merchant: str = ""
-
-
-@dataclass(frozen=True)
-class SearchFilters:
-    """Filters applied inside every retriever (never as a post-filter).
-
-    Attributes:
-        category: a category path, root first, joined with ``" > "``; matches the category and
-            everything below it.
-        brands: brand names; a product matches any of them.
-        price_min, price_max: inclusive bounds in the catalog currency (INR).
-    """
-
-    category: str | None = None
-    brands: tuple[str, ...] = ()
-    price_min: float | None = None
-    price_max: float | None = None
-
-    @property
-    def is_empty(self) -> bool:
-        return not (self.category or self.brands or self.price_min is not None or self.price_max is not None)
-
-    @property
-    def category_parts(self) -> list[str]:
-        return [p.strip() for p in (self.category or "").split(" > ") if p.strip()]
 
 
 @dataclass(frozen=True)
@@ -99,7 +80,7 @@ class ScorePart:
 
 @dataclass
 class FusedResult:
-    """A result after rank fusion (``search.hybrid.fusion``, or an engine's ``search_hybrid``):
+    """A result after rank fusion (``search.hybrid.fusion``, or an engine's ``search_fused``):
     ``score`` is the sum of ``parts``' contributions."""
 
     id: int
@@ -120,6 +101,28 @@ class SearchBackendError(Exception):
 
 class SearchUnavailable(SearchBackendError):
     """The engine cannot answer right now; the caller should show a 'try again' message."""
+
+
+class ServerFusionUnavailable(SearchUnavailable):
+    """The engine cannot fuse on its side right now but still answers single retrievals (e.g. from
+    a fallback engine): ``search.hybrid`` then asks for the lists and fuses them itself."""
+
+
+class UnsupportedSearchFeature(NotImplementedError):
+    """A backend was asked for a feature it does not declare (its ``supports_<feature>`` is False).
+
+    Attributes:
+        backend: the backend's class name.
+        feature: the capability, e.g. ``"highlight"``.
+    """
+
+    def __init__(self, backend: BaseSearchBackend, feature: str, method: str):
+        self.backend = type(backend).__name__
+        self.feature = feature
+        super().__init__(
+            f"The {self.backend} search backend ({type(backend).__module__}) does not support {feature.replace('_', ' ')}: "
+            f"check `backend.supports_{feature}` before calling `{method}()`, or configure an engine that has it in SEARCH_BACKENDS."
+        )
 
 
 class DocumentsRejected(SearchBackendError):
@@ -148,11 +151,33 @@ class BaseSearchBackend(abc.ABC):
         params: the backend's entry in ``SEARCH_BACKENDS``.
         vector_dims: vector field name -> dimension, e.g. ``{"text": 384, "image": 1280, "fused": 384}``,
             for new indexes; an existing index keeps the dimensions it was built with.
+        space: the fusion space the fused vectors of a first index are made in (``{"name",
+            "version", "dim"}``), recorded with that index (see :meth:`index_space`); ``None``
+            records nothing. ``search.backends.get_backend`` passes the active one.
+
+    Capabilities (class attributes; False here, each method below raises
+    :class:`UnsupportedSearchFeature` unless a backend declares and implements it):
+
+    * ``supports_server_fusion``: :meth:`fusion_support` and :meth:`search_fused` (BM25 and kNN
+      fused into one ranking inside the engine, in one request);
+    * ``supports_multi_search``: :meth:`search_many` (several retrievals in one round trip);
+    * ``supports_term_analysis``: :meth:`terms` (the analysed BM25 terms of a text);
+    * ``supports_facets``: :meth:`facets` (category, brand and price counts);
+    * ``supports_highlight``: :meth:`highlights` (query terms marked in titles and descriptions);
+    * ``supports_explain``: :meth:`explain` (the engine's own account of a BM25 score).
     """
 
-    def __init__(self, params: dict, vector_dims: dict[str, int]):
+    supports_server_fusion: bool = False
+    supports_multi_search: bool = False
+    supports_term_analysis: bool = False
+    supports_facets: bool = False
+    supports_highlight: bool = False
+    supports_explain: bool = False
+
+    def __init__(self, params: dict, vector_dims: dict[str, int], *, space: dict | None = None):
         self.params = params
         self.vector_dims = dict(vector_dims)
+        self.initial_space = dict(space) if space else None
 
     # -- writing -------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -234,9 +259,86 @@ class BaseSearchBackend(abc.ABC):
     def ids(self) -> set[int]:
         """Ids of every document in the live index."""
 
+    @abc.abstractmethod
     def get_vectors(self, field: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        """Stored vectors by id (for "looks similar" on the product page). Optional."""
-        raise NotImplementedError(f"{type(self).__name__} does not return stored vectors")
+        """Stored vectors by id (for "looks similar" on the product page).
+
+        Returns:
+            id -> 1-d float32 vector of ``field``; ids unknown or without that vector are left out.
+
+        Raises:
+            ValueError: unknown field.
+        """
+
+    # -- capabilities (see the class docstring) ------------------------------------------------
+    def search_many(self, retrievals: Sequence[Retrieval]) -> list[list[Hit]]:
+        """Run several retrievals in one round trip; the lists are those of :meth:`search_text`
+        (``TextRetrieval``) and :meth:`search_vector` (``VectorRetrieval``), in order.
+
+        Raises:
+            UnsupportedSearchFeature: ``supports_multi_search`` is False.
+            ValueError, SearchUnavailable: as the single searches.
+        """
+        raise UnsupportedSearchFeature(self, "multi_search", "search_many")
+
+    def fusion_support(self) -> FusionSupport:
+        """Which fusion rules :meth:`search_fused` can run now (may depend on the server's version).
+
+        Raises:
+            UnsupportedSearchFeature: ``supports_server_fusion`` is False.
+            SearchUnavailable: the engine cannot say now.
+        """
+        raise UnsupportedSearchFeature(self, "server_fusion", "fusion_support")
+
+    def search_fused(self, request: FusionRequest) -> list[FusedResult]:
+        """Run a fusion rule compiled by ``search.hybrid`` inside the engine, in one request.
+
+        Returns:
+            At most ``request.window`` results, best first; each explanation holds the fused score.
+
+        Raises:
+            UnsupportedSearchFeature: ``supports_server_fusion`` is False.
+            ValueError: a method or a shape :meth:`fusion_support` does not list.
+            ServerFusionUnavailable: the engine cannot fuse now but answers single retrievals.
+            SearchUnavailable: the engine cannot answer.
+        """
+        raise UnsupportedSearchFeature(self, "server_fusion", "search_fused")
+
+    def terms(self, text: str) -> list[str]:
+        """The analysed BM25 terms of ``text`` (lower-cased, stop words dropped), in order.
+
+        Raises:
+            UnsupportedSearchFeature: ``supports_term_analysis`` is False.
+        """
+        raise UnsupportedSearchFeature(self, "term_analysis", "terms")
+
+    def facets(self, query: str | None, *, filters: SearchFilters | None = None, size: int = 20) -> dict[str, list[tuple[str, int]]]:
+        """Facet counts over every document matching ``query`` (BM25) and ``filters``.
+
+        Returns:
+            ``{"category": [(path, count), ...], "brand": [...], "price": [("500-1000", count), ...]}``;
+            categories one level below the category filter, empty price bands left out.
+
+        Raises:
+            UnsupportedSearchFeature: ``supports_facets`` is False.
+        """
+        raise UnsupportedSearchFeature(self, "facets", "facets")
+
+    def highlights(self, query: str, ids: Sequence[int]) -> dict[int, dict[str, list[str]]]:
+        """HTML-escaped title and description fragments of ``ids`` with ``query``'s terms in ``<mark>``.
+
+        Raises:
+            UnsupportedSearchFeature: ``supports_highlight`` is False.
+        """
+        raise UnsupportedSearchFeature(self, "highlight", "highlights")
+
+    def explain(self, query: str, product_id: int) -> dict:
+        """The engine's explanation of one product's BM25 score for ``query`` (``value``, ``description``, ``details``).
+
+        Raises:
+            UnsupportedSearchFeature: ``supports_explain`` is False.
+        """
+        raise UnsupportedSearchFeature(self, "explain", "explain")
 
     def describe(self) -> dict:
         """Facts for ``search_status`` (engine, index name, sizes)."""

@@ -96,10 +96,19 @@ class _Build:
 
 
 class EmbeddedSearchBackend(BaseSearchBackend):
-    """tantivy (BM25) + usearch HNSW (kNN) under ``params["INDEX_DIR"]``; see the module docstring."""
+    """tantivy (BM25) + usearch HNSW (kNN) under ``params["INDEX_DIR"]``; see the module docstring.
 
-    def __init__(self, params: dict, vector_dims: dict[str, int], *, build_dir: Path | None = None, size_hint: int = 0):
-        super().__init__(params, vector_dims)
+    Capabilities: term analysis (tantivy's analyser). Rank fusion runs in ``search.hybrid`` over
+    the lists this engine returns (no server-side fusion, no multi-search: every retrieval is a
+    call in this process); no facets, highlights or score explanations.
+    """
+
+    supports_term_analysis = True
+
+    def __init__(
+        self, params: dict, vector_dims: dict[str, int], *, space: dict | None = None, build_dir: Path | None = None, size_hint: int = 0,
+    ):
+        super().__init__(params, vector_dims, space=space)
         self.root = Path(params["INDEX_DIR"])
         self.alias = self.root / params.get("INDEX", "products")
         self.boosts = dict(params.get("FIELD_BOOSTS") or settings.SEARCH_FIELD_BOOSTS)
@@ -125,11 +134,9 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         return self.alias.resolve()
 
     def _initial_space(self) -> dict | None:
-        """The fusion space to record with a first build: the active one, if its dimension is ours."""
-        from search.embedding.spaces import active_ref  # app code, late for the same reason as in search.backends
-
-        ref = active_ref()
-        return ref.as_dict() if ref.dim == self.vector_dims.get("fused") else None
+        """The fusion space to record with a first build: the one this backend was given, if its dimension is ours."""
+        space = self.initial_space
+        return space if space is not None and space.get("dim") == self.vector_dims.get("fused") else None
 
     def _new_build_dir(self, space: dict | None = None) -> Path:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
@@ -303,7 +310,7 @@ class EmbeddedSearchBackend(BaseSearchBackend):
         return self._open().space
 
     def terms(self, text: str) -> list[str]:
-        """Analysed BM25 terms of ``text`` (used to tell a shopper their query had only stop words)."""
+        """Analysed BM25 terms of ``text`` (tantivy's English analyser; used to tell a shopper their query had only stop words)."""
         return self._open().bm25.terms(text)
 
     def describe(self) -> dict:

@@ -16,7 +16,6 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from search.backends import get_backend
 from search.clicks import click_model
 from search.clicks.models import ClickStat, EventDiscard, PhotoReference, SearchClick, SearchImpression
 from search.clicks.selectors import PRIOR_MEAN_KEY
@@ -38,7 +37,6 @@ class RefreshReport:
     head_queries: int = 0
     prior_mean: float = click_model.DEFAULT_PRIOR_MEAN
     photo_refs_dropped: int = 0
-    pushed_to_index: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -46,14 +44,14 @@ def prior_config() -> click_model.PriorConfig:
     return click_model.PriorConfig(strength=settings.CLICK_PRIOR_STRENGTH, full_credit_sessions=settings.CLICK_FULL_CREDIT_SESSIONS)
 
 
-def click_aggregates_refresh(*, now: datetime | None = None, backend=None) -> RefreshReport:
-    """Recompute every :class:`ClickStat` from the events in the retention window, then push popularity to the engine.
+def click_aggregates_refresh(*, now: datetime | None = None) -> RefreshReport:
+    """Recompute every :class:`ClickStat` from the events in the retention window.
 
     Reads impressions and counted clicks once (in chunks), aggregates them with
     :func:`search.clicks.click_model.aggregate`, and replaces the table in one transaction, so searches
-    see either the old or the new scores. Backends with an ``update_popularity(dict)`` method
-    (Elasticsearch: a ``rank_feature`` field) get the global priors; the embedded engine reads
-    the table. Shoppers' photo references that decayed below ``PHOTO_REF_MIN_WEIGHT`` are dropped.
+    see either the old or the new scores. Nothing is pushed to the search engine: the priors are
+    applied after fusion by ``search.hybrid.click_prior``, on every engine alike. Shoppers' photo
+    references that decayed below ``PHOTO_REF_MIN_WEIGHT`` are dropped.
     """
     now = now or timezone.now()
     horizon = now - timedelta(days=settings.CLICK_RETENTION_DAYS)
@@ -100,13 +98,6 @@ def click_aggregates_refresh(*, now: datetime | None = None, backend=None) -> Re
     report.photo_refs_dropped, _ = PhotoReference.objects.filter(created__lt=decayed_after).delete()
     if report.photo_refs_dropped:
         photo_refs_generation_bump()
-
-    if backend is None:
-        backend = get_backend()
-    push = getattr(backend, "update_popularity", None)
-    if callable(push):
-        push({pid: stat.prior for pid, stat in globals_.items()})
-        report.pushed_to_index = True
     return report
 
 

@@ -1,4 +1,5 @@
-"""Reads for the staff analytics page: top and zero-result queries, CTR by position, who gains and loses from clicks."""
+"""Reads for the staff analytics page (top and zero-result queries, CTR by position, who gains and loses from clicks)
+and for a product's admin page (the queries that showed it and the queries it was clicked from)."""
 
 from __future__ import annotations
 
@@ -112,3 +113,109 @@ def svg_bar_chart(labels: list[str], values: list[float], *, title: str, ylabel:
     fig.savefig(buf, format="svg")
     svg = buf.getvalue()
     return svg[svg.find("<svg"):]
+
+
+# -- one product: the searches that showed it and the ones that led to a click ------------------------------
+#: Impressions read per product page, newest first; bounds the admin page's cost on a busy shop.
+MAX_PRODUCT_IMPRESSIONS_SCANNED = 20_000
+
+
+@dataclass
+class ProductQueryRow:
+    """How one query found one product over a period.
+
+    ``query`` is the normalised query key (``""`` with ``photo`` for a photo-only search, ``""``
+    without it for browsing by filters); ``position_sum`` adds the absolute 1-based positions of
+    the impressions counted in ``impressions``.
+    """
+
+    query: str
+    photo: bool
+    impressions: int = 0
+    clicks: int = 0
+    position_sum: int = 0
+
+    @property
+    def ctr(self) -> float:
+        """Counted clicks per impression, in [0, 1] (0 without impressions)."""
+        return min(1.0, self.clicks / self.impressions) if self.impressions else 0.0
+
+    @property
+    def average_position(self) -> float | None:
+        """Mean 1-based position the product was shown at for this query, or ``None`` if never shown."""
+        return self.position_sum / self.impressions if self.impressions else None
+
+
+@dataclass
+class ProductQueries:
+    """The searches that showed a product (``shown``, most impressions first) and that led to a
+    counted click on it (``clicked``, most clicks first), over ``days`` days."""
+
+    days: int
+    shown: list[ProductQueryRow]
+    clicked: list[ProductQueryRow]
+    impressions: int
+    clicks: int
+    capped: bool = False
+
+
+def product_queries(product_id: int, *, days: int = 30, limit: int = 20, now=None) -> ProductQueries:
+    """The queries that showed ``product_id`` and the queries whose results it was clicked from.
+
+    Read from the event log (:class:`SearchImpression`, counted :class:`SearchClick` rows), not
+    from the decayed :class:`ClickStat` aggregates, so the figures are plain counts over the
+    period. An impression is one results page on which the product was shown; its position is
+    where it was shown (``offset + index + 1``). CTR is counted clicks / impressions of the same
+    query. The database narrows the impressions by a text match on the stored id list (newest
+    first, at most ``MAX_PRODUCT_IMPRESSIONS_SCANNED`` of them: ``capped`` says the bound was
+    reached, and the counts are then those of the newest pages); each candidate's period and
+    position are checked exactly here.
+
+    Args:
+        product_id: the product.
+        days: the period, ending now (``now``).
+        limit: most rows per list.
+
+    Raises:
+        ValueError: ``days`` below 1 or ``limit`` below 1.
+    """
+    if days < 1 or limit < 1:
+        raise ValueError(f"days and limit must be at least 1, got days={days}, limit={limit}")
+    since = (now or timezone.now()) - timedelta(days=days)
+    rows: dict[tuple[str, bool], ProductQueryRow] = {}
+
+    def row(query: str, photo: bool) -> ProductQueryRow:
+        return rows.setdefault((query, bool(photo)), ProductQueryRow(query, bool(photo)))
+
+    # The text match alone, newest rows first by primary key: with the period in the WHERE clause,
+    # SQLite walks the ``created`` index and fetches every row of the period one by one (6x slower
+    # for a rarely shown product on 40k pages; bench/product_insights.py); the period is checked here.
+    candidates = (
+        SearchImpression.objects.filter(product_ids__icontains=str(int(product_id)))
+        .order_by("-pk").values_list("query", "is_image_query", "product_ids", "offset", "created")
+    )
+    scanned = 0
+    for query, photo, ids, offset, created in candidates[:MAX_PRODUCT_IMPRESSIONS_SCANNED].iterator(chunk_size=2000):
+        scanned += 1
+        if created < since or (now is not None and created > now):
+            continue
+        try:
+            index = [int(i) for i in ids or []].index(int(product_id))
+        except ValueError:  # the digits matched inside another id
+            continue
+        found = row(query, photo)
+        found.impressions += 1
+        found.position_sum += offset + index + 1
+    clicks = (
+        SearchClick.objects.filter(product_id=product_id, counted=True, created__gte=since, created__lte=now or timezone.now())
+        .values_list("impression__query", "impression__is_image_query").annotate(n=Count("pk"))
+    )
+    for query, photo, n in clicks:
+        row(query, photo).clicks += n
+    everything = list(rows.values())
+    shown = sorted((r for r in everything if r.impressions), key=lambda r: (-r.impressions, -r.clicks, r.query, r.photo))
+    clicked = sorted((r for r in everything if r.clicks), key=lambda r: (-r.clicks, -r.impressions, r.query, r.photo))
+    return ProductQueries(
+        days=days, shown=shown[:limit], clicked=clicked[:limit], impressions=sum(r.impressions for r in everything),
+        clicks=sum(r.clicks for r in everything), capped=scanned >= MAX_PRODUCT_IMPRESSIONS_SCANNED,
+    )

@@ -89,6 +89,11 @@ class QueryVectors:
     fused: np.ndarray | None = None
     space: str | None = None
 
+    def for_field(self, vector_field: str) -> np.ndarray | None:
+        """The query vector that searches ``vector_field`` (``text``, ``image``, ``fused``); ``None``
+        when the query has none for it (no words, no photo, no fusion space) or the field is unknown."""
+        return {"text": self.text, "image": self.image, "fused": self.fused}.get(vector_field)
+
 
 class _LRU:
     def __init__(self, size: int):
@@ -191,3 +196,10 @@ def fused_vectors(
     t_space = space.text(text_vectors) if text_vectors is not None else None
     i_space = space.image(image) if image is not None else None
     return fuse(t_space, i_space, text_weight=w_text, image_weight=w_image)
+
+
+def index_spec() -> tuple[dict[str, int], dict]:
+    """What a search backend is built with (``search.backends.provide_index_spec``): the vector
+    dimensions of the encoders in service and the active fusion space's record, which a first
+    index stores with its fused vectors. Loads no model."""
+    return vector_dims(), spaces.active_ref().as_dict()

@@ -1,10 +1,10 @@
 """Rank fusion: pure functions that combine the ranked lists of several retrievers into one ranking.
 
-The same functions rank results for the embedded engine and for client-side fusion on
-Elasticsearch, so both agree. Every fused result carries an explanation of its score parts
-(:class:`~search.backends.base.FusedResult`, defined beside ``Hit`` because engines that fuse
-on their side return it too). Mixing a text and an image vector into one vector is "vector
-fusion" and lives in :mod:`search.embedding`.
+The second stage of the pipeline (:mod:`search.hybrid.pipeline`), the same for every engine; an
+engine that fuses on its side runs the same formulas (:mod:`search.hybrid.compile`). Every fused
+result carries an explanation of its score parts (:class:`~search.backends.base.FusedResult`,
+defined beside ``Hit`` because engines that fuse on their side return it too). Mixing a text and
+an image vector into one vector is "vector fusion" and lives in :mod:`search.embedding`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from search.backends.base import FusedResult, Hit, ScorePart
-from search.hybrid.click_prior import apply_click_prior, click_prior_scale
+from search.hybrid.rule import FUSION_METHODS, HybridRule
 
-FUSION_METHODS = ("rrf", "linear")
 NORMALISATIONS = ("minmax", "zscore")
 
 
@@ -74,41 +73,29 @@ def linear(
 
 
 def blend(
-    rankings: Mapping[str, Sequence[Hit]],
-    *,
-    method: str = "rrf",
-    weights: Mapping[str, float] | None = None,
-    rrf_k: int = 60,
-    priors: Mapping[int, float] | None = None,
-    max_lift: int | None = None,
-    max_drop: int | None = None,
+    rankings: Mapping[str, Sequence[Hit]], *, method: str = "rrf", weights: Mapping[str, float] | None = None, rrf_k: int = 60,
 ) -> list[FusedResult]:
-    """Fuse ranked lists with ``method`` (``rrf`` or ``linear``); the entry point the search selector uses.
+    """Fuse ranked lists with ``method``: :func:`rrf` (with ``rrf_k``) or :func:`linear` (min-max).
 
     Args:
         rankings: retriever name -> hits, best first.
         method: ``rrf`` or ``linear``.
-        weights: retriever name -> weight; ``weights["clicks"]`` weighs the click prior.
+        weights: retriever name -> weight (missing: 1.0; 0 drops the retriever).
         rrf_k: the RRF constant.
-        priors: product id -> click prior in [0, 1] (0.5 neutral), see :func:`apply_click_prior`.
-        max_lift: most ranks the click prior may lift a product (``None``: no cap).
-        max_drop: most ranks it may lower one (``None``: no cap).
 
     Raises:
         ValueError: unknown method.
     """
     if method == "rrf":
-        fused = rrf(rankings, weights=weights, k=rrf_k)
-    elif method == "linear":
-        fused = linear(rankings, weights=weights)
-    else:
-        raise ValueError(f"Unknown fusion method {method!r}; valid: {', '.join(FUSION_METHODS)}")
-    if priors:
-        fused = apply_click_prior(
-            fused, priors, weight=float((weights or {}).get("clicks", 1.0)), scale=click_prior_scale(method, rrf_k),
-            max_lift=max_lift, max_drop=max_drop,
-        )
-    return fused
+        return rrf(rankings, weights=weights, k=rrf_k)
+    if method == "linear":
+        return linear(rankings, weights=weights)
+    raise ValueError(f"Unknown fusion method {method!r}; valid: {', '.join(FUSION_METHODS)}")
+
+
+def fuse(rankings: Mapping[str, Sequence[Hit]], rule: HybridRule) -> list[FusedResult]:
+    """The lists fused by ``rule``'s method, weights and constant (:func:`blend`)."""
+    return blend(rankings, method=rule.method, weights=rule.weights, rrf_k=rule.rrf_k)
 
 
 def _accumulate(rankings: Mapping[str, Sequence[Hit]], weights: Mapping[str, float] | None, contribution) -> list[FusedResult]:

@@ -1,35 +1,46 @@
-"""The hybrid pipeline: how a words and/or photo query becomes ranked product ids.
+"""The hybrid pipeline: how a words and/or photo query becomes ranked product ids, on every engine.
 
 Text:        BM25  +  kNN(text vector)  +  kNN(fused vector: words vs. photos and text)
-Photo:       kNN(image vector)  +  kNN(fused vector)
+Photo:       kNN(image vector)  +  kNN(fused vector)  (+ shoppers' photo references)
 Photo+text:  all of the above, the fused query mixing both sides like a product's vector.
 
-1. :func:`query_prepare` encodes the query once and settles its weights
-   (:func:`search.hybrid.retrievers.blend_weights`) and, when needed, its best cosines for the
-   kNN floor (:func:`search.hybrid.floor.knn_best`).
-2. :func:`ranked_matches` runs the retrievers (:func:`search_rankings`) and fuses them
-   (:func:`rankings_blend`: rank fusion, then the floor decides membership), or lets the
-   engine fuse them itself when it offers ``search_hybrid`` (Elasticsearch's retrievers) with
-   the same retriever names, weights and method.
-3. :func:`click_prior_apply` lets clicks reorder the matches (:mod:`search.hybrid.click_prior`).
+Stages, each in its own module, under one :class:`~search.hybrid.rule.HybridRule`:
+
+1. **retrieve** (:mod:`search.hybrid.retrieve`): the query's lists, in one round trip where the
+   engine has multi-search;
+2. **fuse** (:mod:`search.hybrid.fusion`): RRF or linear over the full lists;
+3. **membership** (:mod:`search.hybrid.floor`): kNN hits under the floor are not matches (BM25
+   hits always are), and a query has at most ``rule.window`` matches; order is untouched;
+4. **re-rank** (:func:`rerank`): none yet; a learned re-ranker slots in here;
+5. **click prior** (:mod:`search.hybrid.click_prior`): clicks reorder, within rank caps.
+
+Stages 1-3 run inside the engine instead when it can run the same rule exactly
+(:mod:`search.hybrid.compile` decides; never with a kNN floor); the results are the same ids in
+the same order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 
 from mlmodels.types import ImageFeatures
-from search.backends.base import BaseSearchBackend, FusedResult, Hit, SearchFilters
+from search.backends.base import BaseSearchBackend, FusedResult, Hit, SearchFilters, ServerFusionUnavailable
 from search.clicks import selectors as click_selectors
 from search.embedding import encoding
 from search.embedding.encoding import QueryVectors
 from search.hybrid.click_prior import apply_click_prior, click_prior_scale
+from search.hybrid.compile import compile_rule, why_not_compiled
 from search.hybrid.floor import knn_best, matched_ids
-from search.hybrid.fusion import blend
-from search.hybrid.language import language_weights
-from search.hybrid.retrievers import BM25, CLICKS, FUSED_KNN, IMAGE_KNN, KNN_FIELDS, KNN_NAME, PHOTO_REFS_KNN, TEXT_KNN, VECTOR_FIELDS, blend_weights
+from search.hybrid.fusion import fuse
+from search.hybrid.language import MULTILINGUAL_KNN, language_weights
+from search.hybrid.retrieve import query_retrievals, retrieve
+from search.hybrid.retrievers import CLICKS, IMAGE_KNN, PHOTO_REFS_KNN, blend_weights
+from search.hybrid.rule import HybridRule, hybrid_rule
+
+logger = logging.getLogger(__name__)
 
 #: Most products listed when browsing by filters alone (no words, no photo).
 BROWSE_LIMIT = 5000
@@ -48,6 +59,7 @@ class HybridQuery:
 
 def query_prepare(
     *, backend: BaseSearchBackend, text: str, image: ImageFeatures | None, filters: SearchFilters, weights: dict[str, float] | None,
+    method: str | None = None,
 ) -> HybridQuery | None:
     """Encode the query and settle its weights; ``None`` when browsing (no words, no photo).
 
@@ -57,6 +69,7 @@ def query_prepare(
         image: features ``(1, 1280)`` and logits ``(1, 1000)`` of the query photo, or ``None``.
         filters: the search's filters; a filtered query needs its unfiltered best cosines.
         weights: per-request weights laid over the settings (:func:`blend_weights`).
+        method: the fusion method (default ``SEARCH_FUSION``).
 
     Returns:
         The encoded query, or ``None`` when there are neither words nor a photo.
@@ -64,12 +77,25 @@ def query_prepare(
     if not text and image is None:
         return None
     vectors = encoding.query_vectors(text or None, image, backend=backend)
-    needs_best = getattr(backend, "search_hybrid", None) is not None or not filters.is_empty
-    return HybridQuery(
-        text=text, vectors=vectors,
-        weights=blend_weights(space=vectors.space, photo=image is not None, overrides=weights),
-        best=knn_best(backend, vectors) if needs_best else None,
-    )
+    return hybrid_query(backend=backend, text=text, vectors=vectors, photo=image is not None, filters=filters, weights=weights, method=method)
+
+
+def hybrid_query(
+    *, backend: BaseSearchBackend, text: str, vectors: QueryVectors, photo: bool, filters: SearchFilters,
+    weights: dict[str, float] | None = None, method: str | None = None,
+) -> HybridQuery:
+    """A query from vectors already made: its weights (:func:`blend_weights`) and, for a filtered
+    query, its best cosines in the whole catalog (:func:`search.hybrid.floor.knn_best`).
+
+    Args:
+        backend, text, filters, weights, method: as :func:`query_prepare`.
+        vectors: the query's vectors (``encoding.query_vectors``).
+        photo: the query has a photo (its weights differ with a trained fusion head).
+    """
+    weights = blend_weights(space=vectors.space, photo=photo, overrides=weights)
+    rule = hybrid_rule(method=method, weights=weights)
+    best = None if filters.is_empty else knn_best(backend, vectors, rule.knn_min_ratio)
+    return HybridQuery(text=text, vectors=vectors, weights=weights, best=best)
 
 
 def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, filters: SearchFilters, method: str) -> list[FusedResult]:
@@ -92,33 +118,58 @@ def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, fil
     if query is None:
         hits = backend.search_text(None, filters=filters, limit=BROWSE_LIMIT)
         return [FusedResult(h.id, 0.0) for h in hits]
-    vectors, weights = query.vectors, query.weights
+    rule = hybrid_rule(method=method, weights=query.weights)
+    retrievals = [r for r in query_retrievals(text=query.text, vectors=query.vectors, filters=filters, window=rule.window)
+                  if rule.weight(r.name) != 0]
     # -- click feedback: shoppers' photos as extra references (search.clicks.selectors) --
     refs: list[Hit] = []
-    if vectors.image is not None and weights.get(PHOTO_REFS_KNN, 0):
-        refs = click_selectors.photo_refs_ranking(vectors.image, filters=filters, k=settings.SEARCH_CANDIDATES)
-    hybrid = getattr(backend, "search_hybrid", None)
-    if hybrid is not None and not refs:  # the engine fuses BM25 and kNN itself (Elasticsearch retrievers)
-        # vectors.fused is None when no loadable fusion space matches the live index
-        query_vectors = {f: v for f in VECTOR_FIELDS if (v := getattr(vectors, f)) is not None}
-        ratios = settings.SEARCH_KNN_MIN_RATIO
-        floors = {f: ratios[f] * best for f, best in (query.best or {}).items() if best > 0}
+    if query.vectors.image is not None and rule.weight(PHOTO_REFS_KNN):
+        refs = click_selectors.photo_refs_ranking(query.vectors.image, filters=filters, k=rule.window)
+    photo = query.vectors.image is not None
+    if backend.supports_server_fusion:
         # Asked before it answers: only a multilingual kNN in the query can stand for a query in another script.
-        weights = language_weights(query.text, weights, answered=[KNN_NAME[f] for f in query_vectors if f in KNN_NAME],
-                                   photo=vectors.image is not None)
-        return hybrid(
-            query.text or None, query_vectors, filters=filters, k=settings.SEARCH_CANDIDATES, method=method,
-            weights=weights, rrf_k=settings.SEARCH_RRF_K, min_similarity=floors or None,
-        )
-    # fused here: the embedded engine, or shoppers' photo references the engine does not hold
-    rankings = search_rankings(backend=backend, text=query.text, vectors=vectors, filters=filters)
+        multilingual = [r.name for r in retrievals if r.name in MULTILINGUAL_KNN]
+        rule = replace(rule, weights=language_weights(query.text, rule.weights, answered=multilingual, photo=photo))
+        reason = why_not_compiled(rule, retrievals, backend.fusion_support(), extra_lists=bool(refs))
+        if reason is None:
+            try:
+                return rerank(backend.search_fused(compile_rule(rule, retrievals)), query=query)
+            except ServerFusionUnavailable as exc:  # a fallback engine answers the lists; fuse them here
+                logger.warning("Fusing here: the engine cannot fuse now (%s)", exc)
+        else:
+            logger.debug("Fusing here: %s", reason)
+    rankings = {r.name: hits for r, hits in zip(retrievals, retrieve(backend, retrievals), strict=True)}
     if refs:
         rankings[PHOTO_REFS_KNN] = refs
-    return rankings_blend(rankings, method=method, weights=weights, best=None if filters.is_empty else query.best, text=query.text)
+    rule = replace(rule, weights=language_weights(query.text, rule.weights, answered=[n for n, hits in rankings.items() if hits], photo=photo))
+    return rerank(rankings_fuse(rankings, rule, best=None if filters.is_empty else query.best), query=query)
+
+
+def rankings_fuse(rankings: dict[str, list[Hit]], rule: HybridRule, *, best: dict[str, float] | None = None) -> list[FusedResult]:
+    """Stages 2-3 over fetched lists: rank fusion of the full lists, then membership (the kNN floor
+    and the window); the scores and order of the matches are those of the fusion.
+
+    Args:
+        rankings: retriever -> hits, best first.
+        rule: the query's rule.
+        best: the query's best cosine per vector field in the whole catalog, for a filtered
+            query (see :func:`search.hybrid.floor.matched_ids`); unfiltered lists supply their own.
+    """
+    matched = matched_ids(rankings, best=best, ratios=rule.knn_min_ratio, weights=rule.weights)
+    return [r for r in fuse(rankings, rule) if r.id in matched][: rule.window]
+
+
+def rerank(fused: list[FusedResult], *, query: HybridQuery) -> list[FusedResult]:
+    """Stage 4: reorder the matches with a model that sees the query and each match (none yet: unchanged).
+
+    A learned re-ranker goes here; if it needs every retriever's scores, ``search.hybrid.compile``
+    must stop compiling rules for engines that return only the fused score.
+    """
+    return fused
 
 
 def click_prior_apply(fused: list[FusedResult], *, text: str, weights: dict[str, float], method: str) -> list[FusedResult]:
-    """The click prior, with its weight and the rank caps (``search.clicks.click_model``); order only, never membership.
+    """Stage 5: the click prior, with its weight and the rank caps (``search.clicks.click_model``); order only, never membership.
 
     Args:
         fused: :func:`ranked_matches` output, best first.
@@ -146,11 +197,10 @@ def search_rankings(
     filters: SearchFilters | None = None,
     candidates: int | None = None,
 ) -> dict[str, list[Hit]]:
-    """Run every retriever a query calls for; the lists ``rankings_blend`` fuses.
+    """Run every retriever a query calls for (stage 1); the lists :func:`rankings_blend` fuses.
 
-    Words run BM25 and a kNN on the text vector; a photo runs a kNN on the image vector; any
-    query runs a kNN on the fused vector. The relevance harness (``search.evaluation``) calls
-    this too, so what it measures is what the storefront ranks.
+    The relevance harness (``search.evaluation``) calls this too, so what it measures is what
+    the storefront ranks.
 
     Args:
         backend: the engine to ask.
@@ -162,16 +212,8 @@ def search_rankings(
     Returns:
         Retriever name (``bm25``, ``text_knn``, ``image_knn``, ``fused_knn``) -> hits, best first.
     """
-    n = candidates or settings.SEARCH_CANDIDATES
-    rankings: dict[str, list[Hit]] = {}
-    if text:
-        rankings[BM25] = backend.search_text(text, filters=filters, limit=n)
-        rankings[TEXT_KNN] = backend.search_vector(KNN_FIELDS[TEXT_KNN], vectors.text, filters=filters, k=n)
-    if vectors.image is not None:
-        rankings[IMAGE_KNN] = backend.search_vector(KNN_FIELDS[IMAGE_KNN], vectors.image, filters=filters, k=n)
-    if vectors.fused is not None:  # None: no loadable fusion space matches the live index
-        rankings[FUSED_KNN] = backend.search_vector(KNN_FIELDS[FUSED_KNN], vectors.fused, filters=filters, k=n)
-    return rankings
+    retrievals = query_retrievals(text=text, vectors=vectors, filters=filters, window=candidates or settings.SEARCH_CANDIDATES)
+    return {r.name: hits for r, hits in zip(retrievals, retrieve(backend, retrievals), strict=True)}
 
 
 def rankings_blend(
@@ -183,34 +225,23 @@ def rankings_blend(
     best: dict[str, float] | None = None,
     text: str = "",
 ) -> list[FusedResult]:
-    """Fuse retriever lists the storefront's way: ``search.hybrid.fusion.blend`` with settings as defaults.
+    """Fuse retriever lists the storefront's way (:func:`rankings_fuse` under :func:`~search.hybrid.rule.hybrid_rule`).
 
     Args:
         rankings: output of :func:`search_rankings`.
         method: ``rrf`` or ``linear`` (default ``SEARCH_FUSION``).
         weights: per-retriever weights laid over ``SEARCH_WEIGHTS``.
         rrf_k: RRF constant (default ``SEARCH_RRF_K``).
-        best: the query's best cosine per vector field in the whole catalog, for a filtered
-            query (see :func:`matched_ids`); unfiltered lists supply their own.
+        best: the query's best cosine per vector field in the whole catalog, for a filtered query.
         text: the query's words; when given, the weights follow their script
             (:func:`search.hybrid.language.language_weights`: a query with no Latin letter leans
             on BM25 and the multilingual kNN when they answered). "" leaves the weights as given.
 
-    Only the products the query matches (:func:`matched_ids`) are returned; their scores and
-    order are those of the blend over the full lists.
-
     Raises:
         ValueError: unknown method, or ``rrf_k`` not positive.
     """
-    weights = {**settings.SEARCH_WEIGHTS, **(weights or {})}
+    rule = hybrid_rule(method=method, weights=weights, rrf_k=rrf_k)
     if text:
-        weights = language_weights(text, weights, answered=[name for name, hits in rankings.items() if hits],
-                                   photo=IMAGE_KNN in rankings)
-    fused = blend(
-        rankings,
-        method=method or settings.SEARCH_FUSION,
-        weights=weights,
-        rrf_k=rrf_k or settings.SEARCH_RRF_K,
-    )
-    matched = matched_ids(rankings, best=best)
-    return [r for r in fused if r.id in matched]
+        rule = replace(rule, weights=language_weights(text, rule.weights, answered=[n for n, hits in rankings.items() if hits],
+                                                      photo=IMAGE_KNN in rankings))
+    return rankings_fuse(rankings, rule, best=best)

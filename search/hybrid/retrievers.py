@@ -1,9 +1,10 @@
 """The retrievers of a hybrid query: one list of names, the vector field each kNN reads, their weights.
 
 Every other place reads the names from here: ``SEARCH_WEIGHTS`` keys are checked against
-:data:`WEIGHT_KEYS` (``search.checks``), the Elasticsearch request builder names its
-retrievers with :data:`BM25` and :data:`KNN_NAME`, and the relevance harness
-(``search.evaluation``) runs single retrievers by these names.
+:data:`WEIGHT_KEYS` (``search.checks``), the pipeline names each retrieval it asks an engine
+for (:mod:`search.hybrid.retrieve`; engines receive the names inside the requests, as
+Elasticsearch's child retrievers), and the relevance harness (``search.evaluation``) runs
+single retrievers by these names.
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ KNN_NAME = {vector_field: name for name, vector_field in KNN_FIELDS.items()}
 RETRIEVERS = (BM25, TEXT_KNN, IMAGE_KNN, FUSED_KNN, PHOTO_REFS_KNN)
 #: Every key ``SEARCH_WEIGHTS`` (and a per-request weight override) may hold.
 WEIGHT_KEYS = (*RETRIEVERS, CLICKS)
+#: Plain labels of the parts of a result's score explanation: name -> (short label, what it means).
+RETRIEVER_LABELS = {
+    BM25: ("BM25", "Keyword match on title, brand, category and description"),
+    TEXT_KNN: ("Text kNN", "Meaning of the words (MiniLM text vectors)"),
+    FUSED_KNN: ("Fused kNN", "Words and photos in one space (fused vectors)"),
+    IMAGE_KNN: ("Image kNN", "Looks like your photo (EfficientNet image vectors)"),
+    PHOTO_REFS_KNN: ("Shoppers' photos", "Looks like photos other shoppers searched with before clicking this product"),
+    CLICKS: ("Click prior", "What shoppers clicked, corrected for position (0.5 = no evidence)"),
+}
 
 
 def blend_weights(*, space: str | None, photo: bool, overrides: dict[str, float] | None = None) -> dict[str, float]:

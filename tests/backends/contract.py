@@ -4,6 +4,11 @@ A backend's test module subclasses :class:`BackendContract` and provides the ``m
 fixture (a callable returning a new client of one empty index); everything else is shared, as
 in Wagtail's ``BackendTests``. An engine that cannot support a behaviour skips that test in its
 subclass with a reason.
+
+Optional capabilities (``supports_*`` on ``BaseSearchBackend``) are covered here too: each one
+a backend declares is checked for what it does, and each one it does not declare must raise
+``UnsupportedSearchFeature`` naming the backend and the feature (:data:`CAPABILITIES` lists
+them; a test fails when the base class declares one this suite does not know).
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from search.backends.base import BaseSearchBackend, SearchDocument, SearchFilters
+from search.backends.base import BaseSearchBackend, SearchDocument, SearchFilters, UnsupportedSearchFeature
+from search.backends.retrieval import FusionRequest, FusionSupport, TextRetrieval, VectorRetrieval
 from tests.factories import TEST_DIMS, SearchDocumentFactory, unit_vector, vectors_for
 
 # A small hand-made catalog. Words are placed so that each test has exactly one reason to pass.
@@ -68,6 +74,32 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0, interval: fl
         if time.monotonic() > deadline:
             return False
         time.sleep(interval)
+
+
+#: Each optional capability: whether a backend declares it, and one call that needs it.
+CAPABILITIES: dict[str, tuple[Callable[[BaseSearchBackend], bool], Callable[[BaseSearchBackend], object]]] = {
+    "server_fusion": (lambda b: b.supports_server_fusion, lambda b: b.fusion_support()),
+    "multi_search": (lambda b: b.supports_multi_search, lambda b: b.search_many([TextRetrieval("bm25", "towel")])),
+    "term_analysis": (lambda b: b.supports_term_analysis, lambda b: b.terms("towel")),
+    "facets": (lambda b: b.supports_facets, lambda b: b.facets("towel")),
+    "highlight": (lambda b: b.supports_highlight, lambda b: b.highlights("towel", [1])),
+    "explain": (lambda b: b.supports_explain, lambda b: b.explain("towel", 1)),
+}
+
+
+def same_order_up_to_ties(found, reference) -> bool:
+    """Whether ``found`` (fused results) lists ``reference``'s ids in its order, exact score ties in any order."""
+    def groups(results, scores):
+        out: list[set[int]] = []
+        for i, r in enumerate(results):
+            if i and abs(scores[i] - scores[i - 1]) <= 1e-6 * max(1.0, abs(scores[i])):
+                out[-1].add(r.id)
+            else:
+                out.append({r.id})
+        return out
+
+    scores = [r.score for r in reference]
+    return len(found) == len(reference) and groups(found, scores) == groups(reference, scores)
 
 
 class BackendContract:
@@ -520,3 +552,123 @@ class BackendContract:
         assert writer_done.is_set()
         assert 500 in backend.ids()
         assert ids_of(backend.search_text("written during the swap"))[0] == 500
+
+    # -- stored vectors ----------------------------------------------------------------------------------
+    def test_stored_vectors_are_returned_by_id(self, backend, catalog):
+        # when
+        stored = backend.get_vectors("image", [1, 9, 999])
+        # then: 9 has no photo, 999 does not exist
+        assert set(stored) == {1}
+        np.testing.assert_allclose(stored[1], catalog[1].vectors["image"], atol=1e-6)
+
+    def test_stored_vectors_of_an_unknown_field_raise_value_error(self, backend, catalog):
+        # when / then
+        with pytest.raises(ValueError, match="Unknown vector field 'colour'"):
+            backend.get_vectors("colour", [1])
+
+    # -- optional capabilities ------------------------------------------------------------------------------
+    def test_this_suite_covers_every_capability_the_base_class_declares(self):
+        # then
+        declared = {name.removeprefix("supports_") for name in vars(BaseSearchBackend) if name.startswith("supports_")}
+        assert declared == set(CAPABILITIES)
+
+    @pytest.mark.parametrize("feature", list(CAPABILITIES))
+    def test_a_capability_not_declared_raises_a_clear_error(self, backend, feature):
+        declared, call = CAPABILITIES[feature]
+        if declared(backend):
+            pytest.skip(f"{type(backend).__name__} supports {feature}")
+        # when / then
+        with pytest.raises(UnsupportedSearchFeature, match=rf"The {type(backend).__name__} search backend .* does not support "
+                                                             rf"{feature.replace('_', ' ')}: check `backend.supports_{feature}`"):
+            call(backend)
+
+    def test_multi_search_answers_each_retrieval_as_a_single_search_would(self, backend, catalog):
+        if not backend.supports_multi_search:
+            pytest.skip(f"{type(backend).__name__} has no multi-search")
+        # given
+        home = SearchFilters(category=HOME)
+        asked = [
+            TextRetrieval("bm25", "umbrella"),
+            VectorRetrieval("text_knn", "text", catalog[4].vectors["text"], k=3),
+            TextRetrieval("bm25", "bath", filters=home),
+            VectorRetrieval("image_knn", "image", catalog[4].vectors["image"], filters=home, k=4),
+            TextRetrieval("bm25", "   "),
+        ]
+        # when
+        lists = backend.search_many(asked)
+        # then
+        assert [ids_of(hits) for hits in lists] == [
+            ids_of(backend.search_text("umbrella")),
+            ids_of(backend.search_vector("text", catalog[4].vectors["text"], k=3)),
+            ids_of(backend.search_text("bath", filters=home)),
+            ids_of(backend.search_vector("image", catalog[4].vectors["image"], filters=home, k=4)),
+            [],
+        ]
+        assert ids_of(lists[0]) == [3, 11] and lists[1][0].id == 4
+        assert lists[1][0].score == pytest.approx(1.0, abs=1e-4)
+
+    def test_server_fusion_ranks_as_search_hybrid_fuses_the_same_lists(self, backend, catalog):
+        if not backend.supports_server_fusion:
+            pytest.skip(f"{type(backend).__name__} does not fuse on its side")
+        from search.hybrid.fusion import blend
+
+        # given words and a photo
+        support = backend.fusion_support()
+        assert isinstance(support, FusionSupport)
+        n = len(catalog)
+        asked = (TextRetrieval("bm25", "bath towel", limit=n), VectorRetrieval("text_knn", "text", catalog[1].vectors["text"], k=n),
+                 VectorRetrieval("image_knn", "image", catalog[3].vectors["image"], k=n))
+        lists = {"bm25": backend.search_text("bath towel", limit=n), "text_knn": backend.search_vector("text", catalog[1].vectors["text"], k=n),
+                 "image_knn": backend.search_vector("image", catalog[3].vectors["image"], k=n)}
+        for method in ("rrf", "linear"):
+            weights = {"bm25": 1.0, "text_knn": 1.0, "image_knn": 2.0 if support.weighted_rrf or method == "linear" else 1.0}
+            request = FusionRequest(retrievals=asked, method=method, weights=weights, rrf_k=60, window=n)
+            if method not in support.methods:
+                # when it cannot run the method / then it says so, naming what it runs
+                with pytest.raises(ValueError, match=f"does not fuse with '{method}'"):
+                    backend.search_fused(request)
+                continue
+            # when
+            fused = backend.search_fused(request)
+            # then
+            assert same_order_up_to_ties(fused, blend(lists, method=method, weights=weights, rrf_k=60)[:n])
+
+    def test_term_analysis_keeps_the_words_and_drops_stop_words(self, backend):
+        if not backend.supports_term_analysis:
+            pytest.skip(f"{type(backend).__name__} has no term analysis")
+        # when
+        terms = backend.terms("The Cotton TOWEL and a Mug")
+        # then
+        assert terms and all(t == t.lower() for t in terms)
+        assert {"the", "and", "a"}.isdisjoint(terms)
+        assert any(t.startswith("cotton") for t in terms) and any(t.startswith("towel") for t in terms)
+        assert backend.terms("the and of a") == []
+
+    def test_facets_count_the_matching_documents(self, backend, catalog):
+        if not backend.supports_facets:
+            pytest.skip(f"{type(backend).__name__} has no facets")
+        # when
+        facets = backend.facets(None, filters=SearchFilters(category=HOME))
+        # then: categories one level below the filter, every brand, non-empty price bands
+        assert dict(facets["category"]) == {f"{HOME} > Bath Linen": 3, f"{HOME} > Outdoor": 1, f"{HOME} > Curtains & Accessories": 1}
+        assert dict(facets["brand"]) == {"Softline": 2, "Bombay Dyeing": 1, "Sunny": 1, "Elegance": 1}
+        assert dict(facets["price"]) == {"0-500": 1, "500-1000": 2, "1000-2000": 2}
+        assert dict(backend.facets("umbrella")["brand"]) == {"Sunny": 2}
+
+    def test_highlights_mark_the_query_terms(self, backend, catalog):
+        if not backend.supports_highlight:
+            pytest.skip(f"{type(backend).__name__} has no highlights")
+        # when
+        marked = backend.highlights("umbrella", [3, 11])
+        # then: the title of 3, the description of 11
+        assert "<mark>umbrella</mark>" in marked[3]["title"][0].lower()
+        assert "<mark>umbrella</mark>" in " ".join(marked[11]["description"]).lower()
+        assert backend.highlights("   ", [3]) == {}
+
+    def test_explain_accounts_for_a_bm25_score(self, backend, catalog):
+        if not backend.supports_explain:
+            pytest.skip(f"{type(backend).__name__} does not explain scores")
+        # when
+        explained = backend.explain("umbrella", 3)
+        # then
+        assert explained["value"] > 0 and explained["description"]

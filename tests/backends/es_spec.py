@@ -123,6 +123,8 @@ class Spec:
         spec_body = request.get("body", {"kind": "no_body"})
         if endpoint == "bulk":
             return errors + self._bulk(body)
+        if endpoint == "msearch":
+            return errors + self._msearch(body)
         if body is None:
             missing = self.endpoints[endpoint].get("requestBodyRequired")
             return errors + (["$: this endpoint needs a body"] if missing else [])
@@ -149,6 +151,18 @@ class Spec:
                 i += 2
             else:
                 i += 1
+        return errors
+
+    def _msearch(self, lines: Any) -> list[str]:
+        """``_msearch``: ndjson pairs, a ``MultisearchHeader`` then a ``SearchRequestBody`` (each checked as its own type)."""
+        if not isinstance(lines, list) or not lines or len(lines) % 2:
+            return ["$: a multi-search body is a non-empty list of (header, body) ndjson line pairs"]
+        header = {"kind": "instance_of", "type": {"namespace": "_global.msearch", "name": "MultisearchHeader"}}
+        search = {"kind": "instance_of", "type": {"namespace": "_global.search._types", "name": "SearchRequestBody"}}
+        errors: list[str] = []
+        for i in range(0, len(lines), 2):
+            errors += self._value(lines[i], header, f"$[{i}]", {})
+            errors += self._value(lines[i + 1], search, f"$[{i + 1}]", {})
         return errors
 
     # -- values ----------------------------------------------------------------------------------

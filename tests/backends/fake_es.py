@@ -6,7 +6,9 @@ its serializers, compatibility headers, retries with backoff and the ``helpers.s
 logic all run for real, while :class:`FakeCluster` answers with bodies shaped like the
 specification's responses (``_global.bulk.Response``, ``indices.update_aliases.Response``...).
 It keeps just enough state (indexes, aliases, document ids, write blocks) to follow an alias
-swap; it does not rank. Every request is recorded for the specification checks.
+swap; it does not rank unless a test gives it ``search_hits`` (``es_semantics.py`` answers
+searches as Elasticsearch documents them). ``_msearch`` answers each search of the request like
+a ``_search``. Every request is recorded for the specification checks.
 """
 
 from __future__ import annotations
@@ -93,6 +95,11 @@ class FakeCluster:
         if parts == ["_bulk"]:
             return 200, self._bulk(body)
         target = parts[0]
+        if parts[1:] == ["_msearch"]:
+            names = self._resolve(target)
+            if not names:
+                return 404, error_body(404, "index_not_found_exception", f"no such index [{target}]")
+            return 200, {"took": 1, "responses": [{**self._search(names, search), "status": 200} for search in body[1::2]]}
         rest = parts[1:]
         if not rest:
             if method == "PUT":

@@ -11,7 +11,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from django.conf import settings
 
@@ -199,14 +198,6 @@ def test_the_alias_is_a_symlink_to_one_build_and_old_builds_are_pruned(index_dir
     assert writer.ids() == {2}
 
 
-def test_stored_vectors_are_returned_by_id(writer):
-    # when
-    stored = writer.get_vectors("image", [1, 9, 999])
-    # then: 9 has no photo, 999 does not exist
-    assert set(stored) == {1}
-    np.testing.assert_allclose(stored[1], vectors_for(1)["image"], atol=1e-6)
-
-
 # -- BM25 phrase boost ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(("phrase_boost", "first"), [(0.0, None), (2.0, 1)])
 def test_a_title_holding_the_query_as_a_phrase_ranks_first_only_with_the_phrase_boost(tmp_path, phrase_boost, first):
@@ -226,3 +217,29 @@ def test_a_title_holding_the_query_as_a_phrase_ranks_first_only_with_the_phrase_
     # and a one-word query is scored by its terms alone
     one = backend.search_text("rack", limit=10)
     assert one[0].score == pytest.approx(one[1].score)
+
+
+def test_a_first_build_records_the_fusion_space_the_backend_was_built_with(index_dir):
+    # given a backend built with the fusion space in service (get_backend passes it; backends import no app code)
+    space = {"name": "bridge", "version": "bridge-0123", "dim": TEST_DIMS["fused"]}
+    backend = EmbeddedSearchBackend(embedded_params(index_dir), TEST_DIMS, space=space)
+    # when it first writes
+    backend.add_bulk(make_catalog()[:1])
+    # then its build records that space; one for another dimension would not be recorded
+    assert backend.index_space() == space
+    other = EmbeddedSearchBackend(embedded_params(index_dir.parent / "other"), TEST_DIMS, space={**space, "dim": 256})
+    other.add_bulk(make_catalog()[:1])
+    assert other.index_space() is None
+
+
+def test_backends_need_the_vector_dimensions_the_search_app_provides(monkeypatch):
+    # given no index spec (the search app provides one at start-up)
+    from django.core.exceptions import ImproperlyConfigured
+
+    import search.backends as registry
+
+    monkeypatch.setattr(registry, "_index_spec", None)
+    # when / then
+    with pytest.raises(ImproperlyConfigured, match="No index spec for search backends"):
+        registry.load_backend("default")
+    assert registry.load_backend("default", vector_dims=TEST_DIMS).vector_dims == TEST_DIMS

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from search.backends.base import DocumentsRejected, SearchBackendError, SearchFilters, SearchUnavailable
+from search.backends.retrieval import TextRetrieval, VectorRetrieval
 from tests.backends.conftest import product_doc, unit
 from tests.backends.fake_es import FakeCluster
 
@@ -95,6 +96,17 @@ def test_search_answered_503_too_often_is_unavailable(fake_es):
 
 
 # -- version detection -----------------------------------------------------------------------------------
+def hybrid_search(backend, text: str, vectors: dict, *, method: str = "rrf", weights: dict | None = None, filters: SearchFilters | None = None):
+    """A storefront query through ``search.hybrid`` (which decides whether the cluster fuses), with vectors given."""
+    from search.embedding.encoding import QueryVectors
+    from search.hybrid.pipeline import HybridQuery, ranked_matches
+    from search.hybrid.retrievers import blend_weights
+
+    query = HybridQuery(text=text, vectors=QueryVectors(**vectors), weights=blend_weights(space=None, photo=False, overrides=weights),
+                        best=None)
+    return ranked_matches(backend=backend, query=query, filters=filters or SearchFilters(), method=method)
+
+
 @pytest.mark.parametrize(
     ("version", "method", "weights", "expected"),
     [
@@ -107,15 +119,32 @@ def test_search_answered_503_too_often_is_unavailable(fake_es):
         ("9.0.0", "linear", {"bm25": 3.0}, "retriever"),
     ],
 )
-def test_version_decides_between_retrievers_and_client_fusion(fake_es, version, method, weights, expected):
+def test_version_decides_between_retrievers_and_client_fusion(fake_es, settings, version, method, weights, expected):
+    settings.SEARCH_KNN_MIN_RATIO = {"text": 0.0, "image": 0.0, "fused": 0.0}  # a floored rule is never compiled (next test)
     backend, cluster = fake_es(version=version)
-    backend.search_hybrid("cotton towel", {"text": unit(1, 8), "fused": unit(2, 8)}, k=10, method=method, weights=weights)
+    hybrid_search(backend, "cotton towel", {"text": unit(1, 8), "fused": unit(2, 8)}, method=method, weights=weights)
     searches = cluster.sent("POST", "/_search$")
     if expected == "retriever":
         assert len(searches) == 1 and method in searches[0].body["retriever"]
-    else:
-        assert len(searches) == 3 and all("retriever" not in s.body for s in searches)
+        assert cluster.sent("POST", "/_msearch$") == []
+    else:  # search.hybrid fuses: every list in one round trip
+        (msearch,) = cluster.sent("POST", "/_msearch$")
+        bodies = msearch.body[1::2]
+        assert searches == [] and len(bodies) == 3 and all("retriever" not in b for b in bodies)
     assert len(cluster.sent("GET", "^/$")) == 1  # the version is asked once
+
+
+@pytest.mark.parametrize("method", ["rrf", "linear"])
+def test_a_rule_with_a_knn_floor_is_fused_by_search_hybrid_even_where_the_cluster_has_retrievers(fake_es, settings, method):
+    # given a 9.2 cluster (rrf with weights, linear) and the storefront's kNN floor on the text field
+    settings.SEARCH_KNN_MIN_RATIO = {"text": 0.5, "image": 0.0, "fused": 0.0}
+    backend, cluster = fake_es(version="9.2.0")
+    # when
+    hybrid_search(backend, "cotton towel", {"text": unit(1, 8), "fused": unit(2, 8)}, method=method)
+    # then the floor decides membership after fusing the full lists, which no retriever request can: the lists come in one _msearch
+    assert [r for r in cluster.sent("POST", "/_search$") if "retriever" in r.body] == []
+    (msearch,) = cluster.sent("POST", "/_msearch$")
+    assert len(msearch.body[1::2]) == 3
 
 
 @pytest.mark.parametrize(("version", "header"), [("8.13.4", "compatible-with=8"), ("9.1.0", "compatible-with=9")])
@@ -132,8 +161,9 @@ def test_cluster_older_than_8_12_is_refused_with_the_reason(fake_es):
         backend.search_text("towel")
 
 
-def test_client_fusion_ranks_like_search_ranking(fake_es):
-    """Fallback: separate BM25 and kNN requests, fused by ``search.hybrid.fusion.blend``; explanations list each retriever."""
+def test_client_fusion_ranks_like_search_ranking(fake_es, settings):
+    """Without retrievers: BM25 and kNN lists in one ``_msearch``, fused by ``search.hybrid``; explanations list each retriever."""
+    settings.SEARCH_KNN_MIN_RATIO = {"text": 0.0, "image": 0.0, "fused": 0.0}  # fusion alone here; the floor has its own test
     cluster = FakeCluster(version="8.12.0")
 
     def hits(index, body):
@@ -143,22 +173,23 @@ def test_client_fusion_ranks_like_search_ranking(fake_es):
 
     cluster.search_hits = hits
     backend, _ = fake_es(cluster=cluster)
-    fused = backend.search_hybrid("towel", {"text": unit(1, 8)}, k=3, method="rrf", weights={"bm25": 1.0, "text_knn": 1.0}, rrf_k=60)
+    fused = hybrid_search(backend, "towel", {"text": unit(1, 8)}, method="rrf", weights={"bm25": 1.0, "text_knn": 1.0})
     assert [r.id for r in fused] == [3, 2, 1]
     explain = fused[0].explain()
     assert explain["bm25"]["rank"] == 1 and explain["text_knn"]["rank"] == 2
     assert explain["text_knn"]["raw"] == pytest.approx(2 * 0.8 - 1, abs=1e-6)  # cosine, not Elasticsearch's (1 + cos) / 2
 
 
-def test_client_fusion_drops_knn_hits_below_the_similarity_floor(fake_es):
-    """Fallback fusion applies the storefront's floor itself: a kNN hit under ``min_similarity`` (cosine) is not a result."""
+def test_client_fusion_drops_knn_hits_below_the_knn_floor(fake_es, settings):
+    """Fused by ``search.hybrid``, the storefront's floor still applies: a kNN hit under the floor (a cosine) is not a result."""
+    settings.SEARCH_KNN_MIN_RATIO = {"text": 0.625, "image": 0.5, "fused": 0.5}  # 0.625 x the best cosine 0.8 = 0.5
     cluster = FakeCluster(version="8.12.0")
     cluster.search_hits = lambda index, body: (
         [] if "query" in body else [{"_index": index, "_id": str(i), "_score": s} for i, s in ((1, 0.9), (2, 0.8), (3, 0.6))]
     )
     backend, _ = fake_es(cluster=cluster)
     # Elasticsearch scores (1 + cos) / 2: the hits' cosines are 0.8, 0.6 and 0.2
-    fused = backend.search_hybrid("towel", {"text": unit(1, 8)}, k=3, method="rrf", min_similarity={"text": 0.5})
+    fused = hybrid_search(backend, "towel", {"text": unit(1, 8)}, method="rrf")
     assert [r.id for r in fused] == [1, 2]
 
 
@@ -295,7 +326,8 @@ def test_cluster_down_is_search_unavailable(fake_es):
     for call in (
         lambda: backend.search_text("towel"),
         lambda: backend.search_vector("text", unit(1, 8)),
-        lambda: backend.search_hybrid("towel", {"text": unit(1, 8)}),
+        lambda: backend.search_many([TextRetrieval("bm25", "towel"), VectorRetrieval("text_knn", "text", unit(1, 8))]),
+        lambda: backend.fusion_support(),
         lambda: backend.add_bulk([product_doc(1)]),
         lambda: backend.count(),
     ):
@@ -318,7 +350,7 @@ def test_cluster_down_falls_back_to_the_embedded_engine_when_configured(fake_es,
         backend, cluster = fake_es(MAX_RETRIES=0, FALLBACK="fallback")
         cluster.down = True
         assert [h.id for h in backend.search_text("towel")] == [1]
-        fused = backend.search_hybrid("watch", {"text": product_doc(2).vectors["text"]}, k=2)
+        fused = hybrid_search(backend, "watch", {"text": product_doc(2).vectors["text"]})
         assert fused[0].id == 2
     finally:
         reset_backends()
@@ -337,7 +369,7 @@ def test_bad_input_never_reaches_the_cluster_as_syntax(fake_es):
     backend.search_text("towel " * 500 + 'AND title:"x"')
     backend.search_text("towel", filters=SearchFilters(category="No > Such > Category", brands=("Nobody",)))
     bodies = [r.body for r in cluster.sent("POST", "/_search$")]
-    multi_match = bodies[0]["query"]["bool"]["must"][0]["bool"]["should"][0]["multi_match"]
+    multi_match = bodies[0]["query"]["bool"]["should"][0]["multi_match"]  # no popularity clause around it any more
     assert len(multi_match["query"].split()) == 64  # long queries are cut to 64 terms
     assert bodies[1]["query"]["bool"]["filter"][0] == {"term": {"category_path": "No > Such > Category"}}
 
@@ -369,3 +401,20 @@ def test_products_index_marks_the_rejected_product_failed_and_indexes_the_rest(f
     assert "field 'price'" in states[products[1].pk][1]
     backend.refresh()
     assert backend.ids() == {products[0].pk, products[2].pk}
+
+
+def test_a_first_index_records_the_fusion_space_the_backend_was_built_with(fake_es):
+    # given a backend built with the fusion space in service (get_backend passes it; backends import no app code)
+    from search.backends.elasticsearch import ElasticsearchSearchBackend
+    from tests.backends.conftest import DIMS
+    from tests.backends.fake_es import node_class
+
+    space = {"name": "bridge", "version": "bridge-0123", "dim": DIMS["fused"]}
+    cluster = FakeCluster()
+    backend = ElasticsearchSearchBackend({"URLS": ["http://es.test:9200"], "CLIENT_OPTIONS": {"node_class": node_class(cluster)}}, DIMS, space=space)
+    # when it first writes
+    backend.add_bulk([product_doc(1)])
+    # then the first build holds that space, as a rebuild would record it
+    (create,) = cluster.sent("PUT", r"^/products-0")
+    assert create.body["mappings"]["_meta"] == {"fusion_space": space}
+    assert backend.index_space() == space

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from search.backends.base import DocumentsRejected, SearchFilters, SearchUnavailable
+from search.backends.retrieval import FusionRequest, TextRetrieval, VectorRetrieval
 from tests.backends.conftest import DIMS, es_backend_factory, product_doc, unit
 
 try:  # the shared backend contract (tests/backends/contract.py) runs here once it is on the branch
@@ -59,9 +60,20 @@ def test_filtered_knn_returns_k_hits_from_inside_the_filter(emulated):
 
 
 def test_rrf_retriever_fuses_bm25_and_knn_on_the_emulator(emulated):
-    fused = emulated.search_hybrid("watch", {"text": CATALOG[2].vectors["text"], "fused": CATALOG[2].vectors["fused"]}, k=4)
+    request = FusionRequest(
+        retrievals=(TextRetrieval("bm25", "watch"), VectorRetrieval("text_knn", "text", CATALOG[2].vectors["text"]),
+                    VectorRetrieval("fused_knn", "fused", CATALOG[2].vectors["fused"])),
+        method="rrf", weights={"bm25": 1.0, "text_knn": 1.0, "fused_knn": 1.0}, rrf_k=60, window=4,
+    )
+    fused = emulated.search_fused(request)
     assert fused[0].id == 3
     assert fused[0].explain()["rrf_retriever"]["rank"] == 1
+
+
+def test_several_searches_in_one_round_trip_over_http(emulated):
+    bm25, knn = emulated.search_many([TextRetrieval("bm25", "curtain"), VectorRetrieval("image_knn", "image", CATALOG[2].vectors["image"], k=2)])
+    assert [h.id for h in bm25] == [4]
+    assert knn[0].id == 3 and knn[0].score == pytest.approx(1.0, abs=1e-3) and len(knn) == 2
 
 
 def test_linear_retriever_is_not_supported_by_the_emulator(emulated):
@@ -93,7 +105,7 @@ def test_unreachable_cluster_is_unavailable(request):
 if BackendContract is not None:
 
     class TestElasticsearchContractOnEmulator(BackendContract):
-        """The shared backend contract through noida-db (hybrid fusion client-side, as its version says)."""
+        """The shared backend contract through noida-db (8.15: no server-side fusion, as its version says)."""
 
         @pytest.fixture
         def make_backend(self, noida_url, request):

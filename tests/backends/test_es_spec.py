@@ -52,7 +52,7 @@ def test_index_creation_with_mapping_is_valid(spec, fake_es):
         "index_options": {"type": "int8_hnsw", "m": 16, "ef_construction": 100},
     }
     assert props["image_vector"]["dims"] == 16
-    assert props["popularity"] == {"type": "rank_feature"}
+    assert "popularity" not in props  # clicks count once, after fusion (search.hybrid.click_prior), on every engine
     assert props["price"] == {"type": "scaled_float", "scaling_factor": 100}
     assert create.body["aliases"] == {"products": {}, "products-write": {"is_write_index": True}}
 
@@ -66,7 +66,7 @@ def test_mapping_for_every_quantization_is_valid(spec, quantization):
 
 def test_bulk_actions_and_documents_are_valid(spec, fake_es):
     backend, cluster = fake_es()
-    doc = product_doc(7, description="Soft 500 GSM cotton", rating=4.2, popularity=0.3, merchant="Shop One")
+    doc = product_doc(7, description="Soft 500 GSM cotton", rating=4.2, merchant="Shop One")
     backend.add_bulk([doc, product_doc(8, title="Steel watch", vectors={"text": unit(1, 8), "fused": unit(2, 8)})])
     backend.delete([8, 404])
     mapping = es_mapping.mappings(DIMS)
@@ -88,7 +88,7 @@ def test_bm25_search_with_filters_is_valid(spec, fake_es):
     (search,) = sent_to(spec, cluster, "search")
     assert_valid(spec, search)
     body = search.body
-    matching = body["query"]["bool"]["must"][0]["bool"]["must"][0]["bool"]["should"][0]["multi_match"]
+    matching = body["query"]["bool"]["must"][0]["bool"]["should"][0]["multi_match"]
     assert matching["query"] == 'cotton "towel" title (a OR b*) \\'  # user text only as a match value (colons read as spaces)
     assert matching["fields"] == ["title^3", "brand^2", "category^1.5", "description^1"]
     assert matching["fuzziness"] == "AUTO"
@@ -132,10 +132,23 @@ def test_knn_with_filter_inside_is_valid(spec, fake_es):
     assert "query" not in search.body and "post_filter" not in search.body  # filtered inside kNN, not after it
 
 
+def compiled(method: str, weights: dict, vectors: dict, *, filters=FILTERS):
+    """A rule over words and ``vectors`` (no kNN floor) compiled by ``search.hybrid.compile`` (window 100)."""
+    from search.backends.retrieval import TextRetrieval, VectorRetrieval
+    from search.hybrid.compile import compile_rule
+    from search.hybrid.retrievers import KNN_NAME
+    from search.hybrid.rule import HybridRule
+
+    retrievals = [TextRetrieval("bm25", "cotton towel", filters, 100)]
+    retrievals += [VectorRetrieval(KNN_NAME[f], f, v, filters, 100) for f, v in vectors.items()]
+    rule = HybridRule(method=method, weights={"bm25": 1.0, **{KNN_NAME[f]: 1.0 for f in vectors}, **weights}, rrf_k=60, window=100)
+    return compile_rule(rule, retrievals)
+
+
 def hybrid_request(spec, fake_es, version: str, method: str, weights: dict):
     backend, cluster = fake_es(version=version)
     vectors = {"text": unit(1, 8), "fused": unit(2, 8), "image": unit(3, 16)}
-    backend.search_hybrid("cotton towel", vectors, filters=FILTERS, k=100, method=method, weights=weights, rrf_k=60)
+    backend.search_fused(compiled(method, weights, vectors))
     searches = sent_to(spec, cluster, "search")
     for request in searches:
         assert_valid(spec, request)
@@ -150,14 +163,11 @@ def test_rrf_retriever_is_valid(spec, fake_es):
     assert rrf["retrievers"][1]["knn"]["filter"] == rrf["retrievers"][0]["standard"]["filter"]
 
 
-def test_knn_similarity_floor_is_valid_inside_the_retrievers(spec, fake_es):
-    backend, cluster = fake_es(version="9.1.0")
-    vectors = {"text": unit(1, 8), "fused": unit(2, 8)}
-    backend.search_hybrid("cotton towel", vectors, k=100, method="rrf", min_similarity={"text": 0.35})
-    (search,) = sent_to(spec, cluster, "search")
-    assert_valid(spec, search)
+def test_no_knn_similarity_inside_the_retrievers(spec, fake_es):
+    """The kNN floor decides membership after fusion (search.hybrid.floor): a compiled rule never drops kNN hits before it."""
+    (search,) = hybrid_request(spec, fake_es, "9.1.0", "rrf", {})
     knns = [r["knn"] for r in search.body["retriever"]["rrf"]["retrievers"] if "knn" in r]
-    assert {k["field"]: k.get("similarity") for k in knns} == {"text_vector": 0.35, "fused_vector": None}
+    assert len(knns) == 3 and all("similarity" not in k for k in knns)
 
 
 def test_weighted_rrf_retriever_is_valid(spec, fake_es):
@@ -173,9 +183,18 @@ def test_linear_retriever_is_valid(spec, fake_es):
 
 
 def test_fallback_query_and_knn_requests_are_valid(spec, fake_es):
-    searches = hybrid_request(spec, fake_es, "8.12.2", "rrf", {})
-    assert len(searches) == 4  # BM25 + three kNN, fused client-side with search.hybrid.fusion
-    assert "query" in searches[0].body and all("knn" in s.body for s in searches[1:])
+    from search.backends.retrieval import TextRetrieval, VectorRetrieval
+
+    backend, cluster = fake_es(version="8.12.2")
+    vectors = {"text": unit(1, 8), "fused": unit(2, 8), "image": unit(3, 16)}
+    retrievals = [TextRetrieval("bm25", "cotton towel", FILTERS, 100)] + [VectorRetrieval(f"{f}_knn", f, v, FILTERS, 100) for f, v in vectors.items()]
+    backend.search_many(retrievals)  # the lists search.hybrid fuses when the cluster cannot
+    (msearch,) = sent_to(spec, cluster, "msearch")
+    assert_valid(spec, msearch)
+    searches = msearch.body[1::2]
+    assert len(searches) == 4  # BM25 + three kNN in one round trip, fused by search.hybrid
+    assert "query" in searches[0] and all("knn" in s for s in searches[1:])
+    assert sent_to(spec, cluster, "search") == []
 
 
 def test_aggregations_highlight_explain_are_valid(spec, fake_es):
@@ -262,6 +281,13 @@ def test_linear_retriever_without_normalizer_fails(spec):
 def test_two_variants_in_one_query_container_fail(spec):
     body = {"query": {"match_all": {}, "match_none": {}}}
     assert any("exactly one of its variants" in e for e in violations(spec, "search", body))
+
+
+def test_misspelt_key_in_a_multi_search_fails(spec):
+    body = es_queries.knn_search_body("text", unit(1, 8), 10, None, candidates_factor=2.0)
+    body["knn"]["num_candidate"] = body["knn"].pop("num_candidates")
+    assert any(e.startswith("$[1].knn.num_candidate: unknown key") for e in violations(spec, "msearch", [{}, body]))
+    assert violations(spec, "msearch", [{}]) == ["$: a multi-search body is a non-empty list of (header, body) ndjson line pairs"]
 
 
 def test_misspelt_bulk_action_and_alias_option_fail(spec):

@@ -137,12 +137,14 @@ def axe_source() -> str:
 def axe_audit(axe_source):
     """``axe_audit(page, name)`` runs axe-core in the page and returns its violations, one line each:
     ``"<rule id> (<impact>): <help> -> <CSS targets>"`` (an empty list is a pass). The full
-    report (every node's HTML and the reason) is saved as ``artifacts/browser/axe/<name>.json``."""
+    report (every node's HTML and the reason) is saved as ``artifacts/browser/axe/<name>.json``.
+    ``within="<CSS selector>"`` audits only that part of the page (e.g. a panel added to an admin page)."""
 
-    def run(page, name: str) -> list[str]:
+    def run(page, name: str, within: str | None = None) -> list[str]:
         page.add_script_tag(content=axe_source)
         result = page.evaluate(
-            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})", AXE_TAGS,
+            "([tags, within]) => axe.run(within ? {include: [within]} : document,"
+            " {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})", [AXE_TAGS, within],
         )
         (ARTIFACTS / "axe").mkdir(parents=True, exist_ok=True)
         report = [{"id": v["id"], "impact": v["impact"], "help": v["help"],

@@ -17,14 +17,15 @@ incomplete builds older than the live one (left by a rebuild that died, e.g. a k
 Refresh policy: writes are not refreshed per request (``refresh=false``, the cheapest); the
 live index refreshes every second (``es_mapping.LIVE_REFRESH_INTERVAL``), so a worker's writes
 reach shoppers within about a second, and :meth:`refresh` forces it (tests, a rebuild's count
-check). Hybrid ranking runs on the cluster through the ``retriever`` API (``rrf``; ``linear``
-with ``minmax``) when the cluster's version has it, else client-side with ``search.hybrid.fusion``
-over separate BM25 and kNN requests, so both rank alike. Cluster down or busy raises
+check). A hybrid rule that ``search.hybrid`` compiles for the cluster runs through the
+``retriever`` API (``rrf``; ``linear`` with ``minmax``) when the cluster's version has it;
+otherwise ``search.hybrid`` asks for every retriever's list in one ``_msearch`` and fuses them
+itself, so both rank alike. Cluster down or busy raises
 :class:`~search.backends.base.SearchUnavailable` (or, with ``FALLBACK`` set, reads are answered
 by the embedded engine).
 
 Modules: ``backend`` (the class: cluster, aliases, reading), ``writes`` (``_bulk``), ``builds``
-(``rebuild`` and aliases), ``hybrid`` (retrievers or client-side fusion), ``client`` (the
+(``rebuild`` and aliases), ``hybrid`` (fusion on the cluster, ``_msearch``), ``client`` (the
 official client, version detection, errors), ``mapping`` (index settings and mapping),
 ``queries`` (request bodies).
 """

@@ -16,7 +16,7 @@ import numpy as np
 from django.conf import settings
 from elasticsearch import Elasticsearch, NotFoundError
 
-from search.backends import get_backend
+from search.backends import load_backend
 from search.backends.base import (
     BaseSearchBackend,
     Hit,
@@ -52,20 +52,29 @@ class ElasticsearchSearchBackend(BulkWrites, Builds, HybridSearch, BaseSearchBac
 
     Params (``SEARCH_BACKENDS`` entry): ``URLS``, ``INDEX`` (alias name, default ``products``),
     ``SHARDS``, ``REPLICAS``, ``QUANTIZATION`` (``none``/``int8``/``bbq``), ``HYBRID``
-    (``auto``: retrievers when the cluster version has them; ``retrievers``; ``client``),
-    ``POPULARITY_BOOST`` (weight of the ``rank_feature`` click prior in BM25, 0 disables it),
+    (``auto``: fusion rules run on the cluster when its version has the retriever; ``retrievers``;
+    ``client``: never, ``search.hybrid`` fuses lists fetched with ``_msearch``),
     ``KEEP_BUILDS``, ``WRITE_BLOCK_WAIT_S``, ``FALLBACK`` (a ``SEARCH_BACKENDS`` alias answering reads while the cluster
     is unreachable, e.g. ``"embedded"``), ``FIELD_BOOSTS``, and the client's (see
     :func:`search.backends.elasticsearch.client.make_client`).
+
+    Capabilities: server-side fusion and multi-search (:mod:`.hybrid`), term analysis, facets,
+    highlights and score explanations.
 
     Raises:
         ValueError: an unknown ``HYBRID`` mode, ``QUANTIZATION`` or ``WORDS_TOKENIZER``.
     """
 
+    supports_term_analysis = True
+    supports_facets = True
+    supports_highlight = True
+    supports_explain = True
+
     def __init__(
-        self, params: dict, vector_dims: dict[str, int], *, client: Elasticsearch | None = None, build_index: str | None = None
+        self, params: dict, vector_dims: dict[str, int], *, space: dict | None = None, client: Elasticsearch | None = None,
+        build_index: str | None = None,
     ):
-        super().__init__(params, vector_dims)
+        super().__init__(params, vector_dims, space=space)
         self.name = params.get("INDEX", "products")
         self.read_alias = self.name
         self.write_alias = f"{self.name}-write"
@@ -74,7 +83,6 @@ class ElasticsearchSearchBackend(BulkWrites, Builds, HybridSearch, BaseSearchBac
             words_tokenizer=params.get("WORDS_TOKENIZER", "standard"),
         )
         self.boosts = dict(params.get("FIELD_BOOSTS") or settings.SEARCH_FIELD_BOOSTS)
-        self.popularity_boost = float(params.get("POPULARITY_BOOST", 1.0))
         self.hybrid_mode = params.get("HYBRID", "auto")
         if self.hybrid_mode not in HYBRID_MODES:
             raise ValueError(f"Unknown HYBRID mode {self.hybrid_mode!r}; valid: {', '.join(HYBRID_MODES)}")
@@ -94,6 +102,7 @@ class ElasticsearchSearchBackend(BulkWrites, Builds, HybridSearch, BaseSearchBac
         self._space: dict | None = None  # fusion space recorded with the live build (or this build)
         self._space_targets: list[str] | None = None
         self._space_checked = 0.0
+        self._fallback_engine: BaseSearchBackend | None = None
 
     # -- cluster and aliases ---------------------------------------------------------------------
     @property
@@ -102,7 +111,7 @@ class ElasticsearchSearchBackend(BulkWrites, Builds, HybridSearch, BaseSearchBac
         with self._lock:
             if self._features is None:
                 self._features = ClusterFeatures.for_version(detect_version(self.client))
-                logger.info("Elasticsearch %s: hybrid by %s", ".".join(map(str, self._features.version)), self.hybrid_strategy("rrf", {}))
+                logger.info("Elasticsearch %s (HYBRID %s)", ".".join(map(str, self._features.version)), self.hybrid_mode)
             return self._features
 
     def _ensure(self) -> None:
@@ -123,6 +132,8 @@ class ElasticsearchSearchBackend(BulkWrites, Builds, HybridSearch, BaseSearchBac
     def _create_initial(self) -> None:
         index = f"{self.name}-{INITIAL_STAMP}"
         body = es_mapping.index_body(self.vector_dims, self.options, building=False)
+        if self.initial_space is not None and self.initial_space.get("dim") == self.vector_dims.get("fused"):
+            body["mappings"]["_meta"] = {"fusion_space": self.initial_space}  # as a rebuild records it
         try:
             with translated_errors(f"create the index {index}"):
                 self.client.indices.create(
@@ -185,7 +196,7 @@ class ElasticsearchSearchBackend(BulkWrites, Builds, HybridSearch, BaseSearchBac
     def search_text(self, query: str | None, *, filters: SearchFilters | None = None, limit: int = 100) -> list[Hit]:
         if query is not None and not query.strip():
             return []
-        body = es_queries.text_search_body(query, filters, limit, self.boosts, popularity_boost=self.popularity_boost)
+        body = es_queries.text_search_body(query, filters, limit, self.boosts)
         try:
             hits = self._search(body, "search")
         except SearchUnavailable as exc:
@@ -212,11 +223,14 @@ class ElasticsearchSearchBackend(BulkWrites, Builds, HybridSearch, BaseSearchBac
         return response["hits"]["hits"]
 
     def _fallback(self, exc: SearchUnavailable) -> BaseSearchBackend:
-        """The configured fallback engine, or re-raise ``exc``."""
+        """The configured fallback engine (built once, with this backend's dimensions and space), or re-raise ``exc``."""
         if not self.fallback_alias:
             raise exc
         logger.warning("Elasticsearch unavailable, answering from the %r backend: %s", self.fallback_alias, exc)
-        return get_backend(self.fallback_alias)
+        with self._lock:
+            if self._fallback_engine is None:
+                self._fallback_engine = load_backend(self.fallback_alias, vector_dims=self.vector_dims, space=self.initial_space)
+            return self._fallback_engine
 
     def count(self) -> int:
         with translated_errors("count documents"):
@@ -249,13 +263,13 @@ class ElasticsearchSearchBackend(BulkWrites, Builds, HybridSearch, BaseSearchBac
         hits = self._search(body, "read stored vectors")
         return {int(h["_id"]): np.asarray(h["_source"][name], dtype=np.float32) for h in hits if name in (h.get("_source") or {})}
 
-    # -- extras: facets, highlighting, explanations -------------------------------------------------
+    # -- capabilities: facets, highlighting, explanations, terms ----------------------------------
     def facets(self, query: str | None, *, filters: SearchFilters | None = None, size: int = 20) -> dict[str, list[tuple[str, int]]]:
         """Facet counts over every document matching ``query`` and ``filters`` (terms/range aggregations).
 
         Returns:
             ``{"category": [(path, count), ...], "brand": [...], "price": [("500-1000", count), ...]}``;
-            categories are one level below the category filter.
+            categories are one level below the category filter, empty price bands left out.
         """
         body = es_queries.facets_body(query, filters, settings.SEARCH_PRICE_BANDS, self.boosts, size=size)
         with translated_errors("count facets"):
@@ -315,7 +329,8 @@ class ElasticsearchSearchBackend(BulkWrites, Builds, HybridSearch, BaseSearchBac
             facts["cluster"] = ".".join(map(str, self.features.version))
             facts["index"] = ",".join(self._alias_targets(self.read_alias)) or "(none yet)"
             facts["documents"] = self.count()
-            facts["hybrid"] = self.hybrid_strategy("rrf", {})
+            support = self.fusion_support()
+            facts["hybrid"] = f"on the cluster: {', '.join(sorted(support.methods))}" if support.methods else "fused by search.hybrid (_msearch)"
             facts["builds"] = len(self.builds())
         except SearchUnavailable as exc:
             facts["error"] = str(exc)

@@ -1,125 +1,153 @@
-"""Hybrid search on Elasticsearch: the ``rrf`` / ``linear`` retrievers on the cluster, or client-side rank fusion.
+"""Hybrid search on Elasticsearch: a fusion rule run on the cluster (``rrf`` / ``linear`` retrievers),
+and several retrievals in one round trip (``_msearch``).
 
 Part of :class:`~search.backends.elasticsearch.backend.ElasticsearchSearchBackend` (a mixin).
+Which rule runs where is decided by ``search.hybrid`` (``search.hybrid.compile``): this module
+only says what the connected cluster can run (:meth:`HybridSearch.fusion_support`) and runs
+what it is given, so the cluster and ``search.hybrid``'s own fusion rank alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Sequence
 
 import numpy as np
 
-from search.backends.base import FusedResult, Hit, ScorePart, SearchFilters, SearchUnavailable
+from search.backends.base import FusedResult, Hit, ScorePart, SearchBackendError, SearchUnavailable, ServerFusionUnavailable
 from search.backends.elasticsearch import queries as es_queries
+from search.backends.elasticsearch.client import RETRY_STATUSES, translated_errors
+from search.backends.retrieval import FusionRequest, FusionSupport, Retrieval, TextRetrieval
 
-# Client-side rank fusion (older clusters, the fallback engine); see search_hybrid.
-from search.hybrid.fusion import FUSION_METHODS, blend
+logger = logging.getLogger(__name__)
 
+#: ``HYBRID`` param: ``auto`` runs a rule on the cluster when its version has the retriever;
+#: ``retrievers`` assumes it has (weighted RRF still needs 9.2); ``client`` never fuses on the
+#: cluster (``search.hybrid`` fuses lists fetched with ``_msearch``).
 HYBRID_MODES = ("auto", "retrievers", "client")
 
 
 class HybridSearch:
-    """``search_hybrid`` and ``hybrid_strategy`` of the Elasticsearch backend."""
+    """``fusion_support``, ``search_fused`` and ``search_many`` of the Elasticsearch backend."""
 
-    def hybrid_strategy(self, method: str, weights: Mapping[str, float]) -> str:
-        """``"retriever"`` when ``method`` runs on the cluster, ``"client"`` when it is fused here.
+    supports_server_fusion = True
+    supports_multi_search = True
 
-        ``rrf`` needs the rrf retriever (8.16), and 9.2 when the weights differ; ``linear``
-        needs the linear retriever (8.18). ``HYBRID`` = ``client`` always fuses here;
-        ``retrievers`` uses them whatever the version says, except weighted RRF before 9.2.
-        """
-        if self.hybrid_mode == "client":
-            return "client"
-        forced = self.hybrid_mode == "retrievers"
-        f = self.features
-        if method == "linear":
-            return "retriever" if forced or f.linear_retriever else "client"
-        unequal = len({float(w) for w in weights.values() if float(w) != 0}) > 1
-        if unequal and not f.rrf_weights:
-            return "client"  # weights must count: fuse here rather than drop them
-        return "retriever" if forced or f.rrf_retriever else "client"
+    def fusion_support(self) -> FusionSupport:
+        """What the cluster runs in one request: ``rrf`` from 8.16 (weighted from 9.2), ``linear``
+        (``minmax``) from 8.18.
 
-    def search_hybrid(
-        self,
-        text: str | None,
-        vectors: Mapping[str, np.ndarray],
-        *,
-        filters: SearchFilters | None = None,
-        k: int = 100,
-        method: str = "rrf",
-        weights: Mapping[str, float] | None = None,
-        rrf_k: int = 60,
-        min_similarity: Mapping[str, float] | None = None,
-    ) -> list[FusedResult]:
-        """BM25 and kNN on several vector fields fused into one ranking, on the cluster when it can.
-
-        Retrievers are named as in ``settings.SEARCH_WEIGHTS``: ``bm25`` (when ``text``) and
-        ``<field>_knn`` for each vector. With the ``rrf`` / ``linear`` retriever the cluster
-        fuses (one request; each result's explanation holds the fused score only); otherwise
-        each retriever is a request of its own and ``search.hybrid.fusion.blend`` fuses them here,
-        exactly as for the embedded engine (explanations list every retriever).
-
-        Args:
-            text: shopper words, or None for a photo-only query.
-            vectors: vector field (``text``/``image``/``fused``) -> query vector.
-            filters: applied inside every retriever.
-            k: results, and each retriever's window.
-            method: ``rrf`` or ``linear`` (``minmax``).
-            weights: retriever name -> weight (missing: 1.0; 0 leaves it out).
-            rrf_k: RRF rank constant.
-            min_similarity: vector field -> least cosine of a kNN hit (kNN ``similarity``; the
-                storefront's floor, see ``search.hybrid.floor.matched_ids``).
+        ``HYBRID`` = ``client`` lists no method; ``retrievers`` lists both whatever the version.
+        While the cluster cannot be asked its version, a backend with a ``FALLBACK`` lists no
+        method (its lists come from the fallback engine); one without raises.
 
         Raises:
-            ValueError: unknown method or vector field, or a vector of the wrong dimension.
-            SearchUnavailable: the cluster cannot answer (and no fallback is configured).
+            SearchUnavailable: the cluster does not answer and no fallback is configured.
         """
-        if method not in FUSION_METHODS:
-            raise ValueError(f"Unknown fusion method {method!r}; valid: {', '.join(FUSION_METHODS)}")
-        weights = dict(weights or {})
-        checked = {}
-        for field, vec in vectors.items():
-            vec = self._check_vector(field, vec)
-            if not np.all(np.isfinite(vec)):
-                raise ValueError(f"Vector for field {field!r} has non-finite values (NaN or infinity)")
-            if np.any(vec):
-                checked[field] = vec
-        text = text if text and text.strip() else None
+        if self.hybrid_mode == "client":
+            return FusionSupport(max_window=es_queries.MAX_KNN)
         try:
-            names = ([es_queries.BM25] if text else []) + [es_queries.KNN_NAME[f] for f in checked]
-            active = [n for n in names if float(weights.get(n, 1.0)) != 0]
-            if len(active) >= 2 and self.hybrid_strategy(method, {n: weights.get(n, 1.0) for n in active}) == "retriever":
-                return self._hybrid_on_cluster(text, checked, filters, k, method, weights, rrf_k, min_similarity)
-            return self._hybrid_here(self, text, checked, filters, k, method, weights, rrf_k, min_similarity)
+            f = self.features
+        except SearchUnavailable:
+            if self.fallback_alias:
+                return FusionSupport()
+            raise
+        forced = self.hybrid_mode == "retrievers"
+        methods = {m for m, ok in (("rrf", f.rrf_retriever), ("linear", f.linear_retriever)) if ok or forced}
+        return FusionSupport(methods=frozenset(methods), weighted_rrf=f.rrf_weights, max_window=es_queries.MAX_KNN)
+
+    def search_fused(self, request: FusionRequest) -> list[FusedResult]:
+        """Run ``request`` as one ``rrf`` or ``linear`` retriever; each result's explanation holds
+        the fused score (``rrf_retriever`` / ``linear_retriever``), not the per-retriever parts.
+
+        Raises:
+            ValueError: a method the cluster does not run, a vector of the wrong dimension or with
+                non-finite values, or a window over 10,000.
+            ServerFusionUnavailable: the cluster does not answer and a ``FALLBACK`` can serve the lists.
+            SearchUnavailable: the cluster does not answer.
+        """
+        support = self.fusion_support()
+        if request.method not in support.methods:
+            raise ValueError(f"This cluster does not fuse with {request.method!r}; it runs: {', '.join(sorted(support.methods)) or 'nothing'}")
+        if not 0 < request.window <= support.max_window:
+            raise ValueError(f"A fusion window must be from 1 to {support.max_window}, got {request.window}")
+        for r in request.retrievals:
+            if not isinstance(r, TextRetrieval):
+                self._checked_vector(r.field, r.vector)
+        weighted = len({float(request.weights.get(r.name, 1.0)) for r in request.retrievals}) > 1
+        if weighted and request.method == "rrf" and not support.weighted_rrf:
+            raise ValueError("This cluster weighs every RRF retriever 1.0 (weighted RRF needs Elasticsearch 9.2)")
+        body = es_queries.fused_body(request, self.boosts, candidates_factor=self.candidates_factor, weighted_rrf=weighted)
+        try:
+            hits = self._search(body, f"run a hybrid ({request.method}) search")
         except SearchUnavailable as exc:
-            return self._hybrid_here(self._fallback(exc), text, checked, filters, k, method, weights, rrf_k, min_similarity)
-
-    @staticmethod
-    def _hybrid_here(engine, text, vectors, filters, k, method, weights, rrf_k, min_similarity) -> list[FusedResult]:
-        """One request per retriever on ``engine`` (this cluster or the fallback), fused by ``search.hybrid.fusion``."""
-        floors = min_similarity or {}
-        rankings: dict[str, list[Hit]] = {}
-        if text:
-            rankings[es_queries.BM25] = engine.search_text(text, filters=filters, limit=k)
-        for field, vec in vectors.items():
-            hits = engine.search_vector(field, vec, filters=filters, k=k)
-            rankings[es_queries.KNN_NAME[field]] = [h for h in hits if field not in floors or h.score >= floors[field]]
-        return blend(rankings, method=method, weights=weights, rrf_k=rrf_k)
-
-    def _hybrid_on_cluster(self, text, vectors, filters, k, method, weights, rrf_k, min_similarity=None) -> list[FusedResult]:
-        children = es_queries.retrievers(
-            text, vectors, filters, k, self.boosts, candidates_factor=self.candidates_factor, popularity_boost=self.popularity_boost,
-            similarity=min_similarity,
-        )
-        if method == "linear":
-            body = es_queries.linear_body(children, weights, k=k)
-        else:
-            active = {float(weights.get(n, 1.0)) for n in children if float(weights.get(n, 1.0)) != 0}
-            body = es_queries.rrf_body(children, weights, k=k, rank_constant=rrf_k, weighted=len(active) > 1)
-        hits = self._search(body, f"run a hybrid ({method}) search")
+            if self.fallback_alias:
+                raise ServerFusionUnavailable(str(exc)) from exc
+            raise
         out = []
         for rank, h in enumerate(hits, start=1):
             score = float(h.get("_score") or 0.0)
-            part = ScorePart(f"{method}_retriever", score, rank, score)
-            out.append(FusedResult(int(h["_id"]), score, [part]))
+            out.append(FusedResult(int(h["_id"]), score, [ScorePart(f"{request.method}_retriever", score, rank, score)]))
         return out
+
+    def search_many(self, retrievals: Sequence[Retrieval]) -> list[list[Hit]]:
+        """Every retrieval in one ``_msearch`` request; lists as :meth:`search_text` / :meth:`search_vector` return them.
+
+        A kNN with an all-zero vector (nothing is similar to it) is answered empty without asking.
+        While the cluster is unreachable, a ``FALLBACK`` engine answers each retrieval.
+
+        Raises:
+            ValueError: a vector of the wrong dimension or with non-finite values; a filter price that is not finite.
+            SearchBackendError: the cluster refused one of the searches (the first refusal is named).
+            SearchUnavailable: the cluster does not answer (and no fallback is configured).
+        """
+        asked: list[int] = []
+        bodies: list[dict] = []
+        for i, r in enumerate(retrievals):
+            if not isinstance(r, TextRetrieval):
+                vector = self._checked_vector(r.field, r.vector)
+                if not np.any(vector) or r.k <= 0:
+                    continue
+            elif not r.query.strip():
+                continue
+            asked.append(i)
+            bodies.append(es_queries.search_body(r, self.boosts, candidates_factor=self.candidates_factor))
+        out: list[list[Hit]] = [[] for _ in retrievals]
+        if not bodies:
+            return out
+        try:
+            with translated_errors("run several searches"):
+                responses = self.client.msearch(index=self._read_target(), searches=es_queries.msearch_searches(bodies))["responses"]
+            for i, response in zip(asked, responses, strict=True):
+                out[i] = self._hits_of(retrievals[i], _checked_response(response))
+        except SearchUnavailable as exc:
+            engine = self._fallback(exc)
+            return [engine.search_text(r.query, filters=r.filters, limit=r.limit) if isinstance(r, TextRetrieval)
+                    else engine.search_vector(r.field, r.vector, filters=r.filters, k=r.k) for r in retrievals]
+        return out
+
+    def _checked_vector(self, field: str, vector: np.ndarray) -> np.ndarray:
+        vector = self._check_vector(field, vector)
+        if not np.all(np.isfinite(vector)):
+            raise ValueError(f"Vector for field {field!r} has non-finite values (NaN or infinity)")
+        return vector
+
+    @staticmethod
+    def _hits_of(retrieval: Retrieval, hits: list[dict]) -> list[Hit]:
+        if isinstance(retrieval, TextRetrieval):
+            return [Hit(int(h["_id"]), float(h.get("_score") or 0.0)) for h in hits]
+        # Elasticsearch scores cosine kNN as (1 + cos) / 2; report the cosine like the embedded engine.
+        return [Hit(int(h["_id"]), 2.0 * float(h["_score"]) - 1.0) for h in hits]
+
+
+def _checked_response(response: dict) -> list[dict]:
+    """The hits of one ``_msearch`` response item, or its error raised like a single search's."""
+    error = response.get("error")
+    if error is None:
+        return response["hits"]["hits"]
+    status = int(response.get("status") or 500)
+    cause = (error.get("root_cause") or [error])[0] if isinstance(error, dict) else {}
+    reason = f"{cause.get('type', 'error')}: {cause.get('reason', '')}" if isinstance(cause, dict) else str(error)
+    if status in RETRY_STATUSES:
+        raise SearchUnavailable(f"Elasticsearch could not run a search right now (HTTP {status}, {reason})")
+    raise SearchBackendError(f"Elasticsearch refused a search of a multi-search (HTTP {status}, {reason})")

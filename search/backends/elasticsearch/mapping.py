@@ -18,7 +18,6 @@ merchant       keyword                      filter by seller
 description    text (English) + ``.words``  BM25 (boost 1)
 price          scaled_float (x100)          range filters, price bands (paise precision)
 rating         half_float                   browsing order
-popularity     rank_feature                 click prior as a score feature (values > 0 only)
 text_vector    dense_vector 384, cosine     kNN on MiniLM text embeddings
 image_vector   dense_vector 1280, cosine    kNN on EfficientNet-Lite0 photo features
 fused_vector   dense_vector <fusion dim>    kNN in the shared text-photo space
@@ -36,7 +35,9 @@ which segments Chinese into dictionary words as the embedded engine's jieba does
 fields never see Chinese characters of a query, so there are no single-character matches.
 
 ``dynamic: strict``: a document with a field not listed here is rejected (and recorded on
-its product) instead of growing the mapping by accident.
+its product) instead of growing the mapping by accident. There is no popularity field: clicks
+reorder results after fusion (``search.hybrid.click_prior``) on every engine alike, so a click
+is counted once and within the rank caps.
 """
 
 from __future__ import annotations
@@ -190,7 +191,6 @@ def mappings(vector_dims: dict[str, int], quantization: str = "int8") -> dict:
         "description": {**english, "fields": words},
         "price": {"type": "scaled_float", "scaling_factor": PRICE_SCALING_FACTOR},
         "rating": {"type": "half_float"},
-        "popularity": {"type": "rank_feature"},
     }
     for role, dims in vector_dims.items():
         try:

@@ -17,9 +17,7 @@ import numpy as np
 from search.backends._segment import has_non_latin
 from search.backends.base import SearchDocument, SearchFilters
 from search.backends.elasticsearch.mapping import VECTOR_FIELD_NAMES, WORDS_SUBFIELD
-
-# Retriever names as the hybrid rule spells them (``settings.SEARCH_WEIGHTS``).
-from search.hybrid.retrievers import BM25, KNN_NAME
+from search.backends.retrieval import FusionRequest, Retrieval, TextRetrieval
 
 #: Elasticsearch's upper bound on ``k`` and ``num_candidates`` of one kNN search.
 MAX_KNN = 10_000
@@ -92,14 +90,14 @@ def split_scripts(text: str) -> tuple[str, str]:
     return " ".join(latin), " ".join(other)
 
 
-def text_query(query: str, boosts: Mapping[str, float], *, popularity_boost: float = 0.0) -> dict:
+def text_query(query: str, boosts: Mapping[str, float]) -> dict:
     """BM25 over the text fields with boosts, typo tolerance and prefix matching.
 
     ``multi_match`` (``best_fields``, ``fuzziness: AUTO``: 0 edits up to 2 characters, 1 up to
     5, 2 beyond) over ``title^3 brand^2 category^1.5 description`` (boosts from settings), or a
     match on ``title.prefix`` for words still being typed, a ``match_phrase`` on ``title`` boosted
-    by ``boosts["title_phrase"]`` for queries of two or more words; a ``rank_feature`` on ``popularity``
-    adds a saturated click prior when ``popularity_boost`` > 0.
+    by ``boosts["title_phrase"]`` for queries of two or more words. Clicks never enter BM25: the
+    click prior is applied after fusion by ``search.hybrid``, the same way on every engine.
 
     Words with non-Latin letters (Chinese, Hindi; :func:`split_scripts`) are matched exactly
     (no fuzziness: one edit in a two-character Chinese word is another word) on the ``.words``
@@ -124,15 +122,10 @@ def text_query(query: str, boosts: Mapping[str, float], *, popularity_boost: flo
     phrase_boost = boosts.get("title_phrase", 0.0)
     if phrase_boost > 0 and latin and len(latin.split()) > 1:
         should.append({"match_phrase": {"title": {"query": latin, "boost": phrase_boost}}})
-    matching = {"bool": {"should": should, "minimum_should_match": 1}}
-    if popularity_boost <= 0:
-        return matching
-    return {"bool": {"must": [matching], "should": [{"rank_feature": {"field": "popularity", "saturation": {}, "boost": popularity_boost}}]}}
+    return {"bool": {"should": should, "minimum_should_match": 1}}
 
 
-def text_search_body(
-    query: str | None, filters: SearchFilters | None, limit: int, boosts: Mapping[str, float], *, popularity_boost: float = 0.0
-) -> dict:
+def text_search_body(query: str | None, filters: SearchFilters | None, limit: int, boosts: Mapping[str, float]) -> dict:
     """``_search`` body for :meth:`search_text`: BM25 with filters, or browse by filters (best rated first)."""
     size = max(0, min(int(limit), MAX_KNN))
     clauses = filter_clauses(filters)
@@ -142,7 +135,7 @@ def text_search_body(
             "sort": [{"rating": {"order": "desc", "missing": "_last"}}, {"product_id": {"order": "desc"}}],
             "size": size, "_source": False, "track_total_hits": False,
         }
-    q = text_query(query, boosts, popularity_boost=popularity_boost)
+    q = text_query(query, boosts)
     if clauses:
         q = {"bool": {"must": [q], "filter": clauses}}
     return {"query": q, "size": size, "_source": False, "track_total_hits": False}
@@ -153,12 +146,9 @@ def num_candidates(k: int, factor: float) -> int:
     return max(k, min(MAX_KNN, math.ceil(k * factor)))
 
 
-def knn_section(
-    role: str, vector: np.ndarray, k: int, filters: SearchFilters | None, *, candidates_factor: float, similarity: float | None = None,
-) -> dict:
+def knn_section(role: str, vector: np.ndarray, k: int, filters: SearchFilters | None, *, candidates_factor: float) -> dict:
     """The ``knn`` object (``KnnSearch``): filters go *inside* it, so they pre-filter the HNSW walk
-    and a filtered search still returns ``k`` hits when ``k`` documents pass. ``similarity`` is the
-    least raw cosine a hit must have (the storefront's floor, ``search.hybrid.floor.matched_ids``)."""
+    and a filtered search still returns ``k`` hits when ``k`` documents pass."""
     k = max(1, min(int(k), MAX_KNN))
     knn = {
         "field": VECTOR_FIELD_NAMES[role],
@@ -169,8 +159,6 @@ def knn_section(
     clauses = filter_clauses(filters)
     if clauses:
         knn["filter"] = clauses
-    if similarity is not None:
-        knn["similarity"] = float(similarity)
     return knn
 
 
@@ -180,30 +168,49 @@ def knn_search_body(role: str, vector: np.ndarray, k: int, filters: SearchFilter
     return {"knn": knn, "size": knn["k"], "_source": False, "track_total_hits": False}
 
 
-def retrievers(
-    text: str | None,
-    vectors: Mapping[str, np.ndarray],
-    filters: SearchFilters | None,
-    k: int,
-    boosts: Mapping[str, float],
-    *,
-    candidates_factor: float,
-    popularity_boost: float = 0.0,
-    similarity: Mapping[str, float] | None = None,
-) -> dict[str, dict]:
-    """Child retrievers by name (``bm25``, ``text_knn``, ...), each with the filters inside it;
-    ``similarity``: vector field -> least cosine of that kNN's hits."""
-    clauses = filter_clauses(filters)
+def search_body(retrieval: Retrieval, boosts: Mapping[str, float], *, candidates_factor: float) -> dict:
+    """The ``_search`` body of one retrieval (BM25 or kNN), as :meth:`search_text` / :meth:`search_vector` send it."""
+    if isinstance(retrieval, TextRetrieval):
+        return text_search_body(retrieval.query, retrieval.filters, retrieval.limit, boosts)
+    return knn_search_body(retrieval.field, retrieval.vector, retrieval.k, retrieval.filters, candidates_factor=candidates_factor)
+
+
+def msearch_searches(bodies: Sequence[dict]) -> list[dict]:
+    """``_msearch`` ndjson lines: an empty header (the index is in the URL) before each body."""
+    lines: list[dict] = []
+    for body in bodies:
+        lines += [{}, body]
+    return lines
+
+
+def retrievers(request: FusionRequest, boosts: Mapping[str, float], *, candidates_factor: float) -> dict[str, dict]:
+    """Child retrievers of a fusion request by name (``bm25``, ``text_knn``...), each with its filters
+    inside and each returning the request's ``window`` hits."""
     out: dict[str, dict] = {}
-    if text:
-        standard: dict = {"query": text_query(text, boosts, popularity_boost=popularity_boost)}
-        if clauses:
-            standard["filter"] = clauses
-        out[BM25] = {"standard": standard}
-    for role, vector in vectors.items():
-        out[KNN_NAME[role]] = {"knn": knn_section(role, vector, k, filters, candidates_factor=candidates_factor,
-                                                  similarity=(similarity or {}).get(role))}
+    for r in request.retrievals:
+        if isinstance(r, TextRetrieval):
+            standard: dict = {"query": text_query(r.query, boosts)}
+            clauses = filter_clauses(r.filters)
+            if clauses:
+                standard["filter"] = clauses
+            out[r.name] = {"standard": standard}
+        else:
+            out[r.name] = {"knn": knn_section(r.field, r.vector, request.window, r.filters, candidates_factor=candidates_factor)}
     return out
+
+
+def fused_body(request: FusionRequest, boosts: Mapping[str, float], *, candidates_factor: float, weighted_rrf: bool) -> dict:
+    """``_search`` body running a whole :class:`~search.backends.retrieval.FusionRequest` on the cluster.
+
+    Raises:
+        ValueError: an unknown method.
+    """
+    children = retrievers(request, boosts, candidates_factor=candidates_factor)
+    if request.method == "linear":
+        return linear_body(children, request.weights, k=request.window)
+    if request.method == "rrf":
+        return rrf_body(children, request.weights, k=request.window, rank_constant=request.rrf_k, weighted=weighted_rrf)
+    raise ValueError(f"Unknown fusion method {request.method!r}; valid: rrf, linear")
 
 
 def rrf_body(children: Mapping[str, dict], weights: Mapping[str, float], *, k: int, rank_constant: int, weighted: bool) -> dict:
@@ -231,7 +238,7 @@ def rrf_body(children: Mapping[str, dict], weights: Mapping[str, float], *, k: i
 
 
 def linear_body(children: Mapping[str, dict], weights: Mapping[str, float], *, k: int) -> dict:
-    """``_search`` body with a ``linear`` retriever: ``sum_r w_r * minmax(score_r)`` (as ``ranking.linear``)."""
+    """``_search`` body with a ``linear`` retriever: ``sum_r w_r * minmax(score_r)`` (as ``search.hybrid.fusion.linear``)."""
     entries = [
         {"retriever": child, "weight": float(weights.get(name, 1.0)), "normalizer": "minmax"}
         for name, child in children.items()
@@ -321,8 +328,6 @@ def document_source(doc: SearchDocument) -> dict:
         src["price"] = float(doc.price)
     if doc.rating is not None:
         src["rating"] = float(doc.rating)
-    if doc.popularity and doc.popularity > 0:  # rank_feature takes positive values only
-        src["popularity"] = float(doc.popularity)
     for role, vec in doc.vectors.items():
         if vec is not None:
             src[VECTOR_FIELD_NAMES[role]] = vector_json(vec)

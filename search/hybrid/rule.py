@@ -1,0 +1,75 @@
+"""The hybrid rule: how one query's retriever lists become its ranked matches, on every engine.
+
+A :class:`HybridRule` holds everything that decides a ranking besides the lists themselves: the
+fusion method and its constant, each retriever's weight, the kNN floor and the window. The
+pipeline (:mod:`search.hybrid.pipeline`) applies it over lists it fetched, or, when an engine
+can run the very same rule on its side, compiles it into that engine's request
+(:mod:`search.hybrid.compile`); both give the same ids in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+FUSION_METHODS = ("rrf", "linear")
+
+
+@dataclass(frozen=True)
+class HybridRule:
+    """One query's rule.
+
+    Attributes:
+        method: ``"rrf"`` or ``"linear"`` (min-max normalised scores), see :mod:`search.hybrid.fusion`.
+        weights: retriever name -> weight (missing: 1.0; 0 leaves the retriever out); may hold
+            ``"clicks"``, the click prior's weight, which is not a retriever.
+        rrf_k: the RRF rank constant (> 0).
+        window: hits each retriever contributes, and most matches a query has.
+        knn_min_ratio: vector field -> the kNN floor, as a share of the query's best cosine in the
+            whole catalog (0: no floor); see :mod:`search.hybrid.floor`.
+    """
+
+    method: str
+    weights: Mapping[str, float]
+    rrf_k: int = 60
+    window: int = 200
+    knn_min_ratio: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method not in FUSION_METHODS:
+            raise ValueError(f"Unknown fusion method {self.method!r}; valid: {', '.join(FUSION_METHODS)}")
+        if self.rrf_k <= 0:
+            raise ValueError(f"RRF k must be positive, got {self.rrf_k}")
+        if self.window <= 0:
+            raise ValueError(f"The window must be positive, got {self.window}")
+
+    def weight(self, retriever: str) -> float:
+        """The weight of ``retriever`` (1.0 when the rule does not name it)."""
+        return float(self.weights.get(retriever, 1.0))
+
+
+def hybrid_rule(
+    *, method: str | None = None, weights: Mapping[str, float] | None = None, rrf_k: int | None = None, window: int | None = None,
+) -> HybridRule:
+    """The storefront's rule: ``SEARCH_FUSION``, ``SEARCH_WEIGHTS``, ``SEARCH_RRF_K``, ``SEARCH_CANDIDATES``
+    and ``SEARCH_KNN_MIN_RATIO``, each overridden by the argument given.
+
+    Args:
+        method: ``rrf`` or ``linear``.
+        weights: laid over ``SEARCH_WEIGHTS`` (per-query weights, e.g. from
+            :func:`search.hybrid.retrievers.blend_weights`, or an experiment's).
+        rrf_k: the RRF constant.
+        window: hits per retriever and most matches.
+
+    Raises:
+        ValueError: unknown method, or ``rrf_k`` / ``window`` not positive.
+    """
+    return HybridRule(
+        method=method or settings.SEARCH_FUSION,
+        weights={**settings.SEARCH_WEIGHTS, **(weights or {})},
+        rrf_k=rrf_k or settings.SEARCH_RRF_K,
+        window=window or settings.SEARCH_CANDIDATES,
+        knn_min_ratio=dict(settings.SEARCH_KNN_MIN_RATIO),
+    )

@@ -58,3 +58,10 @@ def test_weights_given_are_not_changed_in_place():
     weights = dict(WEIGHTS)
     language_weights("纯棉浴巾", weights, answered=ALL_TEXT)
     assert weights == WEIGHTS
+
+
+@pytest.mark.parametrize("factor, expected", [(1.0, 1.0), (0.25, 0.25)])
+def test_the_setting_sets_the_factor_and_one_turns_the_rule_off(settings, factor, expected):
+    settings.SEARCH_OTHER_SCRIPT_ENGLISH_ONLY_WEIGHT = factor
+    weights = language_weights("纯棉浴巾", WEIGHTS, answered=ALL_TEXT)
+    assert (weights["text_knn"], weights["fused_knn"], weights["bm25"]) == (expected, expected, 1.33)

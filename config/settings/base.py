@@ -193,6 +193,11 @@ SEARCH_WEIGHTS = {
     "fused_knn": env.float("SEARCH_WEIGHT_FUSED_KNN", default=1.0),
     "image_knn": env.float("SEARCH_WEIGHT_IMAGE_KNN", default=4.0),
 }
+#: A query whose words have no Latin letter (Chinese, Hindi...): the weight factor of the
+#: English-only retrievers (MiniLM text kNN, fused kNN) when BM25 or a multilingual kNN answered it
+#: (search.hybrid.language). 0 (the default: precision@10 on the multilingual set, Chinese 0.202 ->
+#: 0.452, Hindi 0.078 -> 0.539, English unchanged); 1 turns the rule off.
+SEARCH_OTHER_SCRIPT_ENGLISH_ONLY_WEIGHT = env.float("SEARCH_OTHER_SCRIPT_ENGLISH_ONLY_WEIGHT", default=0.0)
 #: Photo queries once a trained fusion head serves the live index: laid over SEARCH_WEIGHTS. The
 #: head's fused vectors carry what the catalog's words say about a photo, which the zero-shot
 #: bridge does not, so the fused kNN leads. `evaluate grocery --sweep` (dev half -> test half,

@@ -9,7 +9,8 @@ read the query's language found. So a query whose words have no Latin letter (th
 * BM25, when it matched the query's words (a catalog written in that language), and
 * the multilingual text kNN (``text_e5_knn``, multilingual-e5-small), when it is in service,
 
-and the English-only ones get :data:`ENGLISH_ONLY_WEIGHT`. When neither answers (no multilingual
+and the English-only ones get their weight times ``SEARCH_OTHER_SCRIPT_ENGLISH_ONLY_WEIGHT``
+(default :data:`ENGLISH_ONLY_WEIGHT`). When neither answers (no multilingual
 encoder and a catalog without the words), the weights stay as they are: MiniLM's guesses are
 then all there is. Queries with a Latin word, and photo queries, are never touched, so English
 rankings are exactly what they were.
@@ -19,14 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from django.conf import settings
+
 from search.backends._segment import has_non_latin
 
 #: The retrievers whose models read English only.
 ENGLISH_ONLY = ("text_knn", "fused_knn")
 #: Retrievers that read any language: BM25 (the catalog's own words) and multilingual encoders' kNN.
 MULTILINGUAL_KNN = ("text_e5_knn",)
-#: Weight factor of :data:`ENGLISH_ONLY` retrievers for a query in another script (0: left out),
-#: chosen on the multilingual check set (``manage.py evaluate multilingual``).
+#: Default weight factor of :data:`ENGLISH_ONLY` retrievers for a query in another script (0: left
+#: out; setting ``SEARCH_OTHER_SCRIPT_ENGLISH_ONLY_WEIGHT``, 1 turns the rule off), chosen on the
+#: multilingual check set (``manage.py evaluate multilingual``: 0 and 0.25 tie, 0.5 loses).
 ENGLISH_ONLY_WEIGHT = 0.0
 _LATIN = "abcdefghijklmnopqrstuvwxyz"
 
@@ -55,17 +59,18 @@ def language_weights(
         photo: the query has a photo (its weights are left alone).
 
     Returns:
-        A new dict: the English-only retrievers' weights times :data:`ENGLISH_ONLY_WEIGHT` when
+        A new dict: the English-only retrievers' weights times the factor when
         ``text`` has no Latin letter and BM25 or a multilingual kNN with weight > 0 answered;
         otherwise ``weights`` unchanged.
     """
     out = dict(weights)
-    if photo or not is_other_script(text):
+    factor = float(getattr(settings, "SEARCH_OTHER_SCRIPT_ENGLISH_ONLY_WEIGHT", ENGLISH_ONLY_WEIGHT))
+    if photo or factor == 1.0 or not is_other_script(text):
         return out
     readers = [name for name in ("bm25", *MULTILINGUAL_KNN) if name in answered and out.get(name, 1.0) > 0]
     if not readers:
         return out
     for name in ENGLISH_ONLY:
         if name in out or name in answered:
-            out[name] = out.get(name, 1.0) * ENGLISH_ONLY_WEIGHT
+            out[name] = out.get(name, 1.0) * factor
     return out

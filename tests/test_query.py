@@ -69,7 +69,7 @@ def test_stop_words_with_a_photo_are_fine():
 
 @pytest.mark.parametrize("raw", [
     "纯棉浴巾",  # cotton bath towel
-    "我想买一条纯棉的浴巾和一个手表",  # a whole sentence: one token over the analyzer's length limit
+    "我想买一条纯棉的浴巾和一个手表",  # a whole sentence (BM25 reads its words: 纯棉, 浴巾, 手表)
     "полотенце",
 ])
 def test_query_in_another_script_is_searched_with_a_notice(raw):

@@ -24,7 +24,7 @@ import numpy as np
 
 METRICS = ("ndcg@10", "mrr@10", "recall@100")
 #: ranx's name for each metric this harness reports.
-_RANX = {"precision@10": "precision@10", "ndcg@10": "ndcg@10", "mrr@10": "mrr@10", "recall@100": "recall@100", "top1": "hit_rate@1", "top5": "hit_rate@5"}
+_RANX = {"ndcg@10": "ndcg@10", "mrr@10": "mrr@10", "recall@100": "recall@100", "top1": "hit_rate@1", "top5": "hit_rate@5", "precision@10": "precision@10"}
 
 
 def integer_gains(judged: Mapping) -> dict[str, int]:

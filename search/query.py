@@ -13,6 +13,11 @@ from dataclasses import dataclass
 #: Longest query accepted, in characters. Real shopper queries are far shorter (CrowdFlower's
 #: longest is 49); 200 leaves room for pasted product names.
 MAX_QUERY_CHARS = 200
+#: Shown with a query whose words have no Latin letter (Chinese, Hindi...): BM25 matches them
+#: only where product text has the same words (search.backends._segment), the multilingual
+#: encoder by meaning (search.hybrid.language).
+FOREIGN_NOTICE = ("This shop's catalog is in English; words in other languages are matched by meaning "
+                  "and by product text in the same language, so results may be less precise.")
 
 
 class QueryRejected(ValueError):
@@ -115,10 +120,11 @@ def clean_query(raw: str | None, *, has_image: bool = False, has_filters: bool =
         notices.append(SYNTAX_NOTICE.format(words=words))
     text = words or text
     foreign = not any(ch.isascii() for ch in text if ch.isalpha())
-    # A Chinese or Japanese sentence has no spaces, so BM25 may keep no term of it at all (one
-    # over-long token); it is still searched by meaning, so only English words count as stop words.
+    # A query in another script is searched by meaning (the multilingual text kNN) even when BM25
+    # keeps none of its words (only Chinese or Hindi function words), so only English words count
+    # as stop words.
     if terms is not None and not terms(text) and not has_image and not foreign:
         raise QueryRejected(f"'{text}' has only very common words. Add what you are looking for, e.g. 'watch for men'.")
     if foreign:
-        notices.append("This shop's catalog is in English; results for words in other languages are matched by meaning and may be less precise.")
+        notices.append(FOREIGN_NOTICE)
     return CleanQuery(text, tuple(notices))

@@ -8,7 +8,8 @@ from search.backends._bm25 import build_analyzer
 from search.query import MAX_QUERY_CHARS, QueryRejected, clean_query
 
 TERMS = build_analyzer().analyze
-FOREIGN_NOTICE = "This shop's catalog is in English; results for words in other languages are matched by meaning and may be less precise."
+FOREIGN_NOTICE = ("This shop's catalog is in English; words in other languages are matched by meaning "
+                  "and by product text in the same language, so results may be less precise.")
 
 
 def rejected(raw: str, **kwargs) -> str:
@@ -68,7 +69,7 @@ def test_stop_words_with_a_photo_are_fine():
 
 @pytest.mark.parametrize("raw", [
     "纯棉浴巾",  # cotton bath towel
-    "我想买一条纯棉的浴巾和一个手表",  # a whole sentence: one token over the analyzer's length limit
+    "我想买一条纯棉的浴巾和一个手表",  # a whole sentence (BM25 reads its words: 纯棉, 浴巾, 手表)
     "полотенце",
 ])
 def test_query_in_another_script_is_searched_with_a_notice(raw):

@@ -228,7 +228,8 @@ def test_chinese_query_returns_results_with_a_notice(catalog, query):
     page = search({"q": query})
     # then
     assert page.notices == [
-        "This shop's catalog is in English; results for words in other languages are matched by meaning and may be less precise."
+        "This shop's catalog is in English; words in other languages are matched by meaning "
+        "and by product text in the same language, so results may be less precise."
     ]
     assert page.total > 0
 

@@ -187,6 +187,9 @@ if ELASTICSEARCH_URL:
         "REPLICAS": env.int("SEARCH_ES_REPLICAS", default=0),
         # Vector quantisation: "none" (hnsw), "int8" (int8_hnsw), "bbq" (bbq_hnsw, Elasticsearch 8.16+).
         "QUANTIZATION": env("SEARCH_ES_QUANTIZATION", default="int8"),
+        # Chinese / Hindi words in the .words sub-fields: "standard" (built in: Unicode words,
+        # Chinese as character pairs) or "icu" (the analysis-icu plugin's dictionary words).
+        "WORDS_TOKENIZER": env("SEARCH_ES_WORDS_TOKENIZER", default="standard"),
         # Hybrid fusion: "auto" (retrievers when the cluster's version has them), "retrievers", "client".
         "HYBRID": env("SEARCH_ES_HYBRID", default="auto"),
         "KEEP_BUILDS": env.int("SEARCH_ES_KEEP_BUILDS", default=1),
@@ -220,6 +223,11 @@ SEARCH_WEIGHTS = {
     # multilingual-e5-small's field (ADDITIONAL_TEXT_ENCODERS e5-small); runs only while that field is in service.
     "text_e5_knn": env.float("SEARCH_WEIGHT_TEXT_E5_KNN", default=1.0),
 }
+#: A query whose words have no Latin letter (Chinese, Hindi...): the weight factor of the
+#: English-only retrievers (MiniLM text kNN, fused kNN) when BM25 or a multilingual kNN answered it
+#: (search.hybrid.language). 0 (the default: precision@10 on the multilingual set, Chinese 0.202 ->
+#: 0.452, Hindi 0.078 -> 0.539, English unchanged); 1 turns the rule off.
+SEARCH_OTHER_SCRIPT_ENGLISH_ONLY_WEIGHT = env.float("SEARCH_OTHER_SCRIPT_ENGLISH_ONLY_WEIGHT", default=0.0)
 #: Photo queries once a trained fusion head serves the live index: laid over SEARCH_WEIGHTS. The
 #: head's fused vectors carry what the catalog's words say about a photo, which the zero-shot
 #: bridge does not, so the fused kNN leads. `evaluate grocery --sweep` (dev half -> test half,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import tantivy
 
+from search.backends._segment import OTHER_STOP_WORDS, segment
 from search.backends.base import Hit, SearchDocument, SearchFilters
 
 ANALYZER = "en_shop"
@@ -17,7 +18,8 @@ SPELL_FIELD = "spell"
 SPELL_ANALYZER = "words"
 #: Normalised identifiers (external id, source ids, model numbers; ``SearchDocument.identifiers``).
 IDENTIFIER_FIELD = "identifier"
-#: Longest token kept (chars). Longer "words" are base64 blobs or URLs, not product terms.
+#: Longest token kept, in UTF-8 bytes (tantivy's ``remove_long`` counts bytes): 40 Latin letters,
+#: 13 Devanagari or Chinese characters. Longer "words" are base64 blobs or URLs, not product terms.
 MAX_TOKEN_CHARS = 40
 #: Writer heap (bytes). tantivy needs >= 3 MB per thread; 50 MB with one thread indexes the
 #: 1,050-product Flipkart catalog in one segment and keeps a worker's RSS small.
@@ -27,19 +29,51 @@ WRITER_HEAP_BYTES = 50_000_000
 #: end): measured in bench/RESULTS.md "Scale" against a commit per batch.
 BULK_HEAP_BYTES = 400_000_000
 BULK_COMMIT_DOCS = 200_000
+#: A word: a run of letters, combining marks and digits (Unicode classes L, M, N). For Latin text
+#: this is what tantivy's ``simple`` tokenizer keeps; unlike it, Devanagari words stay whole with
+#: their vowel signs, viramas and nuktas ("स्कूल", not "स" + "कूल"). Chinese runs are split into
+#: words before analysis (:func:`search.backends._segment.segment`).
+WORD_PATTERN = r"[\p{L}\p{M}\p{N}]+"
 
 
-def build_analyzer() -> tantivy.TextAnalyzer:
-    """Lower-case, ASCII-fold, drop English stop words, Porter-stem (English)."""
-    return (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-        .filter(tantivy.Filter.remove_long(MAX_TOKEN_CHARS))
-        .filter(tantivy.Filter.lowercase())
-        .filter(tantivy.Filter.ascii_fold())
-        .filter(tantivy.Filter.stopword("english"))
-        .filter(tantivy.Filter.stemmer("english"))
-        .build()
-    )
+class ShopAnalyzer:
+    """The BM25 analyzer of every text field: segmentation, then tantivy's analyzer.
+
+    Lower-case, ASCII-fold, drop English, Chinese and Hindi stop words
+    (:data:`search.backends._segment.OTHER_STOP_WORDS`), stem English (Porter); Chinese runs are
+    segmented into words by jieba first, Devanagari words kept whole. The English stemmer leaves
+    non-Latin words as they are (its suffix rules are Latin letters).
+
+    Attributes:
+        tantivy: the analyzer registered with the index (it never sees unsegmented Chinese:
+            documents and queries pass through :meth:`document_text` / :meth:`analyze`).
+    """
+
+    def __init__(self):
+        self.tantivy = (
+            tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(WORD_PATTERN))
+            .filter(tantivy.Filter.remove_long(MAX_TOKEN_CHARS))
+            .filter(tantivy.Filter.lowercase())
+            .filter(tantivy.Filter.ascii_fold())
+            .filter(tantivy.Filter.stopword("english"))
+            .filter(tantivy.Filter.custom_stopword(list(OTHER_STOP_WORDS)))
+            .filter(tantivy.Filter.stemmer("english"))
+            .build()
+        )
+
+    @staticmethod
+    def document_text(text: str) -> str:
+        """A product field as the index reads it (Chinese split into words, search mode)."""
+        return segment(text or "", document=True)
+
+    def analyze(self, text: str) -> list[str]:
+        """The terms of a query ``text``, in order (repeats kept); ``[]`` for only stop words."""
+        return self.tantivy.analyze(segment(text or ""))
+
+
+def build_analyzer() -> ShopAnalyzer:
+    """The BM25 analyzer (:class:`ShopAnalyzer`)."""
+    return ShopAnalyzer()
 
 
 def build_word_analyzer() -> tantivy.TextAnalyzer:
@@ -94,7 +128,7 @@ class BM25Index:
             self.schema = self.index.schema
             self.has_lexical_fields = False
         self.analyzer = build_analyzer()
-        self.index.register_tokenizer(ANALYZER, self.analyzer)
+        self.index.register_tokenizer(ANALYZER, self.analyzer.tantivy)
         self.index.register_tokenizer(SPELL_ANALYZER, build_word_analyzer())
         self.boosts = {f: float(field_boosts.get(f, 1.0)) for f in TEXT_FIELDS}
         self.phrase_boost = float(field_boosts.get("title_phrase", 0.0))
@@ -176,10 +210,11 @@ class BM25Index:
             for key in dict.fromkeys(doc.identifiers):
                 d.add_text(IDENTIFIER_FIELD, key)
         d.add_unsigned("id", int(doc.id))
-        d.add_text("title", doc.title or "")
-        d.add_text("brand", doc.brand or "")
-        d.add_text("category", " ".join(doc.category_path))
-        d.add_text("description", doc.description or "")
+        words = ShopAnalyzer.document_text
+        d.add_text("title", words(doc.title))
+        d.add_text("brand", words(doc.brand))
+        d.add_text("category", words(" ".join(doc.category_path)))
+        d.add_text("description", words(doc.description))
         d.add_float("rating", float(doc.rating or 0.0))
         if doc.brand:
             d.add_text("brand_key", doc.brand)

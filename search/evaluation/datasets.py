@@ -15,14 +15,15 @@ from pathlib import Path
 
 from search.evaluation.fashion_text import load_fashion_text
 from search.evaluation.judged import SEED, Dataset, DatasetError, EvalProduct, EvalQuery, TrainingPairs
+from search.evaluation.multilingual import load_multilingual
 from search.query import normalise_query
 from shop.importers import CatalogFormatError, read_catalog
 
-DATASETS = ("crowdflower", "grocery", "fashion", "fashion_text")
+DATASETS = ("crowdflower", "grocery", "fashion", "fashion_text", "multilingual")
 #: Data sets ranked by words against a catalog's text (the others search photos).
-TEXT_DATASETS = ("crowdflower", "fashion_text")
+TEXT_DATASETS = ("crowdflower", "fashion_text", "multilingual")
 #: Data sets that read another set's folder of ``CATALOG_DIR`` (the rest read their own name).
-DATA_FOLDERS = {"fashion_text": "fashion"}
+DATA_FOLDERS = {"fashion_text": "fashion", "multilingual": "flipkart"}
 #: Share of fashion products whose (photo, title) pairs may train a fusion head; the other
 #: products form the photo-only catalog that is evaluated, so no evaluated photo was trained on.
 FASHION_TRAIN_SHARE = 0.8
@@ -48,15 +49,16 @@ def load_dataset(name: str, folder: Path, *, split: str = "val") -> Dataset:
     """Read data set ``name`` (one of :data:`DATASETS`) from ``folder``.
 
     Args:
-        name: ``crowdflower``, ``grocery``, ``fashion`` or ``fashion_text``.
-        folder: a folder in the format of ``CATALOG_DIR/<name>`` (``fashion_text``: of ``CATALOG_DIR/fashion``).
+        name: ``crowdflower``, ``grocery``, ``fashion``, ``fashion_text`` or ``multilingual``.
+        folder: a folder in the format of ``CATALOG_DIR/<name>`` (``fashion_text``: of ``CATALOG_DIR/fashion``;
+            ``multilingual``: of ``CATALOG_DIR/flipkart``).
         split: Grocery only: the photos listed in ``<split>.txt`` are the queries.
 
     Raises:
         DatasetError: unknown name, missing folder or file, or a file in the wrong format.
     """
     loaders = {"crowdflower": load_crowdflower, "grocery": lambda f: load_grocery(f, split=split), "fashion": load_fashion,
-               "fashion_text": _load_fashion_text}
+               "fashion_text": _load_fashion_text, "multilingual": load_multilingual}
     if name not in loaders:
         raise DatasetError(f"Unknown data set {name!r}; valid: {', '.join(DATASETS)}")
     folder = Path(folder)

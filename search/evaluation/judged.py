@@ -67,6 +67,8 @@ class Dataset:
         index_photos: whether products are indexed with their photos.
         training: pairs a fusion head may train on without seeing an evaluated product.
         notes: facts about how the set was built, printed with the results.
+        groups: query id -> group (e.g. its language); when set, each group's scores are
+            reported too (``search.evaluation.systems``).
     """
 
     name: str
@@ -78,6 +80,7 @@ class Dataset:
     index_photos: bool = True
     training: TrainingPairs | None = None
     notes: list[str] = field(default_factory=list)
+    groups: dict[str, str] = field(default_factory=dict)
 
     def limited(self, n: int) -> Dataset:
         """The same set with ``n`` queries (a seeded sample, in the original order).

@@ -26,7 +26,7 @@ METRICS = ("ndcg@10", "mrr@10", "recall@100")
 #: nDCG@10 on condensed lists (:func:`condensed_run`), reported beside the standard figure.
 CONDENSED = "ndcg@10_condensed"
 #: ranx's name for each metric this harness reports.
-_RANX = {"ndcg@10": "ndcg@10", "mrr@10": "mrr@10", "recall@100": "recall@100", "top1": "hit_rate@1", "top5": "hit_rate@5"}
+_RANX = {"ndcg@10": "ndcg@10", "mrr@10": "mrr@10", "recall@100": "recall@100", "top1": "hit_rate@1", "top5": "hit_rate@5", "precision@10": "precision@10"}
 
 
 def integer_gains(judged: Mapping) -> dict[str, int]:
@@ -49,7 +49,7 @@ def evaluate_run(
     Args:
         qrels: query id -> product id -> gain (>= 0).
         run: query id -> product ids, best first (a query missing from ``run`` scores 0).
-        metrics: names from :data:`METRICS` plus ``top1``, ``top5``.
+        metrics: names from :data:`METRICS` plus ``precision@10``, ``top1``, ``top5``.
 
     Returns:
         metric -> mean over queries, plus ``"n_queries"`` (the queries counted).
@@ -92,6 +92,8 @@ def evaluate_per_query(
         ranked = list(dict.fromkeys(str(d) for d in run.get(qid, ())))
         # ranx orders by score; scores that fall with the rank keep our order (ties included).
         runs[qid] = {d: float(len(ranked) - i) for i, d in enumerate(ranked)}
+    if not any(runs.values()):  # nothing retrieved for any query (ranx cannot read an empty run)
+        return {"qids": qids, **{m: [0.0] * len(qids) for m in metrics}}
     scores = evaluate(Qrels.from_dict({q: judged[q] for q in qids}), Run.from_dict(runs), [_RANX[m] for m in metrics],
                       return_mean=False, make_comparable=False)
     if len(metrics) == 1:

@@ -45,6 +45,8 @@ RUN_DEPTH = 100
 NO_HEAD = "no trained head available"
 #: multilingual-e5-small's registry name: its own systems are reported while it is in service.
 E5_ENCODER = "e5-small"
+#: The metric reported per group of queries (per language on the multilingual set).
+GROUP_METRIC = "precision@10"
 
 Progress = Callable[[str], None]
 
@@ -235,12 +237,15 @@ def query_rankings(
     return out
 
 
-def ranked_ids(rankings: dict[str, list[Hit]], spec: SystemSpec, plan: LexicalPlan | None = None, *, photo: bool = False) -> list[int]:
+def ranked_ids(rankings: dict[str, list[Hit]], spec: SystemSpec, plan: LexicalPlan | None = None, *, photo: bool = False,
+               text: str = "") -> list[int]:
     """The top :data:`RUN_DEPTH` ids of one query under ``spec``; a blend shows ``plan`` as the
-    storefront does (identifiers first, nothing for words no product holds and no close meaning)."""
+    storefront does (identifiers first, nothing for words no product holds and no close meaning),
+    and gets the query's ``text`` as the storefront's does (weights by the words' script,
+    ``search.hybrid.language``) unless its ``blend`` sets ``text`` itself ("" turns that off)."""
     if spec.retriever is not None:
         return [h.id for h in rankings.get(spec.retriever, [])[:RUN_DEPTH]]
-    fused = rankings_blend(rankings, **(spec.blend or {}))
+    fused = rankings_blend(rankings, **{"text": text, **(spec.blend or {})})
     if plan is not None:
         fused, _ = plan_apply(fused, plan, photo=photo, min_cosine=settings.SEARCH_SIMILAR_MIN_COSINE, text_knn=TEXT_KNN)
     return [r.id for r in fused[:RUN_DEPTH]]
@@ -277,6 +282,9 @@ def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str)
                 SystemSpec("hybrid_without_e5", service_key, blend={"weights": {TEXT_E5_KNN: 0.0}},
                            about="the storefront's text ranking with the e5 kNN's weight 0 (BM25, MiniLM text kNN, fused kNN)"),
             ]
+        if dataset == "multilingual":
+            specs.append(SystemSpec("hybrid_same_weights", service_key, blend={"text": ""},
+                                    about="the storefront's text ranking with SEARCH_WEIGHTS for every script (no search.hybrid.language rule)"))
     elif dataset == "grocery":
         specs = [
             SystemSpec("image_knn", service_key, retriever=IMAGE_KNN, about="kNN on EfficientNet photo features alone"),
@@ -299,6 +307,22 @@ def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str)
         if has_head:
             specs.append(SystemSpec("hybrid_fusion", "fusion", blend={}, about="the storefront's text ranking with the trained head in service"))
     return specs
+
+
+def group_scores(ds: Dataset, run: dict[str, list[int]], metric: str = "") -> dict[str, float]:
+    """``metric`` (default :data:`GROUP_METRIC`) per group of ``ds.groups`` (``"precision@10 zh"``),
+    and each group's ratio to the first group (``"zh/en"``: the multilingual set's target is >= 0.8)."""
+    metric = metric or GROUP_METRIC
+    order = list(dict.fromkeys(ds.groups.values()))
+    out: dict[str, float] = {}
+    for group in order:
+        qids = {q for q, g in ds.groups.items() if g == group}
+        scores = evaluate_run({q: g for q, g in ds.qrels.items() if q in qids}, {q: r for q, r in run.items() if q in qids}, [metric])
+        out[f"{metric} {group}"] = scores[metric]
+    first = out[f"{metric} {order[0]}"] if order else 0.0
+    for group in order[1:]:
+        out[f"{group}/{order[0]}"] = out[f"{metric} {group}"] / first if first else 0.0
+    return out
 
 
 def _only(*names: str) -> dict[str, float]:
@@ -364,13 +388,19 @@ def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | N
             rankings[key] = query_rankings(ds, enc, backend, spaces[key], plans[key])
     notes += plan_notes(plans.get(service_key, {}))
     metrics = [*METRICS, "top1", "top5"] if ds.name == "grocery" else list(METRICS)
+    if ds.groups:
+        metrics = [GROUP_METRIC, *metrics]
     photos = {q.id for q in ds.queries if q.image_path is not None}
+    texts = {q.id: q.text for q in ds.queries}
     results, runs = {}, {}
     for spec in specs:
-        run = {qid: ranked_ids(r, spec, plans[spec.space].get(qid), photo=qid in photos) for qid, r in rankings[spec.space].items()}
+        run = {qid: ranked_ids(r, spec, plans[spec.space].get(qid), photo=qid in photos, text=texts.get(qid, ""))
+               for qid, r in rankings[spec.space].items()}
         runs[spec.name] = run
         results[spec.name] = evaluate_run(ds.qrels, run, metrics)
         results[spec.name][CONDENSED] = evaluate_run(ds.qrels, condensed_run(ds.qrels, run), ["ndcg@10"])["ndcg@10"]
+        if ds.groups:
+            results[spec.name].update(group_scores(ds, run))
     n_queries = max((r["n_queries"] for r in results.values()), default=0)
     for r in results.values():
         r.pop("n_queries", None)

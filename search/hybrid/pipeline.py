@@ -22,7 +22,7 @@ the same order.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 
@@ -35,8 +35,9 @@ from search.hybrid.click_prior import apply_click_prior, click_prior_scale
 from search.hybrid.compile import compile_rule, why_not_compiled
 from search.hybrid.floor import knn_best, matched_ids
 from search.hybrid.fusion import fuse
+from search.hybrid.language import MULTILINGUAL_KNN, language_weights
 from search.hybrid.retrieve import query_retrievals, retrieve
-from search.hybrid.retrievers import CLICKS, PHOTO_REFS_KNN, blend_weights
+from search.hybrid.retrievers import CLICKS, IMAGE_KNN, PHOTO_REFS_KNN, blend_weights
 from search.hybrid.rule import HybridRule, hybrid_rule
 
 logger = logging.getLogger(__name__)
@@ -125,7 +126,11 @@ def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, fil
     refs: list[Hit] = []
     if query.vectors.image is not None and rule.weight(PHOTO_REFS_KNN):
         refs = click_selectors.photo_refs_ranking(query.vectors.image, filters=filters, k=rule.window)
+    photo = query.vectors.image is not None
     if backend.supports_server_fusion:
+        # Asked before it answers: only a multilingual kNN in the query can stand for a query in another script.
+        multilingual = [r.name for r in retrievals if r.name in MULTILINGUAL_KNN]
+        rule = replace(rule, weights=language_weights(query.text, rule.weights, answered=multilingual, photo=photo))
         reason = why_not_compiled(rule, retrievals, backend.fusion_support(), extra_lists=bool(refs))
         if reason is None:
             try:
@@ -137,6 +142,7 @@ def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, fil
     rankings = {r.name: hits for r, hits in zip(retrievals, retrieve(backend, retrievals), strict=True)}
     if refs:
         rankings[PHOTO_REFS_KNN] = refs
+    rule = replace(rule, weights=language_weights(query.text, rule.weights, answered=[n for n, hits in rankings.items() if hits], photo=photo))
     return rerank(rankings_fuse(rankings, rule, best=None if filters.is_empty else query.best), query=query)
 
 
@@ -219,6 +225,7 @@ def rankings_blend(
     weights: dict[str, float] | None = None,
     rrf_k: int | None = None,
     best: dict[str, float] | None = None,
+    text: str = "",
 ) -> list[FusedResult]:
     """Fuse retriever lists the storefront's way (:func:`rankings_fuse` under :func:`~search.hybrid.rule.hybrid_rule`).
 
@@ -228,8 +235,15 @@ def rankings_blend(
         weights: per-retriever weights laid over ``SEARCH_WEIGHTS``.
         rrf_k: RRF constant (default ``SEARCH_RRF_K``).
         best: the query's best cosine per vector field in the whole catalog, for a filtered query.
+        text: the query's words; when given, the weights follow their script
+            (:func:`search.hybrid.language.language_weights`: a query with no Latin letter leans
+            on BM25 and the multilingual kNN when they answered). "" leaves the weights as given.
 
     Raises:
         ValueError: unknown method, or ``rrf_k`` not positive.
     """
-    return rankings_fuse(rankings, hybrid_rule(method=method, weights=weights, rrf_k=rrf_k), best=best)
+    rule = hybrid_rule(method=method, weights=weights, rrf_k=rrf_k)
+    if text:
+        rule = replace(rule, weights=language_weights(text, rule.weights, answered=[n for n, hits in rankings.items() if hits],
+                                                      photo=IMAGE_KNN in rankings))
+    return rankings_fuse(rankings, rule, best=best)

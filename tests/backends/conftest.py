@@ -137,3 +137,25 @@ def es_backend_factory(url: str, dims: dict[str, int], request, **params):
 
     request.addfinalizer(cleanup)
     return lambda: ElasticsearchSearchBackend(options, dims)
+
+
+#: Elasticsearch's built-in token filters that noida-db does not have (it refuses the index).
+NOIDA_MISSING_FILTERS = ("indic_normalization", "hindi_normalization")
+
+
+@pytest.fixture
+def emulator_analysis(monkeypatch):
+    """Index bodies without the token filters noida-db lacks (:data:`NOIDA_MISSING_FILTERS`):
+    the ``words`` analyzer loses its Indic normalisation, nothing else changes. The full body is
+    validated against Elastic's specification in ``test_es_spec.py`` / ``test_es_words.py``."""
+    from search.backends.elasticsearch import mapping
+
+    real = mapping.analysis
+
+    def emulated(*args, **kwargs):
+        body = real(*args, **kwargs)
+        for analyzer in body["analyzer"].values():
+            analyzer["filter"] = [f for f in analyzer.get("filter", []) if f not in NOIDA_MISSING_FILTERS]
+        return body
+
+    monkeypatch.setattr(mapping, "analysis", emulated)

@@ -46,6 +46,9 @@ from tests.backends.es_spec import Spec
 from tests.backends.fake_es import FakeCluster, node_class
 from tests.factories import TEST_DIMS, unit_vector
 
+#: noida-db lacks two of the words analyzer's token filters (see the fixture).
+pytestmark = pytest.mark.usefixtures("emulator_analysis")
+
 
 @dataclass(frozen=True)
 class Case:

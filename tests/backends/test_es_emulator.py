@@ -16,6 +16,9 @@ from search.backends.base import DocumentsRejected, SearchFilters, SearchUnavail
 from search.backends.retrieval import FusionRequest, TextRetrieval, VectorRetrieval
 from tests.backends.conftest import DIMS, es_backend_factory, product_doc, unit
 
+#: noida-db lacks two of the words analyzer's token filters (see the fixture).
+pytestmark = pytest.mark.usefixtures("emulator_analysis")
+
 try:  # the shared backend contract (tests/backends/contract.py) runs here once it is on the branch
     from tests.backends.contract import BackendContract
 except ImportError:  # pragma: no cover - depends on the merge order

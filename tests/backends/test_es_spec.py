@@ -139,7 +139,7 @@ def test_identifiers_are_mapped_indexed_and_looked_up_exactly(spec, fake_es):
     (create,) = sent_to(spec, cluster, "indices.create")
     props = create.body["mappings"]["properties"]
     assert props["identifiers"] == {"type": "keyword", "ignore_above": 256}
-    assert props["spell"] == {"type": "text", "analyzer": "words"} and props["title"]["copy_to"] == ["spell"]
+    assert props["spell"] == {"type": "text", "analyzer": "spell_words"} and props["title"]["copy_to"] == ["spell"]
     (bulk,) = sent_to(spec, cluster, "bulk")
     assert_valid(spec, bulk)
     assert bulk.body[1]["identifiers"] == ["ufttsw005bkbr", "ufttsw005"]

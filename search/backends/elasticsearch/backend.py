@@ -63,7 +63,7 @@ class ElasticsearchSearchBackend(BulkWrites, Builds, HybridSearch, BaseSearchBac
     highlights and score explanations.
 
     Raises:
-        ValueError: an unknown ``HYBRID`` mode or ``QUANTIZATION``.
+        ValueError: an unknown ``HYBRID`` mode, ``QUANTIZATION`` or ``WORDS_TOKENIZER``.
     """
 
     supports_term_analysis = True
@@ -80,7 +80,8 @@ class ElasticsearchSearchBackend(BulkWrites, Builds, HybridSearch, BaseSearchBac
         self.read_alias = self.name
         self.write_alias = f"{self.name}-write"
         self.options = es_mapping.IndexOptions(
-            shards=int(params.get("SHARDS", 1)), replicas=int(params.get("REPLICAS", 0)), quantization=params.get("QUANTIZATION", "int8")
+            shards=int(params.get("SHARDS", 1)), replicas=int(params.get("REPLICAS", 0)), quantization=params.get("QUANTIZATION", "int8"),
+            words_tokenizer=params.get("WORDS_TOKENIZER", "standard"),
         )
         self.boosts = dict(params.get("FIELD_BOOSTS") or settings.SEARCH_FIELD_BOOSTS)
         self.hybrid_mode = params.get("HYBRID", "auto")

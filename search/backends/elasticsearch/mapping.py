@@ -9,12 +9,14 @@ product_id     long                         the id (also ``_id``); stable sort f
 external_id    keyword                      the source catalog's id
 identifiers    keyword, one value per key   exact identifier matches (``search.identifiers``)
 title          text (English) + ``.prefix`` BM25 (boost 3); prefix matching as you type
+               + ``.words``                 ``.words``: words of other scripts (below)
 brand          text (English) + ``.raw``    BM25 (boost 2); ``.raw`` keyword for filters/facets
-category       text (English)               BM25 (boost 1.5) over every category name
+               + ``.words``
+category       text (English) + ``.words``  BM25 (boost 1.5) over every category name
 category_path  keyword, one value per level filter by a category and all below it (a term
                                             query), facets one level down
 merchant       keyword                      filter by seller
-description    text (English)               BM25 (boost 1)
+description    text (English) + ``.words``  BM25 (boost 1)
 spell          text (lower-cased words)     spelling suggestions: title, brand and category
                                             copied in as written (``copy_to``), not stemmed
 price          scaled_float (x100)          range filters, price bands (paise precision)
@@ -23,6 +25,17 @@ text_vector    dense_vector 384, cosine     kNN on MiniLM text embeddings
 image_vector   dense_vector 1280, cosine    kNN on EfficientNet-Lite0 photo features
 fused_vector   dense_vector <fusion dim>    kNN in the shared text-photo space
 ============== ============================ ==================================================
+
+Words in other scripts: every text field has a ``.words`` sub-field analysed by ``words``
+(:func:`analysis`), which a query with non-Latin letters searches with those words
+(``search.backends.elasticsearch.queries.text_query``). With Elasticsearch's built-in analysis
+(``WORDS_TOKENIZER`` ``standard``, the default: no plugin) the standard tokenizer (Unicode word
+segmentation, UAX #29) keeps Devanagari words whole, ``indic_normalization`` and
+``hindi_normalization`` fold spelling variants, and ``cjk_bigram`` turns Chinese runs into
+overlapping character pairs (a query's pairs must occur in a product's text, so a single shared
+character never matches). ``icu`` uses the analysis-icu plugin's ``icu_tokenizer`` instead,
+which segments Chinese into dictionary words as the embedded engine's jieba does. The English
+fields never see Chinese characters of a query, so there are no single-character matches.
 
 ``dynamic: strict``: a document with a field not listed here is rejected (and recorded on
 its product) instead of growing the mapping by accident. There is no popularity field: clicks
@@ -34,6 +47,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from search.backends._segment import OTHER_STOP_WORDS
 
 
 class _VectorFieldNames(dict):
@@ -86,6 +101,12 @@ EDGE_NGRAM_MIN = 2
 EDGE_NGRAM_MAX = 15
 
 #: The English stop words of Lucene's ``_english_`` set (what the ``english`` analyzer drops).
+#: The analyzer and the sub-field (``title.words``...) of words in other scripts.
+WORDS_ANALYZER = "words"
+WORDS_SUBFIELD = "words"
+#: Tokenizer of the ``words`` analyzer: ``standard`` (built in) or ``icu`` (the analysis-icu plugin).
+WORDS_TOKENIZERS = ("standard", "icu")
+
 ENGLISH_STOP_WORDS = frozenset(
     "a an and are as at be but by for if in into is it no not of on or such that the their then "
     "there these they this to was will with".split()
@@ -100,25 +121,42 @@ class IndexOptions:
         shards: primary shards (1 suits catalogs up to tens of millions of small documents).
         replicas: replica copies of the live index (0 on a single-node cluster).
         quantization: key of :data:`QUANTIZATIONS`.
+        words_tokenizer: one of :data:`WORDS_TOKENIZERS` (``icu`` needs the analysis-icu plugin).
     """
 
     shards: int = 1
     replicas: int = 0
     quantization: str = "int8"
+    words_tokenizer: str = "standard"
 
     def __post_init__(self):
         if self.quantization not in QUANTIZATIONS:
             raise ValueError(f"Unknown vector quantization {self.quantization!r}; valid: {', '.join(QUANTIZATIONS)}")
+        if self.words_tokenizer not in WORDS_TOKENIZERS:
+            raise ValueError(f"Unknown words tokenizer {self.words_tokenizer!r}; valid: {', '.join(WORDS_TOKENIZERS)}")
         if self.shards < 1 or self.replicas < 0:
             raise ValueError(f"shards must be >= 1 and replicas >= 0, got {self.shards} and {self.replicas}")
 
 
-def analysis() -> dict:
-    """Custom analyzers: the edge-n-gram prefix analyzer and its search-time twin."""
+def analysis(words_tokenizer: str = "standard") -> dict:
+    """Custom analyzers: the edge-n-gram prefix analyzer and its search-time twin, and ``words``
+    for text in other scripts (Chinese, Hindi; see the module docstring).
+
+    Args:
+        words_tokenizer: one of :data:`WORDS_TOKENIZERS`.
+    """
+    if words_tokenizer == "icu":
+        words = {"type": "custom", "tokenizer": "icu_tokenizer",
+                 "filter": ["cjk_width", "lowercase", "decimal_digit", "indic_normalization", "hindi_normalization", "words_stop"]}
+    else:
+        words = {"type": "custom", "tokenizer": "standard",
+                 "filter": ["cjk_width", "lowercase", "decimal_digit", "indic_normalization", "hindi_normalization", "words_stop",
+                            "cjk_bigram"]}
     return {
         "filter": {
             "prefix_edge_ngram": {"type": "edge_ngram", "min_gram": EDGE_NGRAM_MIN, "max_gram": EDGE_NGRAM_MAX},
             "english_stop": {"type": "stop", "stopwords": "_english_"},
+            "words_stop": {"type": "stop", "stopwords": list(OTHER_STOP_WORDS)},
         },
         "analyzer": {
             "prefix_index": {
@@ -127,7 +165,8 @@ def analysis() -> dict:
             # Stop words are dropped at search time so "and"/"the" do not prefix-match "android"/"theme".
             "prefix_search": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "asciifolding", "english_stop"]},
             # Words as written, for the term suggester: a suggestion is a word of the catalog, not a stem.
-            "words": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "asciifolding"]},
+            "spell_words": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "asciifolding"]},
+            WORDS_ANALYZER: words,
         },
     }
 
@@ -145,20 +184,21 @@ def mappings(vector_dims: dict[str, int], quantization: str = "int8") -> dict:
     """
     index_type = QUANTIZATIONS[quantization]
     english = {"type": "text", "analyzer": "english"}
+    words = {WORDS_SUBFIELD: {"type": "text", "analyzer": WORDS_ANALYZER}}
     properties: dict[str, dict] = {
         "product_id": {"type": "long"},
         "external_id": {"type": "keyword", "ignore_above": 256},
         "identifiers": {"type": "keyword", "ignore_above": 256},
         "title": {
             **english, "copy_to": [SPELL_FIELD],
-            "fields": {"prefix": {"type": "text", "analyzer": "prefix_index", "search_analyzer": "prefix_search"}},
+            "fields": {"prefix": {"type": "text", "analyzer": "prefix_index", "search_analyzer": "prefix_search"}, **words},
         },
-        "brand": {**english, "copy_to": [SPELL_FIELD], "fields": {"raw": {"type": "keyword", "ignore_above": 256}}},
-        "category": {**english, "copy_to": [SPELL_FIELD]},
-        SPELL_FIELD: {"type": "text", "analyzer": "words"},
+        "brand": {**english, "copy_to": [SPELL_FIELD], "fields": {"raw": {"type": "keyword", "ignore_above": 256}, **words}},
+        "category": {**english, "copy_to": [SPELL_FIELD], "fields": words},
+        SPELL_FIELD: {"type": "text", "analyzer": "spell_words"},
         "category_path": {"type": "keyword", "ignore_above": 1024},
         "merchant": {"type": "keyword", "ignore_above": 256},
-        "description": english,
+        "description": {**english, "fields": words},
         "price": {"type": "scaled_float", "scaling_factor": PRICE_SCALING_FACTOR},
         "rating": {"type": "half_float"},
     }
@@ -198,7 +238,7 @@ def index_body(vector_dims: dict[str, int], options: IndexOptions | None = None,
                 "refresh_interval": BUILD_REFRESH_INTERVAL if building else LIVE_REFRESH_INTERVAL,
                 "max_result_window": MAX_RESULT_WINDOW,
             },
-            "analysis": analysis(),
+            "analysis": analysis(options.words_tokenizer),
         },
         "mappings": mappings(vector_dims, options.quantization),
     }

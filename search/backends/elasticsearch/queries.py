@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from search.backends._segment import has_non_latin
 from search.backends.base import SearchDocument, SearchFilters
-from search.backends.elasticsearch.mapping import SPELL_FIELD, VECTOR_FIELD_NAMES
+from search.backends.elasticsearch.mapping import SPELL_FIELD, VECTOR_FIELD_NAMES, WORDS_SUBFIELD
 from search.backends.retrieval import FusionRequest, Retrieval, TextRetrieval
 
 #: Elasticsearch's upper bound on ``k`` and ``num_candidates`` of one kNN search.
@@ -71,6 +72,24 @@ def filter_clauses(filters: SearchFilters | None) -> list[dict]:
     return clauses
 
 
+def split_scripts(text: str) -> tuple[str, str]:
+    """``text`` as (its words without a non-Latin letter, its words with one), each space-joined.
+
+    "红色iPhone 12" -> ("iPhone 12", "红色"): the English fields get the Latin words, the ``.words``
+    sub-fields the rest, so a Chinese character never meets the English analyzer (which would
+    make single characters terms).
+    """
+    latin, other = [], []
+    for word in text.split():
+        if not has_non_latin(word):
+            latin.append(word)
+            continue
+        other.append(word)
+        rest = re.sub(r"[^\x00-\x7f]+", " ", word).split()  # Latin letters and digits glued to other scripts
+        latin.extend(w for w in rest if any(ch.isalnum() for ch in w))
+    return " ".join(latin), " ".join(other)
+
+
 def text_query(query: str, boosts: Mapping[str, float]) -> dict:
     """BM25 over the text fields with boosts, typo tolerance and prefix matching.
 
@@ -79,19 +98,32 @@ def text_query(query: str, boosts: Mapping[str, float]) -> dict:
     match on ``title.prefix`` for words still being typed, a ``match_phrase`` on ``title`` boosted
     by ``boosts["title_phrase"]`` for queries of two or more words. Clicks never enter BM25: the
     click prior is applied after fusion by ``search.hybrid``, the same way on every engine.
+
+    Words with non-Latin letters (Chinese, Hindi; :func:`split_scripts`) are matched exactly
+    (no fuzziness: one edit in a two-character Chinese word is another word) on the ``.words``
+    sub-fields with the same boosts; the Latin words alone go to the clauses above. A query of
+    Latin words only builds the same body as before the sub-fields existed.
     """
     text = limit_terms(query)
+    latin, other = split_scripts(text) if has_non_latin(text) else (text, "")
     fields = [f"{name}^{boost:g}" for name, boost in boosts.items() if boost > 0 and name != "title_phrase"]
-    should: list[dict] = [
-        {"multi_match": {
-            "query": text, "fields": fields, "type": "best_fields", "fuzziness": "AUTO",
-            "prefix_length": FUZZY_PREFIX_LENGTH, "max_expansions": FUZZY_MAX_EXPANSIONS,
-        }},
-        {"match": {"title.prefix": {"query": text, "operator": "and", "boost": PREFIX_BOOST}}},
-    ]
+    should: list[dict] = []
+    if latin:
+        should += [
+            {"multi_match": {
+                "query": latin, "fields": fields, "type": "best_fields", "fuzziness": "AUTO",
+                "prefix_length": FUZZY_PREFIX_LENGTH, "max_expansions": FUZZY_MAX_EXPANSIONS,
+            }},
+            {"match": {"title.prefix": {"query": latin, "operator": "and", "boost": PREFIX_BOOST}}},
+        ]
+    if other:
+        word_fields = [f"{name}.{WORDS_SUBFIELD}^{boost:g}" for name, boost in boosts.items() if boost > 0 and name != "title_phrase"]
+        should.append({"multi_match": {"query": other, "fields": word_fields, "type": "best_fields"}})
     phrase_boost = boosts.get("title_phrase", 0.0)
-    if phrase_boost > 0 and len(text.split()) > 1:
-        should.append({"match_phrase": {"title": {"query": text, "boost": phrase_boost}}})
+    if phrase_boost > 0 and latin and len(latin.split()) > 1:
+        should.append({"match_phrase": {"title": {"query": latin, "boost": phrase_boost}}})
+    if not should:  # no word left (only syntax characters): nothing matches
+        return {"match_none": {}}
     return {"bool": {"should": should, "minimum_should_match": 1}}
 
 

@@ -42,7 +42,7 @@ def test_load_rejects_unusable_options(argv, capsys):
 def test_rate_limits_are_raised_only_when_asked(tmp_path):
     lifted = load.server_env(tmp_path, state_url="redis://127.0.0.1:1/0", keep_limits=False)
     kept = load.server_env(tmp_path, state_url=None, keep_limits=True)
-    assert lifted["API_THROTTLE_PHOTO_ANON"] == lifted["API_THROTTLE_SEARCH_ANON"] == "1000000/second"
+    assert lifted["API_THROTTLE_PHOTO_ANON"] == lifted["API_THROTTLE_PHOTO_USER"] == lifted["API_THROTTLE_SEARCH_ANON"] == "1000000/second"
     assert lifted["CACHE_URL"] == "redis://127.0.0.1:1/0"
     assert lifted["DJANGO_SETTINGS_MODULE"] == "config.settings.production"
     assert "API_THROTTLE_PHOTO_ANON" not in kept and "CACHE_URL" not in kept

@@ -4,12 +4,13 @@
 - ``workers`` (``GUNICORN_WORKERS``, default 2): one process per core. Each loads its own
   encoders and opens the index (about 1.3 GB RSS with the Flipkart demo catalog, part of it the
   memory-mapped index shared between processes), so add workers with cores, not with clients.
-- ``threads`` (``GUNICORN_THREADS``, default 1: sync workers). A search is CPU-bound (encoding,
-  fusion, building the page) and holds the GIL for most of it, so threads add no throughput on a
-  busy machine and stretch the tail: bench/load.py measured 2 workers x 4 gthread threads
-  against 2 sync workers at 8 clients with 0.97x the requests/s and 2.2x the p95 (bench/RESULTS.md
-  "Load"). Put a buffering proxy (nginx) in front so slow clients never hold a sync worker; more
-  than 1 switches to gthread workers.
+- ``threads`` (``GUNICORN_THREADS``, default 1: sync workers). A search is mostly CPU-bound
+  (encoding, fusion, building the page) and holds the GIL for most of it. bench/load.py measured
+  2 workers x 4 gthread threads against 2 sync workers (bench/RESULTS.md "Load"): more requests/s
+  at 8 clients in one run (x1.5, p99 x2.2) and fewer in another (x0.97, p95 x2.2), a higher p95 at
+  32 clients (x1.8) and 5-20 % more CPU per request; so sync stays the default. Put a buffering
+  proxy (nginx) in front so slow clients never hold a sync worker; more than 1 switches to
+  gthread workers.
 - ``timeout`` 120 s: a photo search on a cold, busy 2-core machine can take tens of seconds.
 """
 

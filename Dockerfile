@@ -21,4 +21,4 @@ COPY . .
 RUN pip install --no-deps -e . && mkdir -p /app/var
 
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--timeout", "120"]
+CMD ["gunicorn", "config.wsgi:application", "-c", "config/gunicorn.conf.py"]

@@ -12,7 +12,7 @@ HOST ?= 127.0.0.1
 # DEBUG off, static files and photos served, a SECRET_KEY kept in var/: see config/settings/demo.py.
 DEMO_SETTINGS := config.settings.demo
 
-.PHONY: setup demo serve lint test test-fast bench bench-scale redis-server postgresql chromium test-tools clean
+.PHONY: setup demo serve lint test test-fast bench bench-scale bench-load bench-index redis-server postgresql chromium test-tools clean
 
 setup: $(VENV)/.installed
 
@@ -81,6 +81,24 @@ bench-scale: setup
 	mkdir -p var/bench
 	CATALOG_DIR=$(CATALOG_DIR) nice -n 10 $(PY) bench/scale.py --sizes $(SCALE_SIZES) --lancedb $(SCALE_LANCEDB) --readers 1,2,4 \
 		--json var/bench/scale.json --markdown var/bench/scale.md
+
+# Load on gunicorn with the production settings (bench/load.py: before/after configurations, 8 and
+# 32 clients, words then photos, py-spy profiles) and indexing with photos through 1 and 2 Celery
+# workers (bench/index_workers.py). The Flipkart catalog the load bench serves is built once into
+# var/bench/load-catalog/ (minutes) and reused.
+LOAD_CLIENTS ?= 8,32
+INDEX_PRODUCTS ?= 300
+bench-load: setup redis-server
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	mkdir -p var/bench
+	CATALOG_DIR=$(CATALOG_DIR) nice -n 10 $(PY) bench/load.py --clients $(LOAD_CLIENTS) --profile var/bench/profiles \
+		--json var/bench/load.json --markdown var/bench/load.md
+
+bench-index: setup redis-server
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	mkdir -p var/bench
+	CATALOG_DIR=$(CATALOG_DIR) nice -n 10 $(PY) bench/index_workers.py --products $(INDEX_PRODUCTS) --workers 1,2 \
+		--json var/bench/index_workers.json --markdown var/bench/index_workers.md
 
 clean:
 	rm -rf var .pytest_cache artifacts test-tools/node_modules

@@ -284,6 +284,19 @@ class ProductImage(models.Model):
     def __str__(self) -> str:
         return f"Photo {self.position} of {self.product_id}"
 
+    def save(self, *args, **kwargs) -> None:
+        """Save, filling ``width`` and ``height`` (px) from the photo when they are empty.
+
+        Django 5.2 does not fill them when a photo is stored with ``image.save(name, content,
+        save=False)`` (every upload and import path here), and an ImageField with empty dimension
+        fields opens and parses its photo each time a row is loaded (its ``post_init`` handler):
+        24 file reads per results page. Migration 0006 fills the rows saved before.
+        """
+        if self.image and (self.width is None or self.height is None):
+            self.image.__dict__.pop("_dimensions_cache", None)
+            self.image.field.update_dimension_fields(self, force=True)
+        super().save(*args, **kwargs)
+
 
 def _unique_slug(model: type[models.Model], text: str) -> str:
     base = slugify(text)[:200] or "item"

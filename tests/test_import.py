@@ -158,6 +158,16 @@ def test_photos_are_copied_into_media_storage(flipkart_folder, media_root):
         assert (stored_png.format, stored_png.size) == ("JPEG", (64, 64))
 
 
+def test_photo_dimensions_are_stored_so_loading_a_row_never_reads_the_photo(flipkart_folder, media_root):
+    # when
+    catalog_import(read_catalog("flipkart", flipkart_folder))
+    # then: width and height are in the database, not recomputed from the file on every load
+    assert ProductImage.objects.filter(product__external_id="towel-1").values_list("width", "height").get() == (120, 90)
+    photo = ProductImage.objects.get(product__external_id="towel-1")
+    Path(photo.image.path).unlink()  # a load that parsed the photo would raise FileNotFoundError now
+    assert (ProductImage.objects.get(pk=photo.pk).width, Product.objects.get(external_id="towel-1").primary_image.height) == (120, 90)
+
+
 def test_second_import_of_the_same_folder_changes_nothing(flipkart_folder):
     # given
     first = catalog_import(read_catalog("flipkart", flipkart_folder))

@@ -13,7 +13,7 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import MIDDLEWARE, env
+from config.settings.base import DATABASES, MIDDLEWARE, env
 
 DEBUG = False
 
@@ -49,3 +49,10 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# --- database connections kept between requests -----------------------------------------------------
+# A new connection per request cost a connect plus the SQLite PRAGMAs (WAL, synchronous) on every
+# search: ~3 % of a web worker's samples under load (bench/load.py, bench/RESULTS.md). Checked
+# before reuse (CONN_HEALTH_CHECKS), so a database restart costs one failed check, not a 500.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

@@ -217,6 +217,29 @@ SEARCH_KNN_MIN_RATIO = {
     "image": env.float("SEARCH_KNN_MIN_RATIO_IMAGE", default=0.5),
     "fused": env.float("SEARCH_KNN_MIN_RATIO_FUSED", default=0.5),
 }
+#: Photo + words queries: "facets" (the photo ranks; words that name a facet value narrow, the
+#: photo's nearest products vote for a category: search.hybrid.compose) or "fused" (one fused
+#: photo+words vector among all retrievers, the earlier behaviour). Fashion composed check set
+#: (`evaluate fashion_compose`): see README "Photo + words".
+SEARCH_COMPOSE = env("SEARCH_COMPOSE", default="facets")
+#: Facets the words of a photo+words query can name -> the specification keys that may hold each
+#: (first present wins): fashion's baseColour / gender / usage, Flipkart's Color / Ideal For.
+SEARCH_COMPOSE_FACETS = {"colour": ("baseColour", "Color", "colour"), "gender": ("gender", "Ideal For"), "usage": ("usage",)}
+#: Test-time views of photos (mlmodels.image.VIEW_SETS): the image vector is the L2-normalised mean
+#: of the views' features. Query photos (shop-floor snaps) and catalog photos (at indexing; changing
+#: it re-encodes every photo at the next reindex). Grocery cold start, image kNN top-1: center/center
+#: 0.361, crop80_2/flip2 0.409, crop80_2/crops6 0.436; cost and the choice in the README.
+IMAGE_QUERY_VIEWS = env("IMAGE_QUERY_VIEWS", default="crop80_2")
+IMAGE_GALLERY_VIEWS = env("IMAGE_GALLERY_VIEWS", default="flip2")
+#: Train the fusion head on a random view of each photo (crop, flip, rotation) half the time
+#: (mlmodels.image_views.random_view). Measured neutral (fashion held-out nDCG@10 0.441 vs 0.4435,
+#: Grocery 0.852 vs 0.843, within one standard error): off by default; README "Photo side".
+FUSION_TRAIN_AUGMENT = env.bool("FUSION_TRAIN_AUGMENT", default=False)
+#: Photo-text consistency (search.consistency): products whose score is below this quantile of the
+#: catalog's are listed as likely wrong photos (admin, search_status), once a trained head serves
+#: and at least CONSISTENCY_MIN_PRODUCTS products have a score.
+CONSISTENCY_FLAG_QUANTILE = env.float("CONSISTENCY_FLAG_QUANTILE", default=0.01)
+CONSISTENCY_MIN_PRODUCTS = env.int("CONSISTENCY_MIN_PRODUCTS", default=100)
 #: How many hits each retriever contributes before fusion.
 SEARCH_CANDIDATES = env.int("SEARCH_CANDIDATES", default=200)
 #: Fused product vector = normalise(text * w_text + image * w_image) in the fusion space.

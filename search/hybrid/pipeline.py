@@ -2,7 +2,9 @@
 
 Text:        BM25  +  kNN(text vector)  +  kNN(fused vector: words vs. photos and text)
 Photo:       kNN(image vector)  +  kNN(fused vector)
-Photo+text:  all of the above, the fused query mixing both sides like a product's vector.
+Photo+text:  ``SEARCH_COMPOSE="facets"`` (default): the photo ranks, the words narrow
+             (:mod:`search.hybrid.compose`); ``"fused"``: all of the above, the fused query
+             mixing both sides like a product's vector.
 
 1. :func:`query_prepare` encodes the query once and settles its weights
    (:func:`search.hybrid.retrievers.blend_weights`) and, when needed, its best cosines for the
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from django.conf import settings
 
 from mlmodels.types import ImageFeatures
@@ -25,6 +28,7 @@ from search.backends.base import BaseSearchBackend, FusedResult, Hit, SearchFilt
 from search.clicks import selectors as click_selectors
 from search.embedding import encoding
 from search.embedding.encoding import QueryVectors
+from search.hybrid import compose
 from search.hybrid.click_prior import apply_click_prior, click_prior_scale
 from search.hybrid.floor import knn_best, matched_ids
 from search.hybrid.fusion import blend
@@ -43,6 +47,9 @@ class HybridQuery:
     weights: dict[str, float]
     #: The best cosine per vector field without filters (``knn_best``), when a retrieval needs it.
     best: dict[str, float] | None
+    #: The photo alone in the live index's fusion space, for a composed photo+words query
+    #: (``SEARCH_COMPOSE="facets"``, :mod:`search.hybrid.compose`); ``None`` otherwise.
+    photo_alone: np.ndarray | None = None
 
 
 def query_prepare(
@@ -63,11 +70,14 @@ def query_prepare(
     if not text and image is None:
         return None
     vectors = encoding.query_vectors(text or None, image, backend=backend)
-    needs_best = getattr(backend, "search_hybrid", None) is not None or not filters.is_empty
+    photo_alone = None
+    if text and image is not None and settings.SEARCH_COMPOSE == "facets":
+        photo_alone = encoding.query_vectors(None, image, backend=backend).fused  # None: no space matches the index
+    needs_best = photo_alone is None and (getattr(backend, "search_hybrid", None) is not None or not filters.is_empty)
     return HybridQuery(
         text=text, vectors=vectors,
         weights=blend_weights(space=vectors.space, photo=image is not None, overrides=weights),
-        best=knn_best(backend, vectors) if needs_best else None,
+        best=knn_best(backend, vectors) if needs_best else None, photo_alone=photo_alone,
     )
 
 
@@ -91,6 +101,8 @@ def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, fil
     if query is None:
         hits = backend.search_text(None, filters=filters, limit=BROWSE_LIMIT)
         return [FusedResult(h.id, 0.0) for h in hits]
+    if query.photo_alone is not None:  # photo + words, composed (search.hybrid.compose)
+        return compose.composed_ranking(backend=backend, words=query.text, photo_vector=query.photo_alone, filters=filters).results
     vectors, weights = query.vectors, query.weights
     # -- click feedback: shoppers' photos as extra references (search.clicks.selectors) --
     refs: list[Hit] = []

@@ -193,4 +193,3 @@ class EfficientNetEncoder:
         with self._lock, torch.inference_mode():
             feats, logits = self._head(batch.to(self.device))
         return feats.float().cpu().numpy(), logits.float().cpu().numpy()
-

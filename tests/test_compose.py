@@ -85,3 +85,23 @@ def test_photo_and_words_narrow_the_storefront_results(db, settings, indexed_cat
     assert all(p.specifications.get("Color", "").lower() == "purple" for p in composed.products)
     assert composed.total < fused.total
     assert composed.products[0].search_explain["facets"]["contribution"] == compose.FACET_BOOST
+
+
+def test_photo_with_a_word_no_facet_names_keeps_the_word_through_bm25(db, indexed_catalog):
+    # given the indexed Flipkart sample and a shopper's photo of a bath towel
+    from mlmodels.images import open_image
+    from search.embedding import encoding
+    from search.selectors import product_search
+    from shop.models import Product
+
+    towel = Product.objects.filter(title__icontains="towel", images__isnull=False).order_by("pk").first()
+    photo = encoding.encode_image_query(open_image(towel.primary_image.image.open("rb").read()))
+    # when the shopper adds "towel" (no facet value: BM25 reads it) with a category filter
+    root = towel.category.path.split(" > ")[0]
+    from search.backends.base import SearchFilters
+
+    page = product_search(text="towel", image=photo, filters=SearchFilters(category=root))
+    # then the towel of the photo comes first, only towels of that branch are listed, and both sides show
+    assert page.products[0].pk == towel.pk
+    assert all("towel" in p.title.lower() and p.category.path.startswith(root) for p in page.products)
+    assert {compose.PHOTO, compose.BM25} <= set(page.products[0].search_explain)

@@ -10,13 +10,15 @@ constraint and the photo a ranking:
    projected side), :data:`COMPOSE_CANDIDATES` of them.
 2. Words -> facets: the words are matched against the candidates' own facet values
    (``SEARCH_COMPOSE_FACETS``: specification keys such as ``baseColour``, ``gender``,
-   ``usage``), longest value first, on word boundaries. Words that name no value are reported
-   back (``ComposedRanking.unmatched``), never silently dropped.
+   ``usage``), longest value first, on word boundaries. Words that name no value (a brand, a
+   material, a model name) go to BM25: when BM25 finds them, they count as a constraint too.
+   Both are reported back (``ComposedRanking.named`` / ``unmatched``).
 3. The photo votes: its :data:`VOTE_K` nearest candidates (cosine-weighted) vote for a category
    and a gender; a gender the words name overrides the gender vote.
-4. Score = photo cosine + ``FACET_BOOST`` x [matches every facet value the words name]
-   + ``VOTE_BOOST`` x [in the voted category (and gender)]. Results are the candidates that
-   match the named facets (all candidates when none matches or the words name none).
+4. Score = photo cosine + ``FACET_BOOST`` x [matches every facet value the words name, and is a
+   BM25 hit of the other words when BM25 finds any] + ``VOTE_BOOST`` x [in the voted category
+   (and gender)]. Results are the candidates that match the words (all candidates when none
+   does or the words name nothing).
 
 Measured on the fashion check set (391 composed queries, research prototype, seed 0): precision@10
 0.539 = 81 % of the best possible and 1.56x the better of photo alone (0.344) and words alone
@@ -53,8 +55,10 @@ VOTE_K = 5
 COMPOSE_CANDIDATES = 1000
 #: Facet name of the gender: a gender the words name overrides the photo's gender vote.
 GENDER = "gender"
-#: The retriever name in ``FusedResult.parts`` (``search_explain``).
-PHOTO = "photo_fused"
+#: Names in ``FusedResult.parts`` (``search_explain``): the photo's kNN on the fused field, the words.
+PHOTO = "fused_knn"
+FACETS = "facets"
+BM25 = "bm25"
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,9 @@ def read_words(text: str, vocabulary: dict[str, set[str]]) -> tuple[dict[str, st
     return named, unmatched
 
 
-def compose(words: str, photo_hits: list[Hit], facets: dict[int, ProductFacets]) -> ComposedRanking:
+def compose(
+    words: str, photo_hits: list[Hit], facets: dict[int, ProductFacets], word_search: Callable[[str], set[int]] | None = None,
+) -> ComposedRanking:
     """Rank ``photo_hits`` by the photo, the facets the words name and the photo's category vote.
 
     Args:
@@ -147,6 +153,7 @@ def compose(words: str, photo_hits: list[Hit], facets: dict[int, ProductFacets])
         photo_hits: the photo's kNN hits in the fusion space (cosine scores), best first.
         facets: product id -> :class:`ProductFacets` of (at least) every hit; hits without are
             kept with no facet values.
+        word_search: the words that name no facet value -> the ids BM25 finds for them (``None``: not searched).
 
     Returns:
         A :class:`ComposedRanking`; its results are ordered by score, ties by the photo's rank.
@@ -156,6 +163,7 @@ def compose(words: str, photo_hits: list[Hit], facets: dict[int, ProductFacets])
         for facet, values in pf.values.items():
             vocabulary.setdefault(facet, set()).update(values)
     named, unmatched = read_words(words, vocabulary)
+    bm25_ids = word_search(" ".join(unmatched)) if unmatched and word_search is not None else set()
     cats, genders = Counter(), Counter()
     for h in photo_hits[:VOTE_K]:
         pf = facets.get(h.id, ProductFacets(""))
@@ -168,19 +176,21 @@ def compose(words: str, photo_hits: list[Hit], facets: dict[int, ProductFacets])
     scored = []
     for rank, h in enumerate(photo_hits, start=1):
         pf = facets.get(h.id, ProductFacets(""))
-        facet_match = bool(named) and all(v in pf.values.get(f, ()) for f, v in named.items())
+        facet_match = (bool(named) or bool(bm25_ids)) and all(v in pf.values.get(f, ()) for f, v in named.items()) \
+            and (not bm25_ids or h.id in bm25_ids)
         vote_match = bool(voted_cat) and pf.category == voted_cat and (not voted_gender or voted_gender in pf.values.get(GENDER, ()))
         parts = [ScorePart(PHOTO, h.score, rank, h.score)]
         if facet_match:
-            parts.append(ScorePart("facets", 1.0, rank, FACET_BOOST))
+            parts.append(ScorePart(FACETS if named else BM25, 1.0, rank, FACET_BOOST))
         if vote_match:
             parts.append(ScorePart("photo_vote", 1.0, rank, VOTE_BOOST))
         scored.append((h.score + FACET_BOOST * facet_match + VOTE_BOOST * vote_match, rank, facet_match, parts, h.id))
-    if named and any(s[2] for s in scored):  # words that name facets narrow the results
+    if any(s[2] for s in scored):  # words that name facets (or that BM25 finds) narrow the results
         scored = [s for s in scored if s[2]]
     scored.sort(key=lambda s: (-s[0], s[1]))
     if unmatched:
-        logger.info("composed query: words %s name no facet value of the candidates", unmatched)
+        logger.info("composed query: words %s name no facet value of the candidates; BM25 finds %d products for them",
+                    unmatched, len(bm25_ids))
     return ComposedRanking([FusedResult(pid, score, parts) for score, _, _, parts, pid in scored], named, unmatched, (voted_cat, voted_gender))
 
 
@@ -199,7 +209,11 @@ def composed_ranking(
         candidates: photo hits re-scored (default :data:`COMPOSE_CANDIDATES`).
     """
     hits = backend.search_vector("fused", photo_vector, filters=filters, k=candidates or COMPOSE_CANDIDATES)
-    return compose(words, hits, (lookup or database_facets)([h.id for h in hits]))
+
+    def word_search(text: str) -> set[int]:
+        return {h.id for h in backend.search_text(text, filters=filters, limit=settings.SEARCH_CANDIDATES)}
+
+    return compose(words, hits, (lookup or database_facets)([h.id for h in hits]), word_search)
 
 
 def database_facets(ids: list[int]) -> dict[int, ProductFacets]:

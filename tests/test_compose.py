@@ -105,3 +105,18 @@ def test_photo_with_a_word_no_facet_names_keeps_the_word_through_bm25(db, indexe
     assert page.products[0].pk == towel.pk
     assert all("towel" in p.title.lower() and p.category.path.startswith(root) for p in page.products)
     assert {compose.PHOTO, compose.BM25} <= set(page.products[0].search_explain)
+
+
+def test_the_fashion_compose_check_set_is_built_from_the_real_catalog():
+    # given the real fashion catalog
+    from search.evaluation.fashion_compose import load_fashion_compose
+
+    # when the composed check set is built
+    ds, extra, rel = load_fashion_compose(Path(settings.CATALOG_DIR) / "fashion")
+    # then: 391 photo + word queries, each with >= 3 relevant catalog products, the photos from the training split
+    assert len(ds.queries) == 391
+    assert rel.shape == (391, len(ds.products)) and rel.sum(axis=1).min() >= 3
+    catalog_photos = {p.image_path for p in ds.products}
+    assert not any(q.image_path in catalog_photos for q in ds.queries)
+    assert {"navy blue", "for women", "casual"} <= {q.text for q in ds.queries}
+    assert len(extra["rows"]) == 391

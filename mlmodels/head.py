@@ -287,6 +287,7 @@ def train_fusion_head(
     progress: Callable[[int, float], None] | None = None,
     text_dim: int | None = None,
     image_dim: int | None = None,
+    image_views: np.ndarray | None = None,
 ) -> TrainedSpace:
     """Train a fusion head on (text, photo) pairs of one product each, encoders frozen.
 
@@ -310,6 +311,9 @@ def train_fusion_head(
         progress: called after each epoch with (epoch number from 1, mean training loss).
         text_dim, image_dim: the encoders' widths (default: the default encoders', MiniLM 384 and
             EfficientNet-Lite0 1280).
+        image_views: ``(n, image_dim)`` features of an augmented view of each photo (random crop,
+            flip, small rotation: ``mlmodels.image_views.random_view``), or ``None``. Every epoch
+            each pair trains on its photo or its view, with equal odds (``FUSION_TRAIN_AUGMENT``).
 
     Returns:
         The trained space (on CPU, in eval mode).
@@ -345,6 +349,11 @@ def train_fusion_head(
         head.image.mean.copy_(torch.from_numpy(image.mean(axis=0)))
         head.to(dev).train()
         t_all, i_all = torch.from_numpy(text).to(dev), torch.from_numpy(image).to(dev)
+        v_all = None
+        if image_views is not None:
+            if np.shape(image_views) != image.shape:
+                raise ValueError(f"image_views must have the photos' shape {image.shape}, got {np.shape(image_views)}")
+            v_all = torch.from_numpy(np.ascontiguousarray(image_views, dtype=np.float32)).to(dev)
         decay = [p for name, p in head.named_parameters() if name.endswith("weight") and p.ndim == 2]
         rest = [p for name, p in head.named_parameters() if not (name.endswith("weight") and p.ndim == 2)]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=lr)
@@ -357,12 +366,13 @@ def train_fusion_head(
         gen = torch.Generator().manual_seed(seed)
         for epoch in range(1, epochs + 1):
             order = torch.randperm(n, generator=gen).to(dev)
+            i_epoch = i_all if v_all is None else torch.where((torch.rand(n, generator=gen) < 0.5).to(dev)[:, None], v_all, i_all)
             losses = []
             for step in range(steps_per_epoch):
                 idx = order[step * batch_size:(step + 1) * batch_size]
                 g = None if codes is None else codes[idx]
                 soft = text_soft_targets(t_all[idx], soft_weight, soft_temperature, g) if soft_weight > 0 else None
-                loss = contrastive_loss(head.text(t_all[idx]), head.image(i_all[idx]), head.logit_scale, g, soft)
+                loss = contrastive_loss(head.text(t_all[idx]), head.image(i_epoch[idx]), head.logit_scale, g, soft)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -7,6 +7,7 @@ from django.core.checks import Error, register
 
 from mlmodels import registry
 from mlmodels.types import IMAGE, RUNTIMES, TEXT
+from search.hybrid.compose import COMPOSE_MODES
 from search.hybrid.fusion import FUSION_METHODS
 from search.hybrid.retrievers import WEIGHT_KEYS
 
@@ -19,6 +20,8 @@ def search_settings_check(app_configs, **kwargs):
                             hint="Add SEARCH_BACKENDS['default'] = {'BACKEND': 'search.backends.embedded', ...}", id="search.E001"))
     if settings.SEARCH_FUSION not in FUSION_METHODS:
         errors.append(Error(f"SEARCH_FUSION is {settings.SEARCH_FUSION!r}.", hint=f"Use one of: {', '.join(FUSION_METHODS)}.", id="search.E002"))
+    if settings.SEARCH_COMPOSE not in COMPOSE_MODES:
+        errors.append(Error(f"SEARCH_COMPOSE is {settings.SEARCH_COMPOSE!r}.", hint=f"Use one of: {', '.join(COMPOSE_MODES)}.", id="search.E020"))
     valid = set(WEIGHT_KEYS)
     unknown = set(settings.SEARCH_WEIGHTS) - valid
     if unknown:

@@ -30,6 +30,11 @@ class ProductEmbedding(models.Model):
     image_hash = models.CharField(max_length=40, blank=True, help_text="sha1 of the encoded photo's bytes")
     fused_vector = models.BinaryField()
     space_version = models.CharField(max_length=64, db_index=True, help_text="fusion space the fused vector lives in")
+    consistency = models.FloatField(
+        null=True, blank=True, db_index=True,
+        help_text="photo-text consistency: cosine of the projected text and photo in space_version's space "
+                  "(None without a photo); low values suggest a wrong photo (search.consistency)",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

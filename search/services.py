@@ -103,7 +103,7 @@ def products_embed(
         try:
             with img.image.open("rb") as fh:
                 raw = fh.read(settings.MAX_IMAGE_BYTES + 1)
-            digest = encoding.source_hash(image_spec, raw)
+            digest = encoding.photo_hash(image_spec, raw)
             if not force and p.pk in existing and existing[p.pk].image_hash == digest and existing[p.pk].image_features is not None:
                 continue
             photos[p.pk] = (digest, open_image(raw, **photo_limits(), fit=DECODE_FIT).image)
@@ -112,7 +112,7 @@ def products_embed(
         except (FileNotFoundError, OSError):
             logger.exception("Photo %s of product %s cannot be read from storage", img.image.name, p.pk)
             photo_errors[p.pk] = f"Photo {img.source_name or img.image.name!r} is missing from the photo storage; upload it again."
-    feats = encoders.image_encoder().encode([im for _, im in photos.values()]) if photos else None
+    feats = encoding.encode_gallery_photos([im for _, im in photos.values()]) if photos else None
     photo_rows = {pid: i for i, pid in enumerate(photos)}
 
     w_text, w_image = encoding.fusion_weights()
@@ -136,11 +136,16 @@ def products_embed(
             stored = ImageFeatures(ProductEmbedding.unpack(emb.image_features)[None, :], ProductEmbedding.unpack(emb.image_logits, np.float16)[None, :])
             image_side = space.image(stored)[0]
         emb.fused_vector = ProductEmbedding.pack(fuse(text_side, image_side, text_weight=w_text, image_weight=w_image))
+        emb.consistency = None if image_side is None else _cosine(text_side, image_side)  # search.consistency
         emb.space_version = space.version
         emb.save()
         out[p.pk] = emb
     product_vectors_embed(products, texts, force=force)
     return out, photo_errors
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b) / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12))
 
 
 def product_vectors_embed(products: Sequence[Product], texts: dict[int, str], *, force: bool = False) -> None:

@@ -198,12 +198,12 @@ class ProductAdmin(MerchantScopedAdminMixin, ProductInsightsAdminMixin, admin.Mo
 
     form = ProductForm
     inlines = [ProductImageInline]
-    list_display = ("thumbnail", "title", "brand", "category_name", "price_inr", "rating", "merchant", "index_badge")
+    list_display = ("thumbnail", "title", "brand", "category_name", "price_inr", "rating", "merchant", "index_badge", "photo_check")
     list_display_links = ("thumbnail", "title")
     list_filter = ("index_state", "merchant", RootCategoryFilter, "brand")
-    list_select_related = ("brand", "category", "merchant")
+    list_select_related = ("brand", "category", "merchant", "embedding")
     search_fields = ("title", "external_id", "brand__name", "category__path")
-    readonly_fields = ("index_badge", "index_error", "indexed_at", "created_at", "updated_at", "source_row_display")
+    readonly_fields = ("index_badge", "index_error", "indexed_at", "created_at", "updated_at", "source_row_display", "photo_check")
     autocomplete_fields = ("brand", "category")
     actions = ["reindex_selected"]
     list_per_page = 50
@@ -213,7 +213,7 @@ class ProductAdmin(MerchantScopedAdminMixin, ProductInsightsAdminMixin, admin.Mo
         ("Details", {"fields": ("specifications", "external_id")}),
         ("As imported", {"fields": ("source_row_display",), "classes": ("collapse",),
                          "description": "The row from the catalog file or bulk upload, before cleaning. Read only."}),
-        ("Search index", {"fields": ("index_badge", "index_error", "indexed_at", "created_at", "updated_at")}),
+        ("Search index", {"fields": ("index_badge", "index_error", "indexed_at", "created_at", "updated_at", "photo_check")}),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
@@ -227,6 +227,20 @@ class ProductAdmin(MerchantScopedAdminMixin, ProductInsightsAdminMixin, admin.Mo
         cleaning = getattr(form, "cleaning", None)
         if cleaning:
             self.message_user(request, f"Cleaned before saving: {cleaning.describe()}.", messages.INFO)
+
+    @admin.display(description="Photo matches words")
+    def photo_check(self, obj: Product) -> str:
+        """Photo-text consistency (search.consistency): the score, flagged when it suggests a wrong photo."""
+        from search.consistency import likely_mismatch
+
+        emb = getattr(obj, "embedding", None) if obj.pk else None
+        if emb is None or emb.consistency is None:
+            return "-"
+        if likely_mismatch(emb):
+            return format_html('<span class="photo-mismatch" title="{}" style="color:#b00;font-weight:600">&#9888; {}</span>',
+                               "The photo matches this product's words less than 99% of the catalog: check it is the right photo.",
+                               f"{emb.consistency:.2f} likely wrong photo")
+        return f"{emb.consistency:.2f}"
 
     @admin.display(description="Source row")
     def source_row_display(self, obj: Product) -> str:

@@ -26,6 +26,7 @@ from django.http import HttpRequest
 
 from search.backends.base import SearchBackendError
 from search.clicks.analytics import ProductQueries, ProductQueryRow, product_queries
+from search.consistency import likely_mismatch
 from search.hybrid.retrievers import RETRIEVER_LABELS
 from search.request import SearchRequestError, parse_search_request
 from shop.models import IndexState, Product
@@ -186,14 +187,18 @@ def product_rank(product: Product, text: str, *, depth: int | None = None) -> Ra
 def consistency_of(product: Product) -> Consistency | None:
     """The product's photo/text consistency, when it has one; ``None`` shows nothing.
 
-    Reads the optional attribute ``photo_text_consistency`` (:data:`CONSISTENCY_ATTRIBUTE`): a
+    Reads the score stored by the photo/text check (``search.consistency``: ``ProductEmbedding.consistency``,
+    flagged below the catalog's threshold), or the optional attribute ``photo_text_consistency`` (:data:`CONSISTENCY_ATTRIBUTE`): a
     number (the score), or an object with ``score`` and, optionally, ``flagged`` (a likely
     mismatch). A model field, a property or an annotation of that name all work, so the check
     that computes the score adds it without touching the template.
     """
     value = getattr(product, CONSISTENCY_ATTRIBUTE, None)
-    if value is None:
-        return None
+    if value is None:  # the score the photo/text check stored with the product's vectors
+        emb = getattr(product, "embedding", None)  # a missing reverse one-to-one raises an AttributeError
+        if emb is None or emb.consistency is None:
+            return None
+        return Consistency(float(emb.consistency), likely_mismatch(emb))
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return Consistency(float(value))
     score = getattr(value, "score", None)

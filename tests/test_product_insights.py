@@ -305,10 +305,19 @@ def test_the_add_page_has_no_panel(shop):
 
 
 def test_the_consistency_slot_shows_nothing_until_a_product_has_a_score(shop, monkeypatch):
+    from search.models import ProductEmbedding
+
     client = signed_in("towelco")
+    stored = ProductEmbedding.objects.get(product=shop["towel"]).consistency
+    assert stored is not None  # indexing scored the photo against the words
+    ProductEmbedding.objects.filter(product=shop["towel"]).update(consistency=None)
     assert "Photo and words" not in client.get(page_of(shop["towel"])).content.decode()
 
-    # the multimodal check will add the score; a plain number, then an object with a flag
+    # the stored score shows (the photo/text check of search.consistency)
+    ProductEmbedding.objects.filter(product=shop["towel"]).update(consistency=stored)
+    assert f'class="consistency-score">{stored:.2f}<' in client.get(page_of(shop["towel"])).content.decode()
+
+    # an attribute of that name wins: a plain number, then an object with a flag
     monkeypatch.setattr(Product, "photo_text_consistency", 0.8123, raising=False)
     plain = client.get(page_of(shop["towel"])).content.decode()
 

@@ -91,8 +91,9 @@ def test_photo_rotated_the_other_way_still_finds_the_product(catalog):
     assert page.products[0].pk == product.pk
 
 
-def test_photo_and_words_together_find_the_product_and_use_both(catalog):
-    # given
+def test_photo_and_words_together_find_the_product_and_use_both(catalog, settings):
+    # given the fused blend (SEARCH_COMPOSE="fused"; the composed default: tests/test_compose.py)
+    settings.SEARCH_COMPOSE = "fused"
     towel = Product.objects.filter(title__icontains="towel").prefetch_related("images").order_by("pk").first()
     # when
     page = search({"q": "towel"}, image_bytes=shopper_photo(towel))

@@ -267,10 +267,36 @@ SEARCH_KNN_MIN_RATIO = {
 #: 67-product sample "shirt" (no shirt in it; baby clothes are nearest) peaks at 0.31. A gap this
 #: narrow is why the value is a setting; another text encoder needs its own.
 SEARCH_SIMILAR_MIN_COSINE = env.float("SEARCH_SIMILAR_MIN_COSINE", default=0.28)
+#: Photo + words queries: "facets" (the photo ranks; words that name a facet value narrow, the
+#: photo's nearest products vote for a category: search.hybrid.compose) or "fused" (one fused
+#: photo+words vector among all retrievers, the earlier behaviour). Fashion composed check set
+#: (`evaluate fashion_compose`): see README "Photo + words".
+SEARCH_COMPOSE = env("SEARCH_COMPOSE", default="facets")
+#: Facets the words of a photo+words query can name -> the specification keys that may hold each
+#: (first present wins): fashion's baseColour / gender / usage, Flipkart's Color / Ideal For.
+SEARCH_COMPOSE_FACETS = {"colour": ("baseColour", "Color", "colour"), "gender": ("gender", "Ideal For"), "usage": ("usage",)}
+#: Test-time views of photos (mlmodels.image.VIEW_SETS): the image vector is the L2-normalised mean
+#: of the views' features. Query photos (shop-floor snaps) and catalog photos (at indexing; changing
+#: it re-encodes every photo at the next reindex). Grocery cold start, image kNN top-1: center/center
+#: 0.361, crop80_2/flip2 0.409, crop80_2/crops6 0.436; cost and the choice in the README.
+IMAGE_QUERY_VIEWS = env("IMAGE_QUERY_VIEWS", default="crop80_2")
+IMAGE_GALLERY_VIEWS = env("IMAGE_GALLERY_VIEWS", default="flip2")
+#: Train the fusion head on a random view of each photo (crop, flip, rotation) half the time
+#: (mlmodels.image_views.random_view). Measured neutral (fashion held-out nDCG@10 0.441 vs 0.4435,
+#: Grocery 0.852 vs 0.843, within one standard error): off by default; README "Photo side".
+FUSION_TRAIN_AUGMENT = env.bool("FUSION_TRAIN_AUGMENT", default=False)
+#: Photo-text consistency (search.consistency): products whose score is below this quantile of the
+#: catalog's are listed as likely wrong photos (admin, search_status), once a trained head serves
+#: and at least CONSISTENCY_MIN_PRODUCTS products have a score.
+CONSISTENCY_FLAG_QUANTILE = env.float("CONSISTENCY_FLAG_QUANTILE", default=0.01)
+CONSISTENCY_MIN_PRODUCTS = env.int("CONSISTENCY_MIN_PRODUCTS", default=100)
 #: How many hits each retriever contributes before fusion.
 SEARCH_CANDIDATES = env.int("SEARCH_CANDIDATES", default=200)
-#: Fused product vector = normalise(text * w_text + image * w_image) in the fusion space.
-FUSION_WEIGHTS = {"text": env.float("FUSION_WEIGHT_TEXT", default=0.5), "image": env.float("FUSION_WEIGHT_IMAGE", default=0.5)}
+#: Fused product vector = normalise(text * w_text + image * w_image) in the fusion space. Text 0.8 /
+#: image 0.2 against 0.5 / 0.5 (`evaluate`, README "Photo side"): Grocery with a trained head
+#: nDCG@10 0.852 -> 0.862 (default views), fashion_compose photo alone p@10 0.332 -> 0.356;
+#: fashion_text (bridge) storefront 0.583 -> 0.576, its fused kNN 0.491 -> 0.549.
+FUSION_WEIGHTS = {"text": env.float("FUSION_WEIGHT_TEXT", default=0.8), "image": env.float("FUSION_WEIGHT_IMAGE", default=0.2)}
 SEARCH_PAGE_SIZE = 24
 #: Seconds a photo search's features stay in the cache (the photo itself is never kept).
 SEARCH_PHOTO_TTL_S = env.int("SEARCH_PHOTO_TTL_S", default=3600)

@@ -17,6 +17,7 @@ import numpy as np
 from django.conf import settings
 
 from mlmodels.fusion import FusionSpace, fuse
+from mlmodels.image_views import encode_views
 from mlmodels.images import DecodedImage
 from mlmodels.types import DEFAULT_IMAGE_ENCODER, DEFAULT_TEXT_ENCODER, EncoderSpec, ImageFeatures
 from search.embedding import encoders, spaces
@@ -151,8 +152,22 @@ def encode_additional_queries(text: str) -> dict[str, np.ndarray]:
 
 
 def encode_image_query(image: DecodedImage) -> ImageFeatures:
-    """Features ``(1, image_dim)`` and logits ``(1, 1000)`` of a query photo, by ``IMAGE_ENCODER``."""
-    return encoders.image_encoder().encode([image.image])
+    """Features ``(1, image_dim)`` and logits ``(1, 1000)`` of a query photo, by ``IMAGE_ENCODER``,
+    averaged over the views of ``IMAGE_QUERY_VIEWS`` (``mlmodels.image.encode_views``)."""
+    return encode_views(encoders.image_encoder(), [image.image], settings.IMAGE_QUERY_VIEWS)
+
+
+def encode_gallery_photos(images: list) -> ImageFeatures:
+    """Features ``(n, image_dim)`` and logits ``(n, 1000)`` of catalog photos, averaged over ``IMAGE_GALLERY_VIEWS``."""
+    return encode_views(encoders.image_encoder(), images, settings.IMAGE_GALLERY_VIEWS)
+
+
+def photo_hash(spec: EncoderSpec, data: bytes) -> str:
+    """:func:`source_hash` of a catalog photo, naming ``IMAGE_GALLERY_VIEWS`` unless it is ``center``, so that
+    changing the views re-encodes every photo at the next reindex (``center`` keeps the hashes stored before views)."""
+    digest = source_hash(spec, data)
+    views = settings.IMAGE_GALLERY_VIEWS
+    return digest if views == "center" else sha1(f"{digest}|views={views}")
 
 
 def query_vectors(

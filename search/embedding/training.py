@@ -14,6 +14,8 @@ head in service untouched.
 
 from __future__ import annotations
 
+import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +27,8 @@ from django.conf import settings
 from mlmodels import head as fusion_head
 from mlmodels import head_artefacts
 from mlmodels.crossmodal import holdout_split, paired_judgments, retrieval_metrics
+from mlmodels.image_views import random_view
+from mlmodels.images import ImageRejected, open_image
 from mlmodels.types import ImageFeatures
 from search.embedding import encoders, spaces
 from search.freshness import products_outside_space
@@ -122,6 +126,34 @@ def image_logits(product_ids: np.ndarray) -> np.ndarray:
     return np.stack([ProductEmbedding.unpack(stored[int(pid)], np.float16) for pid in product_ids])
 
 
+logger = logging.getLogger(__name__)
+
+
+def augmented_views(product_ids: np.ndarray, features: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """``(n, image_dim)`` features of one seeded random view (``random_view``) of each product's primary photo,
+    for ``FUSION_TRAIN_AUGMENT``. A photo that cannot be read keeps its stored features (counted in the log).
+    """
+    by_id = {p.pk: p for p in Product.objects.filter(pk__in=product_ids.tolist()).prefetch_related("images")}
+    out = np.array(features, np.float32, copy=True)
+    rows, views, unreadable = [], [], 0
+    for row, pid in enumerate(product_ids.tolist()):
+        img = getattr(by_id.get(pid), "primary_image", None)
+        try:
+            with img.image.open("rb") as fh:
+                photo = open_image(fh.read(settings.MAX_IMAGE_BYTES + 1)).image
+        except (AttributeError, OSError, ImageRejected):
+            unreadable += 1
+            continue
+        rows.append(row)
+        views.append(random_view(photo, random.Random(seed * 1_000_003 + pid)))
+    for start in range(0, len(views), 64):
+        out[rows[start:start + 64]] = encoders.image_encoder().encode(views[start:start + 64]).features
+    if unreadable:
+        logger.warning("Augmentation: %d of %d training photos could not be read; they train on their stored features only",
+                       unreadable, len(product_ids))
+    return out
+
+
 def held_out_metrics(space, pairs: TrainingPairs, rows: np.ndarray, logits: np.ndarray) -> dict[str, float]:
     """Text -> photo retrieval among the ``rows`` products (``logits``: theirs): each text must find its own photo."""
     photos = space.image(ImageFeatures(pairs.image_features[rows], logits))
@@ -164,10 +196,11 @@ def fusion_head_train(
         raise FusionTrainingError(f"Only {len(train)} products left to train on after holding out {len(held)}; lower --holdout.")
 
     t0, c0 = time.perf_counter(), time.process_time()
+    views = augmented_views(pairs.product_ids[train], pairs.image_features[train], seed=seed) if settings.FUSION_TRAIN_AUGMENT else None
     space = fusion_head.train_fusion_head(
         pairs.text[train], pairs.image_features[train], group_ids=pairs.groups[train],
         dim=dim, kind=kind, epochs=epochs, seed=seed, device=device or settings.ENCODER_DEVICE, progress=progress,
-        text_dim=encoders.text_dim(), image_dim=encoders.image_dim(),
+        text_dim=encoders.text_dim(), image_dim=encoders.image_dim(), image_views=views,
     )
     train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - c0
 

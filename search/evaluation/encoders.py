@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from mlmodels.image_views import encode_views
 from mlmodels.images import ImageRejected, open_image
 from mlmodels.types import IMAGENET_CLASSES, EncoderSpec, ImageFeatures
 from search.embedding import encoders
@@ -73,7 +74,7 @@ def text_vectors(texts: Sequence[str], *, kind: str, tag: str, spec: EncoderSpec
     return vectors
 
 
-def image_features(paths: Sequence[Path], *, tag: str, progress=None) -> tuple[ImageFeatures, dict[int, str]]:
+def image_features(paths: Sequence[Path], *, tag: str, progress=None, views: str = "center") -> tuple[ImageFeatures, dict[int, str]]:
     """``IMAGE_ENCODER`` outputs of the photos at ``paths``; cached.
 
     Photos are decoded by ``mlmodels.images.open_image`` with the upload limits from settings,
@@ -83,6 +84,8 @@ def image_features(paths: Sequence[Path], *, tag: str, progress=None) -> tuple[I
         paths: photo files.
         tag: a readable prefix of the cache file.
         progress: optional callable ``(done, total)`` called after each chunk.
+        views: a view set of ``mlmodels.image_views.VIEW_SETS`` whose features are averaged (``IMAGE_QUERY_VIEWS``,
+            ``IMAGE_GALLERY_VIEWS``); ``center`` keeps the cache files made before views.
 
     Returns:
         ``(features (n, image_dim), logits (n, 1000))`` with zero rows for rejected photos, and
@@ -90,7 +93,7 @@ def image_features(paths: Sequence[Path], *, tag: str, progress=None) -> tuple[I
     """
     blobs = [p.read_bytes() if p.is_file() else b"" for p in paths]
     spec = encoders.image_spec()
-    key = _digest([(spec.cache_key or spec.name).encode(), *blobs])
+    key = _digest([(spec.cache_key or spec.name).encode() + (b"" if views == "center" else f"|views={views}".encode()), *blobs])
     path = cache_dir() / f"{tag}-image-{key[:16]}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as data:
@@ -111,7 +114,7 @@ def image_features(paths: Sequence[Path], *, tag: str, progress=None) -> tuple[I
                 rejected[i] = f"{paths[i].name}: {exc.reason}"
         blobs[start:start + IMAGE_CHUNK] = [b""] * len(blobs[start:start + IMAGE_CHUNK])  # free memory as we go
         if images:
-            out = encoder.encode(images)
+            out = encode_views(encoder, images, views)
             features[rows] = out.features
             logits[rows] = out.logits.astype(np.float16)
         if progress is not None:

@@ -134,7 +134,8 @@ def encode_dataset(ds: Dataset, progress: Progress | None = None) -> Encoded:
         with_photo = [i for i, p in enumerate(ds.products) if p.image_path is not None]
         rejected_products = {i: "no photo" for i in range(len(ds.products)) if ds.products[i].image_path is None}
         say(f"photos of {len(with_photo)} products")
-        feats, bad = encoders.image_features([ds.products[i].image_path for i in with_photo], tag=f"{ds.name}-products")
+        feats, bad = encoders.image_features([ds.products[i].image_path for i in with_photo], tag=f"{ds.name}-products",
+                                             views=settings.IMAGE_GALLERY_VIEWS)
         product_image = _scatter(feats, with_photo, len(ds.products))
         rejected_products.update({with_photo[r]: reason for r, reason in bad.items()})
     texts = [q.text for q in ds.queries]
@@ -144,7 +145,8 @@ def encode_dataset(ds: Dataset, progress: Progress | None = None) -> Encoded:
     photos = [i for i, q in enumerate(ds.queries) if q.image_path is not None]
     if photos:
         say(f"{len(photos)} query photos")
-        feats, bad = encoders.image_features([ds.queries[i].image_path for i in photos], tag=f"{ds.name}-queries")
+        feats, bad = encoders.image_features([ds.queries[i].image_path for i in photos], tag=f"{ds.name}-queries",
+                                             views=settings.IMAGE_QUERY_VIEWS)
         query_image = _scatter(feats, photos, len(ds.queries))
         rejected_queries = {photos[r]: reason for r, reason in bad.items()}
     enc = Encoded(product_text, product_image, query_text, query_image, rejected_products, rejected_queries)
@@ -412,7 +414,8 @@ def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | N
         systems=results, about={s.name: s.about for s in specs}, notes=notes,
         settings={"SEARCH_FUSION": settings.SEARCH_FUSION, "SEARCH_RRF_K": settings.SEARCH_RRF_K,
                   "SEARCH_WEIGHTS": dict(settings.SEARCH_WEIGHTS), "SEARCH_FIELD_BOOSTS": dict(settings.SEARCH_FIELD_BOOSTS),
-                  "FUSION_WEIGHTS": dict(settings.FUSION_WEIGHTS), "service_space": spaces[service_key].name},
+                  "FUSION_WEIGHTS": dict(settings.FUSION_WEIGHTS), "service_space": spaces[service_key].name,
+                  "IMAGE_QUERY_VIEWS": settings.IMAGE_QUERY_VIEWS, "IMAGE_GALLERY_VIEWS": settings.IMAGE_GALLERY_VIEWS},
         runs=runs, qrels=ds.qrels,
     )
     if sweep:

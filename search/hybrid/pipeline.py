@@ -2,7 +2,9 @@
 
 Text:        BM25  +  kNN(text vector)  +  kNN(fused vector: words vs. photos and text)
 Photo:       kNN(image vector)  +  kNN(fused vector)  (+ shoppers' photo references)
-Photo+text:  all of the above, the fused query mixing both sides like a product's vector.
+Photo+text:  ``SEARCH_COMPOSE="facets"`` (default): the photo ranks, the words narrow
+             (:mod:`search.hybrid.compose`); ``"fused"``: all of the above, the fused query
+             mixing both sides like a product's vector.
 
 Stages, each in its own module, under one :class:`~search.hybrid.rule.HybridRule`:
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 
+import numpy as np
 from django.conf import settings
 
 from mlmodels.types import ImageFeatures
@@ -31,6 +34,7 @@ from search.backends.base import BaseSearchBackend, FusedResult, Hit, SearchFilt
 from search.clicks import selectors as click_selectors
 from search.embedding import encoding
 from search.embedding.encoding import QueryVectors
+from search.hybrid import compose
 from search.hybrid.click_prior import apply_click_prior, click_prior_scale
 from search.hybrid.compile import compile_rule, why_not_compiled
 from search.hybrid.floor import knn_best, matched_ids
@@ -55,6 +59,9 @@ class HybridQuery:
     weights: dict[str, float]
     #: The best cosine per vector field without filters (``knn_best``), when a retrieval needs it.
     best: dict[str, float] | None
+    #: The photo alone in the live index's fusion space, for a composed photo+words query
+    #: (``SEARCH_COMPOSE="facets"``, :mod:`search.hybrid.compose`); ``None`` otherwise.
+    photo_alone: np.ndarray | None = None
 
 
 def query_prepare(
@@ -77,12 +84,17 @@ def query_prepare(
     if not text and image is None:
         return None
     vectors = encoding.query_vectors(text or None, image, backend=backend)
-    return hybrid_query(backend=backend, text=text, vectors=vectors, photo=image is not None, filters=filters, weights=weights, method=method)
+    photo_alone = None
+    if text and image is not None and settings.SEARCH_COMPOSE == "facets":
+        photo_alone = encoding.query_vectors(None, image, backend=backend).fused  # None: no space matches the index
+    query = hybrid_query(backend=backend, text=text, vectors=vectors, photo=image is not None, filters=filters, weights=weights,
+                         method=method, compose=photo_alone is not None)
+    return replace(query, photo_alone=photo_alone)
 
 
 def hybrid_query(
     *, backend: BaseSearchBackend, text: str, vectors: QueryVectors, photo: bool, filters: SearchFilters,
-    weights: dict[str, float] | None = None, method: str | None = None,
+    weights: dict[str, float] | None = None, method: str | None = None, compose: bool = False,
 ) -> HybridQuery:
     """A query from vectors already made: its weights (:func:`blend_weights`) and, for a filtered
     query, its best cosines in the whole catalog (:func:`search.hybrid.floor.knn_best`).
@@ -91,10 +103,11 @@ def hybrid_query(
         backend, text, filters, weights, method: as :func:`query_prepare`.
         vectors: the query's vectors (``encoding.query_vectors``).
         photo: the query has a photo (its weights differ with a trained fusion head).
+        compose: the query will be composed (:mod:`search.hybrid.compose`): no best cosines needed.
     """
     weights = blend_weights(space=vectors.space, photo=photo, overrides=weights)
     rule = hybrid_rule(method=method, weights=weights)
-    best = None if filters.is_empty else knn_best(backend, vectors, rule.knn_min_ratio)
+    best = None if filters.is_empty or compose else knn_best(backend, vectors, rule.knn_min_ratio)
     return HybridQuery(text=text, vectors=vectors, weights=weights, best=best)
 
 
@@ -118,6 +131,8 @@ def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, fil
     if query is None:
         hits = backend.search_text(None, filters=filters, limit=BROWSE_LIMIT)
         return [FusedResult(h.id, 0.0) for h in hits]
+    if query.photo_alone is not None:  # photo + words, composed (search.hybrid.compose)
+        return compose.composed_ranking(backend=backend, words=query.text, photo_vector=query.photo_alone, filters=filters).results
     rule = hybrid_rule(method=method, weights=query.weights)
     retrievals = [r for r in query_retrievals(text=query.text, vectors=query.vectors, filters=filters, window=rule.window,
                                                    served=backend.served_vector_fields())

@@ -195,7 +195,8 @@ def test_a_missing_or_malformed_photo_token_is_400(api, params):
     assert error["field"] == "photo" and "POST /api/search/image" in error["message"]
 
 
-def test_photo_with_words_and_filters(api):
+def test_photo_with_words_and_filters(api, settings):
+    settings.SEARCH_COMPOSE = "fused"  # the fused blend's explanation; the composed default: tests/test_compose.py
     product = Product.objects.filter(title__icontains="towel", images__isnull=False).select_related("category").first()
     root = product.category.path.split(" > ")[0]
 

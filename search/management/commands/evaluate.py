@@ -19,7 +19,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("dataset", choices=DATASETS)
+        parser.add_argument("dataset", choices=(*DATASETS, "fashion_compose"))
         parser.add_argument("--data", type=Path, help="Folder in the format of CATALOG_DIR/<dataset> (default: that folder; "
                                                       "fashion_text reads CATALOG_DIR/fashion)")
         parser.add_argument("--json", type=Path, dest="json_out", help="Write the results as JSON to this file")
@@ -39,6 +39,12 @@ class Command(BaseCommand):
 
         if opts["limit"] < 0:
             raise CommandError("--limit must be 0 (all queries) or more")
+        if opts["dataset"] == "fashion_compose":  # photo + one word (search.evaluation.fashion_compose)
+            from search.evaluation.fashion_compose import evaluate_compose
+
+            with Console(stderr=True).status("evaluating fashion_compose") as status:
+                ev = evaluate_compose(opts["data"] or Path(settings.CATALOG_DIR) / "fashion", progress=status.update)
+            return self._print(ev, opts, report)
         folder = opts["data"] or Path(settings.CATALOG_DIR) / DATA_FOLDERS.get(opts["dataset"], opts["dataset"])
         try:
             ds = load_dataset(opts["dataset"], folder, split=opts["split"])
@@ -50,6 +56,9 @@ class Command(BaseCommand):
         err = Console(stderr=True)
         with err.status(f"evaluating {ds.name}") as status:
             ev = evaluate_dataset(ds, sweep=opts["sweep"], progress=lambda msg: status.update(f"{ds.name}: {msg}"))
+        self._print(ev, opts, report)
+
+    def _print(self, ev, opts, report):
         console = Console(file=self.stdout, width=170)
         report.print_table(ev, console)
         if opts["json_out"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db.models import Count
 from rich.console import Console
@@ -22,6 +23,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--failures", type=int, default=10, help="List up to N failed products (default 10)")
+        parser.add_argument("--mismatches", type=int, default=10, help="List up to N likely wrong photos (default 10)")
         parser.add_argument("--days", type=int, default=7, help="Click events of the last N days (default 7)")
 
     def handle(self, *args, **opts):
@@ -79,6 +81,26 @@ class Command(BaseCommand):
                 ft.add_row(str(p.pk), p.external_id or "", p.title[:40], p.index_error)
             console.print(ft)
 
+        self._mismatches(console, opts["mismatches"])
+
         # -- click feedback: what was recorded, what was discarded and why --
         for table in click_status_tables(days=opts["days"]):
             console.print(table)
+
+    def _mismatches(self, console: Console, limit: int) -> None:
+        """Photo-text consistency (search.consistency): the products whose photo least matches their words."""
+        from search.consistency import likely_mismatches
+
+        limit_, rows = likely_mismatches(limit=limit)
+        if limit_.value is None:
+            console.print(f"Photo-text consistency: no flags ({escape(limit_.reason)}).")
+            return
+        console.print(f"Photo-text consistency: {limit_.n_scored} products scored; below {limit_.value:.3f} "
+                      f"(the lowest {settings.CONSISTENCY_FLAG_QUANTILE:.0%}) counts as a likely wrong photo.")
+        if rows:
+            mt = Table(title="Likely wrong photos (photo does not match the words)")
+            for col, justify in (("id", "right"), ("external id", "left"), ("title", "left"), ("consistency", "right")):
+                mt.add_column(col, justify=justify)
+            for e in rows:
+                mt.add_row(str(e.product_id), e.product.external_id or "", escape(e.product.title[:50]), f"{e.consistency:.3f}")
+            console.print(mt)

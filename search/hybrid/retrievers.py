@@ -17,17 +17,19 @@ BM25 = "bm25"
 TEXT_KNN = "text_knn"
 IMAGE_KNN = "image_knn"
 FUSED_KNN = "fused_knn"
+#: kNN over multilingual-e5-small's field (``ADDITIONAL_TEXT_ENCODERS`` ``e5-small``); runs when that field is in service.
+TEXT_E5_KNN = "text_e5_knn"
 #: kNN over shoppers' own photos that led to clicks (``search.clicks.selectors``), not an engine field.
 PHOTO_REFS_KNN = "photo_refs_knn"
 #: Not a retriever: the weight of the click prior (``search.hybrid.click_prior``).
 CLICKS = "clicks"
 
 #: kNN retriever -> the vector field it searches.
-KNN_FIELDS = {TEXT_KNN: "text", IMAGE_KNN: "image", FUSED_KNN: "fused"}
+KNN_FIELDS = {TEXT_KNN: "text", IMAGE_KNN: "image", FUSED_KNN: "fused", TEXT_E5_KNN: "text_e5"}
 #: Vector field -> the kNN retriever that searches it.
 KNN_NAME = {vector_field: name for name, vector_field in KNN_FIELDS.items()}
 #: Every retriever.
-RETRIEVERS = (BM25, TEXT_KNN, IMAGE_KNN, FUSED_KNN, PHOTO_REFS_KNN)
+RETRIEVERS = (BM25, TEXT_KNN, IMAGE_KNN, FUSED_KNN, PHOTO_REFS_KNN, TEXT_E5_KNN)
 #: Every key ``SEARCH_WEIGHTS`` (and a per-request weight override) may hold.
 WEIGHT_KEYS = (*RETRIEVERS, CLICKS)
 #: Plain labels of the parts of a result's score explanation: name -> (short label, what it means).

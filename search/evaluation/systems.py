@@ -30,7 +30,9 @@ from search.backends.embedded import EmbeddedSearchBackend
 from search.embedding import encoding
 from search.embedding.encoders import additional_text_specs, bridge, image_dim, text_dim
 from search.evaluation import encoders
+from search.evaluation.clicks import ClicksConfig, evaluate_clicks
 from search.evaluation.datasets import SEED, TEXT_DATASETS, Dataset
+from search.evaluation.membership import match_quality
 from search.evaluation.metrics import METRICS, evaluate_run
 from search.evaluation.sweep import sweep_blend
 from search.hybrid.pipeline import rankings_blend, search_rankings
@@ -41,6 +43,8 @@ logger = logging.getLogger(__name__)
 #: Results scored per query: recall@100 needs the top 100.
 RUN_DEPTH = 100
 NO_HEAD = "no trained head available"
+#: The kNN floors before the match cut-off (``hybrid_no_cutoff``).
+PREVIOUS_FLOORS = {"text": 0.5, "fused": 0.5}
 #: multilingual-e5-small's registry name: its own systems are reported while it is in service.
 E5_ENCODER = "e5-small"
 
@@ -96,6 +100,10 @@ class Evaluation:
     sweep: dict | None = None
     #: The same sweep with the trained head in service (photo data sets, when a head was trained).
     sweep_fusion: dict | None = None
+    #: Blend system -> how its result sets cover the relevant products (:func:`match_quality`).
+    membership: dict = field(default_factory=dict)
+    #: ``--clicks``: the click log and the split (:func:`search.evaluation.clicks.evaluate_clicks`).
+    clicks: dict | None = None
 
     def as_json(self) -> dict:
         out = {"dataset": self.dataset, "n_queries": self.n_queries, "n_products": self.n_products,
@@ -104,6 +112,10 @@ class Evaluation:
             out["sweep"] = self.sweep
         if self.sweep_fusion is not None:
             out["sweep_fusion"] = self.sweep_fusion
+        if self.membership:
+            out["membership"] = self.membership
+        if self.clicks is not None:
+            out["clicks"] = self.clicks
         return out
 
 
@@ -210,11 +222,11 @@ def query_rankings(ds: Dataset, enc: Encoded, backend: EmbeddedSearchBackend, sp
     return out
 
 
-def ranked_ids(rankings: dict[str, list[Hit]], spec: SystemSpec) -> list[int]:
-    """The top :data:`RUN_DEPTH` ids of one query under ``spec``."""
+def ranked_ids(rankings: dict[str, list[Hit]], spec: SystemSpec, text: str = "") -> list[int]:
+    """Every id one query matches under ``spec``, best first (scored on the top :data:`RUN_DEPTH`)."""
     if spec.retriever is not None:
-        return [h.id for h in rankings.get(spec.retriever, [])[:RUN_DEPTH]]
-    return [r.id for r in rankings_blend(rankings, **(spec.blend or {}))[:RUN_DEPTH]]
+        return [h.id for h in rankings.get(spec.retriever, [])]
+    return [r.id for r in rankings_blend(rankings, text=text, **(spec.blend or {}))]
 
 
 def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str) -> list[SystemSpec]:
@@ -229,9 +241,13 @@ def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str)
             SystemSpec("rrf_bm25_text", service_key, blend={"method": "rrf", "rrf_k": 60, "weights": _only(BM25, TEXT_KNN)},
                        about="plain RRF (k=60, equal weights) of BM25 and text kNN: the reference"),
             SystemSpec("hybrid", service_key, blend={}, about="the storefront's text ranking (settings SEARCH_FUSION/WEIGHTS/RRF_K)"),
+            SystemSpec("hybrid_no_cutoff", service_key, blend={"min_coverage": 0.0, "knn_min_ratio": PREVIOUS_FLOORS},
+                       about="the storefront's text ranking without the match cut-off (every BM25 hit; text/fused kNN floors 0.5)"),
+            SystemSpec("hybrid_adaptive", service_key, blend={"adaptive": True},
+                       about="the storefront's text ranking with query-adaptive kNN weights (SEARCH_ADAPTIVE_MULTIPLIERS)"),
         ]
         if e5_in_service:  # multilingual-e5-small's field (ADDITIONAL_TEXT_ENCODERS)
-            specs[-1:-1] = [
+            specs[-3:-3] = [
                 SystemSpec("e5_knn", service_key, retriever=TEXT_E5_KNN, about="kNN on the multilingual-e5-small vector alone"),
                 SystemSpec("rrf_bm25_e5", service_key, blend={"method": "rrf", "rrf_k": 60, "weights": _only(BM25, TEXT_E5_KNN)},
                            about="plain RRF (k=60, equal weights) of BM25 and e5 kNN"),
@@ -288,12 +304,16 @@ def train_head(ds: Dataset, progress: Progress | None = None, **kwargs) -> tuple
     return head, f"fusion head trained on {len(keep)} (photo, text) pairs in {took:.1f} s (seed {SEED}); no evaluated product among them"
 
 
-def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | None = None) -> Evaluation:
+def evaluate_dataset(
+    ds: Dataset, *, sweep: bool = False, clicks: ClicksConfig | None = None, progress: Progress | None = None,
+) -> Evaluation:
     """Index ``ds`` once per fusion space, rank every query with every system, and score the runs.
 
     Args:
         ds: the data set (possibly ``limited``).
         sweep: also grid-search the blend on a dev half of the queries (see :func:`sweep_blend`).
+        clicks: text sets: simulate shoppers on one seeded half, learn from their clicks, and score
+            every system on the other half (:func:`search.evaluation.clicks.evaluate_clicks`).
         progress: callable receiving one line per step.
     """
     say = progress or (lambda _msg: None)
@@ -322,10 +342,23 @@ def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | N
             backend = build_index(ds, enc, spaces[key], Path(tmp) / key)
             rankings[key] = query_rankings(ds, enc, backend, spaces[key])
     metrics = [*METRICS, "top1", "top5"] if ds.name == "grocery" else list(METRICS)
-    results = {}
+    texts = {q.id: q.text for q in ds.queries}
+    results, membership, scored = {}, {}, None
+    if clicks and ds.name in TEXT_DATASETS:  # every system on the half the clicks never saw
+        say(f"learning from {clicks.sessions} simulated sessions on one half of the queries")
+        learned = evaluate_clicks(ds.qrels, texts, rankings[service_key], clicks, metrics=tuple(metrics), progress=say)
+        scored = set(learned["test"])
+        notes.append(f"--clicks {clicks.sessions}: {learned['clicks']['counted_clicks']} counted clicks on "
+                     f"{learned['clicks']['train_queries']} queries (seed {clicks.seed}); every system is scored on the other "
+                     f"{learned['clicks']['test_queries']} queries.")
     for spec in specs:
-        run = {qid: ranked_ids(r, spec) for qid, r in rankings[spec.space].items()}
-        results[spec.name] = evaluate_run(ds.qrels, run, metrics)
+        run = {qid: ranked_ids(r, spec, texts.get(qid, "")) for qid, r in rankings[spec.space].items() if scored is None or qid in scored}
+        results[spec.name] = evaluate_run(ds.qrels, {q: ids[:RUN_DEPTH] for q, ids in run.items()}, metrics)
+        if spec.blend is not None and ds.name in TEXT_DATASETS:
+            membership[spec.name] = match_quality(ds.qrels, run)
+    if scored is not None:
+        for name, scores in learned["systems"].items():
+            results.setdefault(name, {**scores, "n_queries": len(scored)})
     n_queries = max((r["n_queries"] for r in results.values()), default=0)
     for r in results.values():
         r.pop("n_queries", None)
@@ -334,7 +367,8 @@ def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | N
         notes.append(f"{unjudged} queries have no relevant product and are left out of the means.")
     out = Evaluation(
         dataset=ds.name, n_queries=n_queries, n_products=len(ds.products) - (0 if ds.index_text else len(enc.rejected_products)),
-        systems=results, about={s.name: s.about for s in specs}, notes=notes,
+        systems=results, about={**(learned["about"] if scored is not None else {}), **{s.name: s.about for s in specs}}, notes=notes,
+        membership=membership, clicks=learned["clicks"] if scored is not None else None,
         settings={"SEARCH_FUSION": settings.SEARCH_FUSION, "SEARCH_RRF_K": settings.SEARCH_RRF_K,
                   "SEARCH_WEIGHTS": dict(settings.SEARCH_WEIGHTS), "SEARCH_FIELD_BOOSTS": dict(settings.SEARCH_FIELD_BOOSTS),
                   "FUSION_WEIGHTS": dict(settings.FUSION_WEIGHTS), "service_space": spaces[service_key].name},

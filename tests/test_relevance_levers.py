@@ -165,6 +165,8 @@ def test_evaluate_crowdflower_with_clicks_scores_every_system_on_the_half_the_cl
     systems = result["systems"]
     assert {"bm25", "hybrid", "hybrid_no_cutoff", "hybrid_clicks", "ltr", "ltr_clicks", "oracle"} <= set(systems)
     assert all(0.0 <= s["ndcg@10"] <= 1.0 for s in systems.values())
+    # the systems without clicks are scored on the same half as those with them
+    assert systems["hybrid"]["ndcg@10"] > 0.6 and systems["bm25"]["ndcg@10"] > 0.6
     # shoppers clicked on the other half: on these queries the log holds no per-query evidence
     assert clicks["train_half_ndcg@10"]["hybrid_clicks"] > clicks["train_half_ndcg@10"]["hybrid"] - 0.05
     # the cut-off shrinks the result sets and raises their precision

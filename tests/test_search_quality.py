@@ -60,6 +60,30 @@ def test_cotton_bath_towel_finds_towels_first(catalog):
     assert all("towel" in p.title.lower() for p in page.products[:3]), [p.title for p in page.products[:3]]
 
 
+def test_cotton_bath_towel_answers_about_the_towels_not_a_tail_of_weak_neighbours(catalog, settings):
+    # when: the storefront's match cut-off (every query term in the product, kNN hits near the best)
+    page = search({"q": "cotton bath towel"}, per_page=50)
+    # then: the results, their count and their facets are the towels
+    assert page.products and all("towel" in p.title.lower() for p in page.products), [p.title for p in page.products]
+    assert page.total == len(page.products)
+    assert sum(f.count for f in page.facets["price"]) == page.total
+    # and without it, the same query lists the sample's weak neighbours too
+    settings.SEARCH_MATCH_MIN_COVERAGE = 0.0
+    settings.SEARCH_KNN_MIN_RATIO = {**settings.SEARCH_KNN_MIN_RATIO, "text": 0.5, "fused": 0.5}
+    wider = search({"q": "cotton bath towel"}, per_page=50)
+    assert wider.total > page.total
+    assert any("towel" not in p.title.lower() for p in wider.products)
+
+
+def test_women_watch_by_price_lists_only_watches(catalog):
+    # when
+    page = search({"q": "women watch", "sort": "price_asc"}, per_page=10)
+    # then
+    assert page.products and all("watch" in p.title.lower() for p in page.products), [p.title for p in page.products]
+    prices = [p.price for p in page.products]
+    assert prices == sorted(prices)
+
+
 def test_results_explain_their_score(catalog):
     # when
     top = search({"q": "analog watch for men"}).products[0]

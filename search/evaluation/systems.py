@@ -353,7 +353,8 @@ def evaluate_dataset(
                      f"{learned['clicks']['test_queries']} queries.")
     for spec in specs:
         run = {qid: ranked_ids(r, spec, texts.get(qid, "")) for qid, r in rankings[spec.space].items() if scored is None or qid in scored}
-        results[spec.name] = evaluate_run(ds.qrels, {q: ids[:RUN_DEPTH] for q, ids in run.items()}, metrics)
+        qrels = ds.qrels if scored is None else {q: g for q, g in ds.qrels.items() if q in scored}
+        results[spec.name] = evaluate_run(qrels, {q: ids[:RUN_DEPTH] for q, ids in run.items()}, metrics)
         if spec.blend is not None and ds.name in TEXT_DATASETS:
             membership[spec.name] = match_quality(ds.qrels, run)
     if scored is not None:

@@ -12,7 +12,7 @@ HOST ?= 127.0.0.1
 # DEBUG off, static files and photos served, a SECRET_KEY kept in var/: see config/settings/demo.py.
 DEMO_SETTINGS := config.settings.demo
 
-.PHONY: setup demo serve lint test test-fast bench bench-scale redis-server chromium test-tools clean
+.PHONY: setup demo serve lint test test-fast bench bench-scale redis-server postgresql chromium test-tools clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ $(VENV)/.installed: pyproject.toml
 
 redis-server:
 	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+# The concurrency tests (tests/attacks/test_writes_under_load.py) run their own PostgreSQL cluster
+# (initdb into a temporary folder, pg_ctl on a free loopback port), as well as on SQLite.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 # Browser tests drive Debian's Chromium through Playwright (never a downloaded browser build).
 chromium:
@@ -54,7 +59,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
-test: setup redis-server chromium test-tools lint
+test: setup redis-server postgresql chromium test-tools lint
 	CATALOG_DIR=$(CATALOG_DIR) $(PY) -m pytest
 
 test-fast: setup lint

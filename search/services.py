@@ -9,12 +9,13 @@ product is still indexed by its text, so it stays findable while the merchant fi
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 #: Ids per ``IN (...)`` query, below SQLite's 32,766 bound variables.
 ID_CHUNK = 10_000
+#: Tries of the state marks that follow an engine write (the write is done; only the marks remain).
+STATE_MARK_TRIES = 5
 
 
 @dataclass
@@ -228,9 +231,27 @@ def index_states_record(report: IndexReport) -> IndexReport:
     the caller enqueues them again, and the sweeper finds them anyway. Products deleted
     meanwhile are listed in ``report.vanished``.
 
+    The marks are one short transaction (ids and states only: no encoding, no engine write inside
+    it). Marking is idempotent, so when the database stays busy past its timeout
+    (``OperationalError``, e.g. SQLite's "database is locked") it is tried again, up to
+    :data:`STATE_MARK_TRIES` times with a growing pause, unless called inside an open transaction
+    (which the error has spoilt); the last error propagates.
+
     Returns:
         ``report``, with ``indexed`` and ``failed`` cut to what was marked.
     """
+    for attempt in range(1, STATE_MARK_TRIES + 1):
+        try:
+            return _index_states_record(report)
+        except OperationalError:
+            if attempt == STATE_MARK_TRIES or connection.in_atomic_block:
+                raise
+            logger.warning("Marking %d products: database busy, try %d of %d", len(report.seen), attempt, STATE_MARK_TRIES)
+            time.sleep(0.2 * 2 ** attempt)
+    raise AssertionError("unreachable")
+
+
+def _index_states_record(report: IndexReport) -> IndexReport:
     now = timezone.now()
     ok = [pid for pid in report.indexed if pid in report.seen]
     by_version: dict[int, list[int]] = {}

@@ -67,8 +67,14 @@ def product_create(*, merchant: Merchant | None, title: str, **values: Any) -> P
 
 
 def product_update(*, product: Product, **values: Any) -> Product:
-    """Change the given fields of ``product`` (same keys as :func:`product_create`) and save it."""
+    """Change the given fields of ``product`` (same keys as :func:`product_create`) and save it.
+
+    The row is read again, locked, inside the transaction, so two edits of different fields made
+    at the same moment both persist (neither writes back the other's stale values). Returns
+    that fresh copy.
+    """
     with transaction.atomic():
+        product = Product.objects.select_for_update().get(pk=product.pk)
         _apply(product, values)
         if "merchant" in values:
             product.merchant = values["merchant"]

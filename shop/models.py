@@ -292,3 +292,23 @@ def _unique_slug(model: type[models.Model], text: str) -> str:
         n += 1
         slug = f"{base}-{n}"
     return slug
+
+
+class StateEntry(models.Model):
+    """One entry of the ``state`` cache when it is kept in the database (``shop.state.StateCache``).
+
+    The columns are those of Django's database cache table (``createcachetable``); the model
+    only lets ``migrate`` create the table, so a deployment needs no extra command.
+    """
+
+    cache_key = models.CharField(max_length=255, primary_key=True)
+    value = models.TextField()
+    expires = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "shop_state_cache"
+        verbose_name = "rate-limit or photo-token entry"
+        verbose_name_plural = "rate-limit and photo-token entries"
+
+    def __str__(self) -> str:
+        return self.cache_key

@@ -77,10 +77,10 @@ def product_image_changed(sender, instance: ProductImage, **kwargs) -> None:
 def product_deleted(sender, instance: Product, **kwargs) -> None:
     if getattr(_state, "deferred", False):
         return
-    from workers.tasks import unindex_product  # late: as above
+    from workers.tasks import enqueue_unindex  # late: as above
 
     pk = instance.pk
-    transaction.on_commit(lambda: unindex_product.delay(pk))
+    transaction.on_commit(lambda: enqueue_unindex(pk))
 
 
 # -- brands and categories: their names are in the products' documents --------------------------------

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from search.backends.base import SearchBackendError
 from search.clicks.services import impression_record_for_page
+from search.clicks.visitors import visitor_cookie_set
 from search.query import normalise_query
 from search.request import SearchRequestError, decode_query_photo, parse_search_request
 from search.selectors import SearchPage, similar_products
@@ -55,7 +56,10 @@ def search(request: HttpRequest) -> HttpResponse:
     state = search_ui.SearchState(request.GET)
     image = None
     if state.get("img"):
-        image = query_photo_load(state.get("img"))
+        try:
+            image = query_photo_load(state.get("img"))
+        except SearchBackendError:  # the photo store cannot be reached
+            return _search_error(request, state, UNAVAILABLE, status=503)
         if image is None:
             return _search_error(request, state, PHOTO_EXPIRED, status=400, expired_photo=True)
     try:
@@ -70,7 +74,9 @@ def search(request: HttpRequest) -> HttpResponse:
     # -- click feedback: record what this shopper was shown; clicks come back with the token --
     context["impression"] = impression_record_for_page(request=request, search=search_request, page=page)
     context["impression_offset"] = (page.page - 1) * page.per_page
-    return render(request, "shop/search.html", context)
+    response = render(request, "shop/search.html", context)
+    visitor_cookie_set(request, response)  # a first-time visitor's id: no session, no row (search.clicks.visitors)
+    return response
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -100,7 +106,10 @@ def search_photo(request: HttpRequest) -> HttpResponse:
         features = decode_query_photo(data)
     except SearchRequestError as exc:
         return _search_error(request, state, exc.reason, status=400)
-    params = [("img", query_photo_store(features, preview=query_photo_preview(data)))]
+    try:
+        params = [("img", query_photo_store(features, preview=query_photo_preview(data)))]
+    except SearchBackendError:  # the photo store cannot be reached
+        return _search_error(request, state, UNAVAILABLE, status=503)
     params += [(k, v) for k, v in state.hidden_fields("img", "explain") if k in ("q", "category", "brand")]
     return HttpResponseRedirect(f"{reverse('shop:search')}?{urlencode(params)}")
 
@@ -112,7 +121,10 @@ def query_photo(request: HttpRequest, token: str) -> HttpResponse:
     Raises:
         Http404: the token is malformed, unknown or expired (or the photo had no preview).
     """
-    preview = query_photo_preview_load(token)
+    try:
+        preview = query_photo_preview_load(token)
+    except SearchBackendError:  # the photo store cannot be reached: the chip shows its icon
+        return HttpResponse(status=503)
     if preview is None:
         raise Http404("This photo search has expired.")
     response = HttpResponse(preview, content_type="image/jpeg")

@@ -15,13 +15,13 @@ SAMPLE_PER_CATEGORY = 9  # 7 top-level categories -> 63 products
 @pytest.fixture(autouse=True)
 def _photo_search_budget_reset():
     """Every test starts with the photo-search rate limit of the test client's address unused
-    (the storefront form and the API share it; tests that test the limit set their own rates)."""
-    from django.core.cache import cache
-
+    (the storefront form and the API share it; tests that test the limit set their own rates).
+    The counters live in the ``state`` cache (shop.state)."""
     from shop.api.throttles import PhotoSearchAnonThrottle
+    from shop.state import state_cache
 
     throttle = PhotoSearchAnonThrottle()
-    cache.delete(throttle.cache_format % {"scope": throttle.scope, "ident": "127.0.0.1"})
+    state_cache().delete(throttle.cache_format % {"scope": throttle.scope, "ident": "127.0.0.1"})
     yield
 
 

@@ -22,6 +22,7 @@ from search.clicks import aggregates, guards, services
 from search.clicks.models import ClickStat, EventDiscard, PhotoReference, SearchClick, SearchImpression
 from search.clicks.selectors import click_priors, photo_refs_reset, photo_refs_search
 from shop.models import Product
+from shop.state import state_cache
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 pytestmark = pytest.mark.django_db
@@ -30,9 +31,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     cache.clear()
+    state_cache().clear()  # the click guards' rate-limit counters (shop.state)
     photo_refs_reset()
     yield
     cache.clear()
+    state_cache().clear()
     photo_refs_reset()
 
 
@@ -94,6 +97,7 @@ def test_impression_record_for_page_uses_the_request_session(rf, products):
 
     request = rf.get("/search/?q=towel", HTTP_USER_AGENT=BROWSER)
     SessionMiddleware(lambda r: None).process_request(request)
+    request.session.save()  # a visitor with a session (a first-time visitor gets no row: test_impressions_anonymous.py)
     page = SearchPage(products=products[:2], total=2, page=1, per_page=24)
     token = services.impression_record_for_page(request=request, search=SearchRequest("towel", None, SearchFilters(brands=("Acme",))), page=page)
     imp = SearchImpression.objects.get(pk=services.impression_id_from_token(token))
@@ -432,6 +436,7 @@ def test_clicks_reorder_two_products_and_an_attack_does_not(indexed_catalog, set
 
 def test_the_storefront_records_an_impression_and_gives_the_page_its_token(indexed_catalog, client):
     client.defaults["HTTP_USER_AGENT"] = BROWSER
+    client.get("/search/?q=bath")  # a returning shopper: the first page set the visitor cookie (test_impressions_anonymous.py)
     response = client.get("/search/?q=towel")
     assert response.status_code == 200
     imp = SearchImpression.objects.get()

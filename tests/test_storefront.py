@@ -14,12 +14,12 @@ from html import unescape
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
-from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from search.backends import load_backend
 from shop.models import Product
 from shop.query_photos import query_photo_load
+from shop.state import state_cache
 from shop.templatetags.shop_tags import inr
 from tests.conftest import flipkart_dir
 from tests.photos import HEADER_CUT_JPEG, NOT_AN_IMAGE, OVERSIZED_JPEG, jpeg_bytes, png_bytes, png_with_declared_size
@@ -229,7 +229,7 @@ def test_own_photo_finds_the_product_first_and_keeps_only_vectors(client, indexe
     url = urlparse(response["Location"])
     assert url.path == "/search/"
     token = parse_qs(url.query)["img"][0]
-    stored = cache.get(f"query-photo:{token}")
+    stored = state_cache().get(f"query-photo:{token}")
     assert set(stored) == {"features", "logits"}
     assert len(stored["features"]) == 1280 and len(stored["logits"]) == 1000
     assert query_photo_load(token) is not None
@@ -313,7 +313,7 @@ def test_chinese_query_is_answered_with_a_notice(client, indexed_catalog):
 def test_expired_photo_token_asks_for_the_photo_again(client, indexed_catalog):
     product = Product.objects.filter(pk__in=indexed_catalog.product_ids).order_by("pk")[3]
     token = parse_qs(urlparse(upload(client, catalog_photo(product))["Location"]).query)["img"][0]
-    cache.delete(f"query-photo:{token}")  # what the cache does after an hour
+    state_cache().delete(f"query-photo:{token}")  # what the store does after an hour
 
     response = client.get("/search/", {"img": token})
 

@@ -18,13 +18,23 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
+from django.db.models import Q
 from django.utils import timezone
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
 
 from search.backends.base import SearchBackendError, SearchUnavailable
 
 logger = logging.getLogger(__name__)
 
 TRANSIENT = (SearchUnavailable, OperationalError, ConnectionError, TimeoutError)
+#: What sending a task raises when the broker cannot be reached (after the publish retries).
+BROKER_ERRORS = (KombuError, RedisError, OSError)
+#: Recorded on a product whose indexing task could not be sent; the sweeper sends it again.
+NOT_SENT_REASON = (
+    "Waiting to be indexed: the task queue could not be reached when this product was saved. "
+    "It is sent again automatically within a few minutes; nothing needs to be done."
+)
 #: Products per task when many are enqueued at once (imports, the sweeper): large enough for
 #: batched encoding, small enough that a retry repeats little work.
 BATCH_SIZE = 32
@@ -73,21 +83,24 @@ def unindex_product(self, product_id: int) -> None:
 
 @shared_task
 def sweep_stale_products() -> int:
-    """Re-enqueue products still pending after ``INDEX_STALE_AFTER_S`` (a lost message, a dead worker),
+    """Re-enqueue pending products whose task was lost: pending for ``INDEX_STALE_AFTER_S`` (a lost
+    message, a dead worker), or at once when their task could not be sent (:data:`NOT_SENT_REASON`);
     and indexed products whose stored fused vectors are in a space the live index does not serve
     (``search.freshness.products_in_foreign_space``: a write that raced an index swap).
 
-    Returns the number of products re-enqueued.
+    Runs every ``INDEX_SWEEP_INTERVAL_S`` under Celery beat. Returns the number of products re-enqueued.
     """
     from search.backends import get_backend  # late: see the module docstring
     from search.freshness import products_in_foreign_space  # late: see the module docstring
     from shop.models import IndexState, Product  # late: see the module docstring
 
     cutoff = timezone.now() - timedelta(seconds=settings.INDEX_STALE_AFTER_S)
-    ids = list(Product.objects.filter(index_state=IndexState.PENDING, updated_at__lt=cutoff).values_list("pk", flat=True))
-    enqueue_index(ids)
-    if ids:
-        logger.info("Sweeper re-enqueued %d stale products", len(ids))
+    pending = Product.objects.filter(index_state=IndexState.PENDING)
+    ids = list(pending.filter(Q(updated_at__lt=cutoff) | Q(index_error=NOT_SENT_REASON)).values_list("pk", flat=True))
+    sent = enqueue_index(ids)
+    if sent:
+        pending.filter(pk__in=sent, index_error=NOT_SENT_REASON).update(index_error="")
+        logger.info("Sweeper re-enqueued %d stale products", len(sent))
     try:
         foreign = products_in_foreign_space(get_backend())
     except SearchBackendError as exc:
@@ -96,14 +109,56 @@ def sweep_stale_products() -> int:
     if foreign:
         logger.info("Sweeper re-enqueued %d products whose fused vectors the live index does not serve", len(foreign))
         Product.mark_pending(foreign)
-        enqueue_index(foreign)
-    return len(ids) + len(foreign)
+        foreign = enqueue_index(foreign)
+    return len(sent) + len(foreign)
 
 
-def enqueue_index(product_ids: list[int]) -> None:
-    """Send ``index_products`` tasks in batches of ``BATCH_SIZE`` (runs inline without a broker)."""
+def enqueue_index(product_ids: list[int]) -> list[int]:
+    """Send ``index_products`` tasks in batches of ``BATCH_SIZE`` (runs inline without a broker).
+
+    A batch the broker does not take (Redis down) is not lost: its products stay pending with
+    :data:`NOT_SENT_REASON`, the failure is logged, and the sweeper sends them at its next run.
+    Never raises for a broker failure, so a saved product is answered as saved.
+
+    Returns:
+        The ids whose task was sent.
+    """
+    sent: list[int] = []
     for start in range(0, len(product_ids), BATCH_SIZE):
-        index_products.delay(product_ids[start:start + BATCH_SIZE])
+        batch = list(product_ids[start:start + BATCH_SIZE])
+        try:
+            index_products.delay(batch)
+        except BROKER_ERRORS:
+            logger.exception("Could not queue indexing of products %s; they stay pending for the sweeper", batch[:20])
+            from shop.models import IndexState, Product  # late: see the module docstring
+
+            Product.objects.filter(pk__in=batch, index_state=IndexState.PENDING).update(index_error=NOT_SENT_REASON)
+        else:
+            sent.extend(batch)
+    return sent
+
+
+def enqueue_unindex(product_id: int) -> bool:
+    """Send ``unindex_product`` for a deleted product; a broker failure is logged, not raised.
+
+    Returns:
+        Whether the task was sent. If not, the product stays in the index until the next
+        ``manage.py reindex``; searches never show it (results are read from the database).
+    """
+    try:
+        unindex_product.delay(product_id)
+    except BROKER_ERRORS:
+        logger.exception("Could not queue the removal of deleted product %s from the search index; the next reindex drops it", product_id)
+        return False
+    return True
+
+
+@shared_task
+def purge_expired_state() -> int:
+    """Delete expired rate-limit counters and photo tokens when the ``state`` cache is the database (CELERY_BEAT_SCHEDULE)."""
+    from shop.state import state_purge_expired  # late: see the module docstring
+
+    return state_purge_expired()
 
 
 # -- click feedback -------------------------------------------------------------------------------------------

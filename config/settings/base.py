@@ -72,20 +72,44 @@ WSGI_APPLICATION = "config.wsgi.application"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # WAL lets the web process read while a worker writes; the timeout rides out short locks.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
-    )
+    # Several processes write one SQLite file (web workers and threads, the Celery worker):
+    # - WAL lets readers go on while one connection writes;
+    # - ``timeout`` is SQLite's busy timeout (s): a writer waits for the lock instead of failing;
+    # - ``transaction_mode`` IMMEDIATE takes the write lock at BEGIN. With the default (DEFERRED) a
+    #   transaction that read first and then writes needs a lock upgrade, which SQLite refuses at
+    #   once with "database is locked" (SQLITE_BUSY, no busy wait) when another connection wrote
+    #   meanwhile: 34 of 200 concurrent API edits failed that way. Needs Django 5.1+.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": env.int("SQLITE_BUSY_TIMEOUT_S", default=20),
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+#: Where rate-limit counters and photo-search tokens live (the ``state`` cache below): a Redis URL
+#: (``CACHE_URL``, else ``REDIS_URL``, else a ``redis://`` Celery broker), or empty for the database.
+STATE_CACHE_URL = env("CACHE_URL", default="") or env("REDIS_URL", default="")
+if not STATE_CACHE_URL and env("CELERY_BROKER_URL", default="").startswith(("redis://", "rediss://")):
+    STATE_CACHE_URL = env("CELERY_BROKER_URL")
 CACHES = {
-    # File-based so that every process (web, worker, command) sees the same entries, e.g. the
-    # vector of a photo query while a shopper pages through its results.
+    # File-based so that every process (web, worker, command) sees the same entries. It holds only
+    # what may be forgotten at any time (it culls a third of its files past MAX_ENTRIES): nothing
+    # that protects the site lives here.
     "default": {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
         "LOCATION": str(VAR_DIR / "cache"),
         "TIMEOUT": 3600,
-    }
+    },
+    # Rate-limit counters (API throttles, click guards) and photo-search tokens: state a flood of
+    # other entries must never evict. Redis when configured (keep its maxmemory-policy at
+    # noeviction), else a database table whose expired rows are purged and live rows never culled
+    # (shop.state.StateCache). See README "Rate limits and photo tokens".
+    "state": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": STATE_CACHE_URL, "KEY_PREFIX": "bazaar-state",
+         "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 5}}
+        if STATE_CACHE_URL else
+        {"BACKEND": "shop.state.StateCache", "LOCATION": "shop_state_cache", "OPTIONS": {"MAX_ENTRIES": 10_000}}
+    ),
 }
 
 LANGUAGE_CODE = "en-us"
@@ -184,7 +208,7 @@ SEARCH_RRF_K = env.int("SEARCH_RRF_K", default=60)
 #: Only ratios within one kind of query matter. Text: BM25 1.33 : MiniLM text 1 : fused 1 : e5 1,
 #: chosen on fashion_text's dev half (nDCG@10 0.5843 against 0.5777 for the former 1 : 1 : 1
 #: without e5) and confirmed on CrowdFlower (dev 0.8408 and test 0.8178 against 0.8368 and
-#: 0.8099). `evaluate`: CrowdFlower 0.8292 (was 0.8233), fashion_text 0.5867 (was 0.5829).
+#: 0.8099). `evaluate`: CrowdFlower 0.8299 (was 0.8231), fashion_text 0.5864 (was 0.5831).
 #: BM25's weight rises instead of the dense ones falling so that photo-only queries keep their
 #: ratios. Photo: image 4 : fused 1 (the dev sweep's choice on Grocery); a photo's own features
 #: are the strongest signal for "find this product".
@@ -316,10 +340,19 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# A web request sends its task after the commit; with the broker down the send fails after
+# these tries (about a second) and the product stays pending with the reason, for the sweeper.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT_S", default=2.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
+#: Seconds between two runs of the sweeper (Celery beat), which re-enqueues products left pending.
+INDEX_SWEEP_INTERVAL_S = env.float("INDEX_SWEEP_INTERVAL_S", default=300.0)
 CELERY_BEAT_SCHEDULE = {
-    "sweep-stale-index": {"task": "workers.tasks.sweep_stale_products", "schedule": 300.0},
+    "sweep-stale-index": {"task": "workers.tasks.sweep_stale_products", "schedule": INDEX_SWEEP_INTERVAL_S},
+    "purge-expired-state": {"task": "workers.tasks.purge_expired_state", "schedule": 3600.0},
 }
-#: A product still pending after this many seconds is re-enqueued by the sweeper.
+#: A product still pending after this many seconds is re-enqueued by the sweeper (one whose task
+#: could not be sent, e.g. while Redis was down, is re-enqueued at the next sweep).
 INDEX_STALE_AFTER_S = env.int("INDEX_STALE_AFTER_S", default=600)
 
 # --- models -----------------------------------------------------------------------------------------

@@ -24,8 +24,13 @@ for _alias in ("default", "embedded"):
     SEARCH_BACKENDS[_alias] = {**_EMBEDDED, "INDEX_DIR": SEARCH_INDEX_DIR, "INDEX": "products"}
 FUSION_HEAD_DIR = _tmp / "fusion"
 ENCODER_CACHE_DIR = _tmp / "models"
-
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(_tmp / "cache")}}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(_tmp / "cache")},
+    # In-process tests share one memory store (tests without database access touch it too); the
+    # database-backed store of the default settings has its own tests (tests/test_state_cache.py)
+    # and serves the real servers of tests/attacks/.
+    "state": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "state", "OPTIONS": {"MAX_ENTRIES": 1_000_000}},
+}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405

@@ -1,8 +1,9 @@
 """Abuse guards for search events: hashed session ids, bot user agents, rate limits.
 
-The rate limits count in Django's cache (shared by every process, see ``CACHES``), in fixed
-windows keyed by ``floor(now / window)``, so the simulation's clock works as well as the wall
-clock. An IP address is only ever used here, as an HMAC in a cache key that expires with its
+The rate limits count in the ``state`` cache (shared by every process and never culled to make
+room, see :mod:`shop.state`), in fixed windows keyed by ``floor(now / window)``, so the
+simulation's clock works as well as the wall clock. If that store cannot be reached, an event
+is not limited (and the failure is logged). An IP address is only ever used here, as an HMAC in a cache key that expires with its
 window: it is never written to the database or a log.
 """
 
@@ -11,11 +12,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import logging
 from datetime import datetime
 
 from crawlerdetect import CrawlerDetect
 from django.conf import settings
-from django.core.cache import cache
+
+from shop.state import STATE_ERRORS, state_cache
+
+logger = logging.getLogger(__name__)
 
 #: Longest user agent looked at; real browsers send 100-300 characters.
 MAX_USER_AGENT_CHARS = 512
@@ -58,10 +63,15 @@ def rate_limited(scope: str, ident: str, *, limit: int, window_s: int, now: date
         return False
     bucket = int(now.timestamp() // window_s)
     key = f"search-rate:{scope}:{_hmac(ident, 'rate')[:32]}:{bucket}"
-    cache.add(key, 0, timeout=window_s * 2)
+    cache = state_cache()
     try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=window_s * 2)
-        count = 1
+        cache.add(key, 0, timeout=window_s * 2)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=window_s * 2)
+            count = 1
+    except STATE_ERRORS:
+        logger.exception("Rate limit %s not checked: its store cannot be reached", scope)
+        return False
     return count > limit

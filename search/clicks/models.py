@@ -1,8 +1,8 @@
 """Search events (impressions, clicks), their aggregates, and shoppers' photo references.
 
-No personal data: a session is stored only as an HMAC of its id keyed with ``SECRET_KEY``
-(see :func:`search.clicks.guards.session_hash`), IP addresses are never stored (the per-IP rate limit
-lives in the cache, hashed, for one window), and a photo query keeps only its image vector.
+No personal data: a session (or visitor cookie, :mod:`search.clicks.visitors`) is stored only as an
+HMAC of its id keyed with ``SECRET_KEY`` (see :func:`search.clicks.guards.session_hash`), IP
+addresses are never stored (the per-IP rate limit lives in the ``state`` cache, hashed, for one window), and a photo query keeps only its image vector.
 Rows older than ``CLICK_RETENTION_DAYS`` are deleted by ``manage.py purge_events``.
 """
 

@@ -1,7 +1,9 @@
 """Writes of click feedback: record impressions and clicks (through the guards).
 
 * :func:`impression_record` runs when a results page is rendered, server-side; it returns a
-  signed token the page hands back with each click.
+  signed token the page hands back with each click. :func:`impression_record_for_page` stores
+  the page only for a visitor already known; a first-time visitor's page travels in a deferred
+  token instead and is stored when it is clicked (:mod:`search.clicks.visitors`).
 * :func:`click_record` runs for every click (``sendBeacon`` or the redirect endpoint, see
   :mod:`search.clicks.views`) and applies every guard in :mod:`search.clicks.guards` and below.
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.conf import settings
@@ -23,8 +25,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from search.backends.base import SearchFilters
-from search.clicks import click_model, guards
+from search.backends.base import SearchBackendError, SearchFilters
+from search.clicks import click_model, guards, visitors
 from search.clicks.models import DiscardReason, EventDiscard, PhotoReference, SearchClick, SearchImpression
 from search.clicks.selectors import PHOTO_REFS_GENERATION_KEY
 from search.embedding import encoders
@@ -148,22 +150,77 @@ def impression_record(
 def impression_record_for_page(*, request, search, page) -> str:
     """Record the page a storefront view is about to render; returns the token for the template ("" if not recorded).
 
+    A visitor already known (:func:`search.clicks.visitors.visitor_key`) gets an impression row.
+    A first-time visitor gets no row and no session: the token is a deferred one carrying the
+    page, and the view sets the visitor cookie (:func:`search.clicks.visitors.visitor_cookie_set`).
+
     Args:
-        request: the ``HttpRequest`` (its session, user agent and address).
+        request: the ``HttpRequest`` (its cookies, session, user agent and address; ``GET["img"]``
+            names the photo token of a photo search).
         search: the :class:`search.request.SearchRequest` that ran.
         page: the :class:`search.selectors.SearchPage` it returned.
     """
     if not hasattr(request, "session"):
         return ""
-    if request.session.session_key is None:
-        request.session.save()
+    user_agent = request.META.get("HTTP_USER_AGENT", "")
     image = getattr(search, "image", None)
+    key = visitors.visitor_key(request)
+    if key is None:
+        if guards.is_bot(user_agent):
+            event_discard_count(kind="impression", reason=DiscardReason.BOT)
+            return ""
+        per_page = page.per_page or settings.SEARCH_PAGE_SIZE
+        return visitors.deferred_token_dumps({
+            "v": visitors.visitor_issue(request), "q": click_model.query_key(search.text),
+            "ids": [int(p.pk) for p in page.products][:MAX_RESULTS_PER_IMPRESSION], "p": max(1, int(page.page)),
+            "o": (max(1, int(page.page)) - 1) * per_page, "n": int(page.total), "f": _filters_json(search.filters),
+            "t": int(timezone.now().timestamp() * 1_000_000), "img": request.GET.get("img", "")[:40] if image is not None else None,
+        })
     recorded = impression_record(
-        query=search.text, product_ids=[p.pk for p in page.products], session_key=request.session.session_key,
+        query=search.text, product_ids=[p.pk for p in page.products], session_key=key,
         page=page.page, per_page=page.per_page, total=page.total, filters=search.filters,
-        image_vector=None if image is None else image.features[0], user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        image_vector=None if image is None else image.features[0], user_agent=user_agent,
     )
     return recorded.token
+
+
+def _deferred_impression(token: str) -> SearchImpression | None:
+    """The unsaved impression a deferred token carries (``None`` if the token is not a valid one)."""
+    page = visitors.deferred_token_loads(token)
+    if page is None:
+        return None
+    try:
+        created = datetime.fromtimestamp(int(page["t"]) / 1_000_000, tz=UTC)
+        ids = [int(i) for i in page["ids"]][:MAX_RESULTS_PER_IMPRESSION]
+        imp = SearchImpression(
+            query=str(page["q"])[:200], filters=page.get("f") or {}, product_ids=ids, page=int(page["p"]), offset=int(page["o"]),
+            total=int(page["n"]), session_hash=guards.session_hash(page["v"]), created=created, is_image_query=page.get("img") is not None,
+        )
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+    imp.photo_token = page.get("img") or ""
+    return imp
+
+
+def _impression_save(imp: SearchImpression) -> SearchImpression:
+    """Store a deferred impression once (a second click on the same page finds the first's row)."""
+    if imp.pk is not None:
+        return imp
+    stored = SearchImpression.objects.filter(session_hash=imp.session_hash, created=imp.created, query=imp.query).first()
+    if stored is not None:
+        return stored
+    if imp.photo_token:
+        from shop.query_photos import query_photo_load  # late: shop.query_photos imports the search backends
+
+        try:
+            features = query_photo_load(imp.photo_token)
+        except SearchBackendError:  # the photo store is down: the impression keeps no vector
+            features = None
+        if features is not None:
+            vec = np.asarray(features.features[0], dtype=np.float32)
+            imp.image_vector = (vec / max(float(np.linalg.norm(vec)), 1e-12)).astype(np.float32).tobytes()
+    imp.save()
+    return imp
 
 
 # -- clicks ----------------------------------------------------------------------------------------------------
@@ -231,8 +288,11 @@ def click_record(
         return _discarded(DiscardReason.MALFORMED, now)
     imp_id = impression_id_from_token(token)
     if imp_id is None:
-        return _discarded(DiscardReason.BAD_TOKEN, now)
-    imp = SearchImpression.objects.filter(pk=imp_id).first()
+        imp = _deferred_impression(token)  # a first-time visitor's page, stored once it is clicked
+        if imp is None:
+            return _discarded(DiscardReason.BAD_TOKEN, now)
+    else:
+        imp = SearchImpression.objects.filter(pk=imp_id).first()
     if imp is None:
         return _discarded(DiscardReason.UNKNOWN_IMPRESSION, now)
     product = Product.objects.filter(pk=pid).first()
@@ -263,7 +323,9 @@ def click_record(
         return _discarded(reason, now, product, click)
 
     if shash != imp.session_hash:
-        return stored(DiscardReason.SESSION_MISMATCH)
+        # a deferred page clicked from another browser is only counted: it never becomes a row
+        return stored(DiscardReason.SESSION_MISMATCH) if imp.pk is not None else _discarded(DiscardReason.SESSION_MISMATCH, now, product)
+    imp = _impression_save(imp)
     recent = SearchClick.objects.filter(
         session_hash=shash, product=product, counted=True, impression__query=imp.query,
         created__gt=now - timedelta(seconds=settings.CLICK_DEDUP_WINDOW_S), created__lte=now,

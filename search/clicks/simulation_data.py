@@ -27,6 +27,7 @@ from search.embedding.encoders import image_encoder, image_spec
 from search.services import products_index
 from shop.models import Product
 from shop.signals import indexing_deferred
+from shop.state import state_cache
 
 
 @dataclass
@@ -72,6 +73,7 @@ def catalog_reuse(catalog: JudgedCatalog) -> list[int] | None:
     for model in (PhotoReference, SearchImpression, ClickStat, EventDiscard):
         model.objects.all().delete()
     cache.clear()
+    state_cache().clear()  # the click guards' rate-limit counters of the earlier run
     ids = [known[f"crowdflower-{n}"] for n in range(len(catalog.products))]
     if get_backend().count() < len(ids):  # an earlier run stopped during the photo part
         for start in range(0, len(ids), 1024):

@@ -40,6 +40,7 @@ from rest_framework.views import APIView
 
 from search.clicks.models import DiscardReason
 from search.clicks.services import MAX_POSITION, STATUS, click_record, event_discard_count
+from search.clicks.visitors import MAX_DEFERRED_TOKEN_CHARS, visitor_key
 from search.params import json_nesting, whole_number
 from shop.models import Product
 
@@ -50,7 +51,9 @@ MAX_BODY_BYTES = 2048
 class ClickSerializer(serializers.Serializer):
     """A click as ``search/static/search/clicks.js`` beacons it (documentation only; the view parses the raw body)."""
 
-    impression_id = serializers.CharField(max_length=200, help_text="The results page's impression token (the grid's data-impression).")
+    impression_id = serializers.CharField(
+        max_length=MAX_DEFERRED_TOKEN_CHARS, help_text="The results page's impression token (the grid's data-impression).",
+    )
     product_id = serializers.IntegerField(min_value=1, help_text="The clicked product.")
     position = serializers.IntegerField(
         min_value=1, max_value=MAX_POSITION, required=False, allow_null=True,
@@ -107,8 +110,8 @@ class EventView(APIView):
 
 
 def _session_key(request: Request) -> str:
-    session = getattr(request, "session", None)
-    return (session.session_key if session is not None else None) or ""
+    """The visitor's id for click feedback (visitor cookie or stored session, see :mod:`search.clicks.visitors`)."""
+    return visitor_key(request) or ""
 
 
 def _refused(reason: str, status: int) -> JsonResponse:
@@ -172,7 +175,8 @@ class ClickRedirectView(EventView):
         summary="Record a click on a search result, then go to the product (links without JavaScript)",
         description="Redirects to the product page whether or not the click counted (the guards of POST /events/click apply).",
         parameters=[
-            OpenApiParameter("token", str, OpenApiParameter.PATH, pattern=r"^[A-Za-z0-9_:-]{1,200}$", description="The results page's impression token."),
+            OpenApiParameter("token", str, OpenApiParameter.PATH, pattern=rf"^[A-Za-z0-9_:.-]{{1,{MAX_DEFERRED_TOKEN_CHARS}}}$",
+                             description="The results page's impression token."),
             OpenApiParameter("product_id", {"type": "integer", "minimum": 1}, OpenApiParameter.PATH, description="The clicked product."),
         ],
         responses={

@@ -98,9 +98,9 @@ class QueryVectors:
         return {**base, **self.extra}
 
     def for_field(self, vector_field: str) -> np.ndarray | None:
-        """The query vector that searches ``vector_field`` (``text``, ``image``, ``fused`` or an ``extra``
-        field); ``None`` when the query has none for it (no words, no photo, no fusion space, the
-        encoder not in service) or the field is unknown."""
+        """The query vector that searches ``vector_field`` (``text``, ``image``, ``fused`` or an
+        ``extra`` field such as ``text_e5``); ``None`` when the query has none for it (no words, no
+        photo, no fusion space, the field not in service) or the field is unknown."""
         return self.by_field().get(vector_field)
 
 

@@ -38,6 +38,7 @@ RETRIEVER_LABELS = {
     TEXT_KNN: ("Text kNN", "Meaning of the words (MiniLM text vectors)"),
     FUSED_KNN: ("Fused kNN", "Words and photos in one space (fused vectors)"),
     IMAGE_KNN: ("Image kNN", "Looks like your photo (EfficientNet image vectors)"),
+    TEXT_E5_KNN: ("e5 kNN", "Meaning of the words, in any language (multilingual-e5-small vectors)"),
     PHOTO_REFS_KNN: ("Shoppers' photos", "Looks like photos other shoppers searched with before clicking this product"),
     CLICKS: ("Click prior", "What shoppers clicked, corrected for position (0.5 = no evidence)"),
 }

@@ -1,9 +1,20 @@
-"""API rate limits (DRF throttles), each read from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][scope]``."""
+"""API rate limits (DRF throttles), each read from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][scope]``.
+
+The counters live in the ``state`` cache (:mod:`shop.state`), where no flood of other entries
+can evict them. If that store cannot be reached (Redis down) a request is let through and the
+failure logged: an outage of the counters' store must not stop merchants' writes.
+"""
 
 from __future__ import annotations
 
+import logging
+
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
+
+from shop.state import STATE_ERRORS, state_cache
+
+logger = logging.getLogger(__name__)
 
 
 class _ScopedThrottle(SimpleRateThrottle):
@@ -11,8 +22,20 @@ class _ScopedThrottle(SimpleRateThrottle):
 
     anonymous_only = False
 
+    @property
+    def cache(self):
+        """The ``state`` cache (DRF's default would be the ``default`` cache, which culls live entries)."""
+        return state_cache()
+
     def get_rate(self) -> str | None:
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def allow_request(self, request, view) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except STATE_ERRORS:
+            logger.exception("Rate limit %s not checked: its store cannot be reached; the request goes through", self.scope)
+            return True
 
     def get_cache_key(self, request, view) -> str | None:
         if request.user and request.user.is_authenticated:

@@ -11,6 +11,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from shop.models import Merchant, Product
+from shop.state import state_cache
 
 ROLES = ("anonymous", "shopper", "merchant_a", "merchant_b", "superuser")
 
@@ -35,8 +36,9 @@ class World:
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
-    """Throttle counters live in the cache: start every test with none."""
+    """Throttle counters live in the ``state`` cache (shop.state): start every test with none."""
     cache.clear()
+    state_cache().clear()
     yield
 
 

@@ -14,7 +14,7 @@ Fixtures (``tests/attacks/conftest.py`` makes them available):
   ``make -n serve`` prints); every server a module started is stopped at its end.
 - ``redis_url``: a real ``redis-server`` on a free port (skipped with a reason if not installed).
 
-:func:`start_celery_worker` starts a real worker; :func:`celery_send_to` makes this process's
+:func:`start_celery_worker` starts a real worker (with Celery beat inside if asked); :func:`celery_send_to` makes this process's
 tasks go to a broker instead of running in-process (the test settings' default).
 
 Memory is read from ``/proc/<pid>/status``: :func:`peak_reset` sets a process's high-water mark
@@ -258,14 +258,18 @@ def _pings(client) -> bool:
         return False
 
 
-def start_celery_worker(*, env: dict[str, str], log: Path, name: str = "attacks") -> subprocess.Popen:
-    """``celery -A workers worker --pool=solo`` with ``env`` (which names the broker), ready to take tasks."""
+def start_celery_worker(*, env: dict[str, str], log: Path, name: str = "attacks", beat: bool = False) -> subprocess.Popen:
+    """``celery -A workers worker --pool=solo`` with ``env`` (which names the broker), ready to take tasks.
+
+    With ``beat``, Celery beat runs inside it (``-B``; its schedule file beside ``log``), so the
+    sweeper runs every ``INDEX_SWEEP_INTERVAL_S`` of ``env``.
+    """
+    command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo", "-l", "info", "-n", f"{name}@%h",
+               "--without-mingle", "--without-gossip", "--without-heartbeat"]
+    if beat:
+        command += ["-B", "--schedule", str(log.parent / "celerybeat-schedule")]
     with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo", "-l", "info", "-n", f"{name}@%h",
-             "--without-mingle", "--without-gossip", "--without-heartbeat"],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: process.poll() is not None or " ready." in log.read_text(), 90, "the Celery worker to start")
     except BaseException:

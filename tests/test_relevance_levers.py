@@ -125,6 +125,29 @@ def test_reranker_learns_from_grades_saves_loads_and_reorders_the_first_k(tmp_pa
     assert X.shape == (8, len(FEATURES))
 
 
+@pytest.mark.django_db
+def test_the_rerank_stage_runs_the_model_of_search_reranker_dir_and_nothing_without_one(tmp_path, settings):
+    from search.embedding.encoding import QueryVectors
+    from search.hybrid.pipeline import HybridQuery, rerank
+
+    # given a model trained to put fully covered products first, in the folder the setting names
+    rng = np.random.default_rng(1)
+    groups = []
+    for _ in range(40):
+        good = set(rng.choice(12, size=3, replace=False).tolist())
+        fused, rankings = fused_list(12, {i: 1.0 for i in good})
+        groups.append((candidate_features("bath towel", fused, rankings=rankings, k=12), np.array([3 if i in good else 0 for i in range(12)])))
+    train_reranker(groups, k=12, label_gain=[0, 1, 3, 7]).save(tmp_path / "ranker")
+    query = HybridQuery(text="bath towel", vectors=QueryVectors(), weights={}, best=None)
+    fused, rankings = fused_list(10, {7: 1.0})
+    # when / then: off by default, the fused order stays
+    assert settings.SEARCH_RERANKER_DIR == ""
+    assert [r.id for r in rerank(fused, query=query, rankings=rankings)] == list(range(10))
+    # when / then: on, the covered product leads
+    settings.SEARCH_RERANKER_DIR = str(tmp_path / "ranker")
+    assert rerank(fused, query=query, rankings=rankings)[0].id == 7
+
+
 def test_reranker_folder_errors_name_the_folder(tmp_path):
     with pytest.raises(ArtefactError, match="no readable re-ranker"):
         Reranker.load(tmp_path / "missing")

@@ -60,6 +60,32 @@ def test_cotton_bath_towel_finds_towels_first(catalog):
     assert all("towel" in p.title.lower() for p in page.products[:3]), [p.title for p in page.products[:3]]
 
 
+def test_cotton_bath_towel_answers_about_the_towels_not_a_tail_of_weak_neighbours(catalog, settings):
+    # when: the storefront's match cut-off (every query term in the product, kNN hits near the best)
+    page = search({"q": "cotton bath towel"}, per_page=50)
+    # then: the sample's four towels lead, and at most one other product follows
+    titles = [p.title.lower() for p in page.products]
+    towels = [t for t in titles if "towel" in t]
+    assert len(towels) == 4 and titles[:4] == towels, titles
+    assert page.total == len(page.products) <= 5
+    assert sum(f.count for f in page.facets["price"]) == page.total
+    # and without it, the same query lists a tail of the sample's weak neighbours
+    settings.SEARCH_MATCH_MIN_COVERAGE = 0.0
+    settings.SEARCH_KNN_MIN_RATIO = {**settings.SEARCH_KNN_MIN_RATIO, "text": 0.5, "fused": 0.5}
+    wider = search({"q": "cotton bath towel"}, per_page=50)
+    assert wider.total >= page.total + 10
+    assert sum("towel" not in p.title.lower() for p in wider.products) >= 10
+
+
+def test_women_watch_by_price_lists_only_watches(catalog):
+    # when
+    page = search({"q": "women watch", "sort": "price_asc"}, per_page=10)
+    # then
+    assert page.products and all("watch" in p.title.lower() for p in page.products), [p.title for p in page.products]
+    prices = [p.price for p in page.products]
+    assert prices == sorted(prices)
+
+
 def test_results_explain_their_score(catalog):
     # when
     top = search({"q": "analog watch for men"}).products[0]
@@ -247,10 +273,10 @@ def test_search_command_prints_a_json_list_with_score_parts(catalog):
     # given
     out = io.StringIO()
     # when
-    call_command("search", "cotton bath towel", "--json", "--limit", "5", stdout=out)
-    # then
+    call_command("search", "cotton bath towel", "--json", "--limit", "3", stdout=out)
+    # then (the sample holds 4 products with every word of the query)
     rows = json.loads(out.getvalue())
-    assert len(rows) == 5
+    assert len(rows) == 3
     assert set(rows[0]) == {"id", "external_id", "title", "score", "explain"}
     assert "towel" in rows[0]["title"].lower()
     assert rows[0]["external_id"] == Product.objects.get(pk=rows[0]["id"]).external_id

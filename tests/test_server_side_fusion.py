@@ -87,8 +87,9 @@ def test_an_engine_that_fuses_server_side_ranks_a_floored_query_like_the_embedde
     reference = product_search(text="cotton bath towel", filters=SearchFilters(category=home), backend=plain)
     assert page.total and [p.pk for p in page.products] == [p.pk for p in reference.products] and page.total == reference.total
 
-    # when the floor is off
+    # when the floor and the match cut-off are off
     settings.SEARCH_KNN_MIN_RATIO = {"text": 0.0, "image": 0.0, "fused": 0.0}
+    settings.SEARCH_MATCH_MIN_COVERAGE = 0.0
     product_search(text="cotton bath towel", filters=SearchFilters(category=home), backend=engine)
     # then the engine is asked to fuse the three lists, each filtered inside
     (request,) = engine.requests

@@ -263,8 +263,31 @@ class BM25Index:
         if filter_q is not None:
             q = tantivy.Query.boolean_query([(tantivy.Occur.Must, q), (tantivy.Occur.Must, tantivy.Query.const_score_query(filter_q, 0.0))])
         result = searcher.search(q, limit=limit)
-        ids = searcher.fast_field_values("id", [addr for _, addr in result.hits])
-        return [Hit(int(i), float(score)) for i, (score, _) in zip(ids, result.hits, strict=True)]
+        ids = [int(i) for i in searcher.fast_field_values("id", [addr for _, addr in result.hits])]
+        coverage = self._coverage(searcher, terms, ids)
+        return [Hit(i, float(score), coverage.get(i, 0.0)) for i, (score, _) in zip(ids, result.hits, strict=True)]
+
+    def _coverage(self, searcher: tantivy.Searcher, terms: list[str], ids: list[int]) -> dict[int, float]:
+        """Id -> share of ``terms`` (distinct, analysed) the document holds in any text field, for ``ids``.
+
+        One more search over those ids only: each term is a constant-score clause worth 1, so a
+        document's score is the number of terms it holds.
+        """
+        if not ids:
+            return {}
+        if len(terms) == 1:  # every BM25 hit holds the one term
+            return dict.fromkeys(ids, 1.0)
+        held = tantivy.Query.boolean_query([
+            (tantivy.Occur.Should, tantivy.Query.const_score_query(tantivy.Query.boolean_query([
+                (tantivy.Occur.Should, tantivy.Query.term_query(self.schema, f, t)) for f in TEXT_FIELDS
+            ]), 1.0))
+            for t in terms
+        ])
+        only = tantivy.Query.const_score_query(tantivy.Query.term_set_query(self.schema, "id", ids), 0.0)
+        result = searcher.search(tantivy.Query.boolean_query([(tantivy.Occur.Must, held), (tantivy.Occur.Must, only)]), limit=len(ids))
+        found = searcher.fast_field_values("id", [addr for _, addr in result.hits])
+        n = float(len(terms))
+        return {int(i): min(1.0, round(float(score)) / n) for i, (score, _) in zip(found, result.hits, strict=True)}
 
     def vocabulary(self) -> dict[str, int]:
         """Every word of titles, brands and categories as written -> documents holding it (deleted

@@ -85,3 +85,21 @@ def segment(text: str, *, document: bool = False) -> str:
         return " " + " ".join(w for w in cut(match.group(), HMM=True) if w.strip()) + " "
 
     return HAN_RUN.sub(words, text)
+
+
+def split_scripts(text: str) -> tuple[str, str]:
+    """``text`` as (its words without a non-Latin letter, its words with one), each space-joined.
+
+    "红色iPhone 12" -> ("iPhone 12", "红色"): the English fields get the Latin words, the ``.words``
+    sub-fields the rest, so a Chinese character never meets the English analyzer (which would
+    make single characters terms).
+    """
+    latin, other = [], []
+    for word in text.split():
+        if not has_non_latin(word):
+            latin.append(word)
+            continue
+        other.append(word)
+        rest = re.sub(r"[^\x00-\x7f]+", " ", word).split()  # Latin letters and digits glued to other scripts
+        latin.extend(w for w in rest if any(ch.isalnum() for ch in w))
+    return " ".join(latin), " ".join(other)

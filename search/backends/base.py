@@ -58,10 +58,16 @@ class SearchDocument:
 
 @dataclass(frozen=True)
 class Hit:
-    """One result of one retriever: ``score`` is the engine's own (BM25, or cosine for kNN)."""
+    """One result of one retriever: ``score`` is the engine's own (BM25, or cosine for kNN).
+
+    ``coverage`` (BM25 hits, where the engine reports it): the share of the query's distinct
+    analysed terms the product holds in any text field, in [0, 1]; ``None`` when unknown. The
+    membership stage (:mod:`search.hybrid.floor`) reads it; it takes no part in equality.
+    """
 
     id: int
     score: float
+    coverage: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

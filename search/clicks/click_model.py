@@ -57,6 +57,18 @@ DEFAULT_PRIOR_MEAN = 0.1
 SECONDS_PER_DAY = 86_400.0
 
 
+#: Simulated shoppers (``simulate_clicks``, ``evaluate --clicks``): the click probability of an
+#: examined result of gain 0 (shoppers sometimes click the wrong thing), and the largest gain.
+NOISE_CLICK = 0.02
+MAX_GAIN = 3
+
+
+def attractiveness(gain: float) -> float:
+    """Click probability of an examined result with gain ``g`` in 0..3 in the simulated cascade:
+    ``max(0.02, (2^g - 1) / 8)`` (the satisfaction probability of ERR, Chapelle et al., CIKM 2009)."""
+    return max(NOISE_CLICK, (2.0 ** gain - 1.0) / 2.0 ** MAX_GAIN)
+
+
 def query_key(text: str | None) -> str:
     """The key clicks are aggregated under: the normalised query, lower-cased; ``""`` for a photo-only query."""
     return normalise_query(text).casefold()[:200]

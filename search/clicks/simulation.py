@@ -5,7 +5,7 @@ comparison of click position-bias models", WSDM 2008): they read the results pag
 click a result with probability equal to its attractiveness and stop there, or read on. The
 attractiveness of a result comes from its judged relevance like the satisfaction probability of
 ERR (Chapelle, Metzler, Zhang and Grinspan, CIKM 2009): ``a = (2^g - 1) / 2^g_max`` with gain
-``g = median_relevance - 1`` in 0..3, floored at :data:`NOISE_CLICK` (shoppers sometimes click
+``g = median_relevance - 1`` in 0..3, floored at :data:`search.clicks.click_model.NOISE_CLICK` (shoppers sometimes click
 irrelevant results too). Note that the click model we *estimate* with is the position-based
 model (:mod:`search.clicks.click_model`), not the cascade: the simulation also checks robustness to that
 mismatch.
@@ -33,6 +33,7 @@ from django.utils import timezone
 from mlmodels.types import ImageFeatures
 from search.backends import get_backend
 from search.clicks import aggregates, services
+from search.clicks.click_model import MAX_GAIN, NOISE_CLICK, attractiveness  # noqa: F401  (the cascade shoppers; tests import them here)
 from search.clicks.simulation_data import JudgedCatalog, catalog_load, catalog_reuse, grocery_photos, ndcg_at_10, photo_features, read_crowdflower
 from search.hybrid.retrievers import CLICKS, FUSED_KNN, PHOTO_REFS_KNN
 from search.selectors import product_search
@@ -44,8 +45,6 @@ from shop.services import catalog_import
 logger = logging.getLogger(__name__)
 
 MODEL = "cascade (Craswell et al., WSDM 2008); attractiveness (2^g - 1) / 8 from CrowdFlower median relevance, floor 0.02"
-NOISE_CLICK = 0.02
-MAX_GAIN = 3
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 #: Text retrievers of the simulation: the CrowdFlower products have no photos, so their fused
 #: vector is their text vector seen through the zero-shot bridge; it is left out (weight 0).
@@ -70,11 +69,6 @@ class SimulationConfig:
     photo: bool = True
     eval_depth: int = 100
     query_zipf: float = 0.6
-
-
-def attractiveness(gain: float) -> float:
-    """Click probability of an examined result with gain ``g`` in 0..3: ``max(0.02, (2^g - 1) / 8)``."""
-    return max(NOISE_CLICK, (2.0 ** gain - 1.0) / 2.0 ** MAX_GAIN)
 
 
 # -- the simulation ----------------------------------------------------------------------------------------------

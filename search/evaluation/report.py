@@ -37,6 +37,13 @@ def print_table(ev: Evaluation, console: Console) -> None:
     console.print(table)
     for note in ev.notes:
         console.print(f"  - {note}")
+    if ev.membership:
+        matches = Table(title="Result sets (every match): relevant = gain >= 2")
+        for col in ("system", "precision", "recall", "F1", "median results"):
+            matches.add_column(col, justify="left" if col == "system" else "right")
+        for name, m in ev.membership.items():
+            matches.add_row(name, f"{m['match_precision']:.3f}", f"{m['match_recall']:.3f}", f"{m['match_f1']:.3f}", f"{m['match_count_median']:.0f}")
+        console.print(matches)
     if ev.sweep:
         print_sweep(ev.sweep, console, space=ev.settings.get("service_space", "service"))
     if ev.sweep_fusion:

@@ -30,11 +30,14 @@ from search.backends.embedded import EmbeddedSearchBackend
 from search.embedding import encoding
 from search.embedding.encoders import additional_text_specs, bridge, image_dim, text_dim
 from search.evaluation import encoders
+from search.evaluation.clicks import ClicksConfig, evaluate_clicks
 from search.evaluation.datasets import SEED, TEXT_DATASETS, Dataset
+from search.evaluation.membership import match_quality
 from search.evaluation.metrics import CONDENSED, METRICS, condensed_run, evaluate_run
+from search.evaluation.specs import GROUP_METRIC, SystemSpec, group_scores, system_specs
 from search.evaluation.sweep import sweep_blend
 from search.hybrid.pipeline import rankings_blend, search_rankings
-from search.hybrid.retrievers import BM25, FUSED_KNN, IMAGE_KNN, TEXT_E5_KNN, TEXT_KNN, blend_weights
+from search.hybrid.retrievers import TEXT_KNN, blend_weights
 from search.identifiers import document_identifiers
 from search.lexical import LexicalPlan, lexical_plan, plan_apply
 
@@ -43,10 +46,6 @@ logger = logging.getLogger(__name__)
 #: Results scored per query: recall@100 needs the top 100.
 RUN_DEPTH = 100
 NO_HEAD = "no trained head available"
-#: multilingual-e5-small's registry name: its own systems are reported while it is in service.
-E5_ENCODER = "e5-small"
-#: The metric reported per group of queries (per language on the multilingual set).
-GROUP_METRIC = "precision@10"
 
 Progress = Callable[[str], None]
 
@@ -67,26 +66,6 @@ class Encoded:
 
 
 @dataclass
-class SystemSpec:
-    """How one system ranks: a single retriever's list, or a blend of the lists in one space.
-
-    Attributes:
-        name: e.g. ``bm25``, ``hybrid``.
-        space: key of the fusion space whose rankings it reads.
-        retriever: the retriever whose list is the ranking (single-list systems).
-        blend: ``{"method", "weights", "rrf_k"}`` passed to ``rankings_blend`` (blend systems);
-            ``{}`` is the storefront's settings.
-        about: one line for the report.
-    """
-
-    name: str
-    space: str
-    retriever: str | None = None
-    blend: dict | None = None
-    about: str = ""
-
-
-@dataclass
 class Evaluation:
     """Everything ``evaluate`` reports for one data set."""
 
@@ -104,6 +83,10 @@ class Evaluation:
     runs: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     #: Query id -> product id -> gain (the judgments the runs were scored against).
     qrels: dict[str, dict] = field(default_factory=dict)
+    #: Blend system -> how its result sets cover the relevant products (:func:`match_quality`).
+    membership: dict = field(default_factory=dict)
+    #: ``--clicks``: the click log and the split (:func:`search.evaluation.clicks.evaluate_clicks`).
+    clicks: dict | None = None
 
     def as_json(self) -> dict:
         out = {"dataset": self.dataset, "n_queries": self.n_queries, "n_products": self.n_products,
@@ -112,6 +95,10 @@ class Evaluation:
             out["sweep"] = self.sweep
         if self.sweep_fusion is not None:
             out["sweep_fusion"] = self.sweep_fusion
+        if self.membership:
+            out["membership"] = self.membership
+        if self.clicks is not None:
+            out["clicks"] = self.clicks
         return out
 
 
@@ -241,16 +228,17 @@ def query_rankings(
 
 def ranked_ids(rankings: dict[str, list[Hit]], spec: SystemSpec, plan: LexicalPlan | None = None, *, photo: bool = False,
                text: str = "") -> list[int]:
-    """The top :data:`RUN_DEPTH` ids of one query under ``spec``; a blend shows ``plan`` as the
-    storefront does (identifiers first, nothing for words no product holds and no close meaning),
-    and gets the query's ``text`` as the storefront's does (weights by the words' script,
-    ``search.hybrid.language``) unless its ``blend`` sets ``text`` itself ("" turns that off)."""
+    """Every id one query matches under ``spec``, best first (scored on the top :data:`RUN_DEPTH`);
+    a blend shows ``plan`` as the storefront does (identifiers first, nothing for words no product
+    holds and no close meaning), and gets the query's ``text`` as the storefront's does (weights by
+    the words' script, ``search.hybrid.language``; query-adaptive weights) unless its ``blend`` sets
+    ``text`` itself ("" turns that off)."""
     if spec.retriever is not None:
-        return [h.id for h in rankings.get(spec.retriever, [])[:RUN_DEPTH]]
+        return [h.id for h in rankings.get(spec.retriever, [])]
     fused = rankings_blend(rankings, **{"text": text, **(spec.blend or {})})
     if plan is not None:
         fused, _ = plan_apply(fused, plan, photo=photo, min_cosine=settings.SEARCH_SIMILAR_MIN_COSINE, text_knn=TEXT_KNN)
-    return [r.id for r in fused[:RUN_DEPTH]]
+    return [r.id for r in fused]
 
 
 def plan_notes(plans: dict[str, LexicalPlan]) -> list[str]:
@@ -261,74 +249,6 @@ def plan_notes(plans: dict[str, LexicalPlan]) -> list[str]:
     examples = "; ".join(f"{p.typed!r} -> {p.corrected!r}" for p in plans.values() if p.corrected)
     return [f"words: {corrected} queries corrected for typos{f' ({examples})' if examples else ''}, {pinned} matched an identifier, "
             f"{no_text} held by no product (of {len(plans)}; search.lexical, as in the storefront)"] if plans else []
-
-
-def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str) -> list[SystemSpec]:
-    """The systems compared on ``dataset``, given the spaces available."""
-    has_head = "fusion" in spaces
-    e5_in_service = E5_ENCODER in settings.ADDITIONAL_TEXT_ENCODERS
-    if dataset in TEXT_DATASETS:
-        specs = [
-            SystemSpec("bm25", service_key, retriever=BM25, about="BM25 alone (tantivy, SEARCH_FIELD_BOOSTS)"),
-            SystemSpec("text_knn", service_key, retriever=TEXT_KNN, about="kNN on the MiniLM text vector alone"),
-            SystemSpec("fused_knn", service_key, retriever=FUSED_KNN, about=f"kNN on the fused vector alone ({spaces[service_key].name} space)"),
-            SystemSpec("rrf_bm25_text", service_key, blend={"method": "rrf", "rrf_k": 60, "weights": _only(BM25, TEXT_KNN)},
-                       about="plain RRF (k=60, equal weights) of BM25 and text kNN: the reference"),
-            SystemSpec("hybrid", service_key, blend={}, about="the storefront's text ranking (settings SEARCH_FUSION/WEIGHTS/RRF_K)"),
-        ]
-        if e5_in_service:  # multilingual-e5-small's field (ADDITIONAL_TEXT_ENCODERS)
-            specs[-1:-1] = [
-                SystemSpec("e5_knn", service_key, retriever=TEXT_E5_KNN, about="kNN on the multilingual-e5-small vector alone"),
-                SystemSpec("rrf_bm25_e5", service_key, blend={"method": "rrf", "rrf_k": 60, "weights": _only(BM25, TEXT_E5_KNN)},
-                           about="plain RRF (k=60, equal weights) of BM25 and e5 kNN"),
-                SystemSpec("hybrid_without_e5", service_key, blend={"weights": {TEXT_E5_KNN: 0.0}},
-                           about="the storefront's text ranking with the e5 kNN's weight 0 (BM25, MiniLM text kNN, fused kNN)"),
-            ]
-        if dataset == "multilingual":
-            specs.append(SystemSpec("hybrid_same_weights", service_key, blend={"text": ""},
-                                    about="the storefront's text ranking with SEARCH_WEIGHTS for every script (no search.hybrid.language rule)"))
-    elif dataset == "grocery":
-        specs = [
-            SystemSpec("image_knn", service_key, retriever=IMAGE_KNN, about="kNN on EfficientNet photo features alone"),
-            SystemSpec("fused", "bridge", retriever=FUSED_KNN, about="photo query into the fused field (bridge space)"),
-            SystemSpec("hybrid", service_key, blend={}, about="the storefront's photo ranking (image kNN + fused kNN, settings)"),
-        ]
-        if has_head:
-            specs += [
-                SystemSpec("fusion", "fusion", retriever=FUSED_KNN, about="photo query into the fused field (trained head)"),
-                SystemSpec("hybrid_fusion", "fusion", blend={"weights": blend_weights(space="fusion", photo=True)},
-                           about="the storefront's photo ranking with the trained head in service"),
-            ]
-    else:
-        specs = [
-            SystemSpec("bridge", "bridge", retriever=FUSED_KNN, about="text query against photos through the zero-shot bridge"),
-        ]
-        if has_head:
-            specs.append(SystemSpec("fusion", "fusion", retriever=FUSED_KNN, about="text query against photos through the trained head"))
-        specs.append(SystemSpec("hybrid", service_key, blend={}, about="the storefront's text ranking (all retrievers, settings)"))
-        if has_head:
-            specs.append(SystemSpec("hybrid_fusion", "fusion", blend={}, about="the storefront's text ranking with the trained head in service"))
-    return specs
-
-
-def group_scores(ds: Dataset, run: dict[str, list[int]], metric: str = "") -> dict[str, float]:
-    """``metric`` (default :data:`GROUP_METRIC`) per group of ``ds.groups`` (``"precision@10 zh"``),
-    and each group's ratio to the first group (``"zh/en"``: the multilingual set's target is >= 0.8)."""
-    metric = metric or GROUP_METRIC
-    order = list(dict.fromkeys(ds.groups.values()))
-    out: dict[str, float] = {}
-    for group in order:
-        qids = {q for q, g in ds.groups.items() if g == group}
-        scores = evaluate_run({q: g for q, g in ds.qrels.items() if q in qids}, {q: r for q, r in run.items() if q in qids}, [metric])
-        out[f"{metric} {group}"] = scores[metric]
-    first = out[f"{metric} {order[0]}"] if order else 0.0
-    for group in order[1:]:
-        out[f"{group}/{order[0]}"] = out[f"{metric} {group}"] / first if first else 0.0
-    return out
-
-
-def _only(*names: str) -> dict[str, float]:
-    return {name: (1.0 if name in names else 0.0) for name in (BM25, TEXT_KNN, FUSED_KNN, IMAGE_KNN, TEXT_E5_KNN)}
 
 
 def train_head(ds: Dataset, progress: Progress | None = None, **kwargs) -> tuple[FusionSpace | None, str]:
@@ -353,12 +273,16 @@ def train_head(ds: Dataset, progress: Progress | None = None, **kwargs) -> tuple
     return head, f"fusion head trained on {len(keep)} (photo, text) pairs in {took:.1f} s (seed {SEED}); no evaluated product among them"
 
 
-def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | None = None) -> Evaluation:
+def evaluate_dataset(
+    ds: Dataset, *, sweep: bool = False, clicks: ClicksConfig | None = None, progress: Progress | None = None,
+) -> Evaluation:
     """Index ``ds`` once per fusion space, rank every query with every system, and score the runs.
 
     Args:
         ds: the data set (possibly ``limited``).
         sweep: also grid-search the blend on a dev half of the queries (see :func:`sweep_blend`).
+        clicks: text sets: simulate shoppers on one seeded half, learn from their clicks, and score
+            every system on the other half (:func:`search.evaluation.clicks.evaluate_clicks`).
         progress: callable receiving one line per step.
     """
     say = progress or (lambda _msg: None)
@@ -394,15 +318,29 @@ def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | N
         metrics = [GROUP_METRIC, *metrics]
     photos = {q.id for q in ds.queries if q.image_path is not None}
     texts = {q.id: q.text for q in ds.queries}
-    results, runs = {}, {}
+    results, runs, membership, scored = {}, {}, {}, None
+    if clicks and ds.name in TEXT_DATASETS:  # every system on the half the clicks never saw
+        say(f"learning from {clicks.sessions} simulated sessions on one half of the queries")
+        learned = evaluate_clicks(ds.qrels, texts, rankings[service_key], clicks, metrics=tuple(metrics), progress=say)
+        scored = set(learned["test"])
+        notes.append(f"--clicks {clicks.sessions}: {learned['clicks']['counted_clicks']} counted clicks on "
+                     f"{learned['clicks']['train_queries']} queries (seed {clicks.seed}); every system is scored on the other "
+                     f"{learned['clicks']['test_queries']} queries.")
     for spec in specs:
         run = {qid: ranked_ids(r, spec, plans[spec.space].get(qid), photo=qid in photos, text=texts.get(qid, ""))
-               for qid, r in rankings[spec.space].items()}
-        runs[spec.name] = run
-        results[spec.name] = evaluate_run(ds.qrels, run, metrics)
-        results[spec.name][CONDENSED] = evaluate_run(ds.qrels, condensed_run(ds.qrels, run), ["ndcg@10"])["ndcg@10"]
+               for qid, r in rankings[spec.space].items() if scored is None or qid in scored}
+        qrels = ds.qrels if scored is None else {q: g for q, g in ds.qrels.items() if q in scored}
+        top = {q: ids[:RUN_DEPTH] for q, ids in run.items()}
+        runs[spec.name] = top
+        results[spec.name] = evaluate_run(qrels, top, metrics)
+        results[spec.name][CONDENSED] = evaluate_run(qrels, condensed_run(qrels, top), ["ndcg@10"])["ndcg@10"]
         if ds.groups:
-            results[spec.name].update(group_scores(ds, run))
+            results[spec.name].update(group_scores(ds, top))
+        if spec.blend is not None and ds.name in TEXT_DATASETS:
+            membership[spec.name] = match_quality(ds.qrels, run)
+    if scored is not None:
+        for name, scores in learned["systems"].items():
+            results.setdefault(name, {**scores, "n_queries": len(scored)})
     n_queries = max((r["n_queries"] for r in results.values()), default=0)
     for r in results.values():
         r.pop("n_queries", None)
@@ -411,7 +349,8 @@ def evaluate_dataset(ds: Dataset, *, sweep: bool = False, progress: Progress | N
         notes.append(f"{unjudged} queries have no relevant product and are left out of the means.")
     out = Evaluation(
         dataset=ds.name, n_queries=n_queries, n_products=len(ds.products) - (0 if ds.index_text else len(enc.rejected_products)),
-        systems=results, about={s.name: s.about for s in specs}, notes=notes,
+        systems=results, about={**(learned["about"] if scored is not None else {}), **{s.name: s.about for s in specs}}, notes=notes,
+        membership=membership, clicks=learned["clicks"] if scored is not None else None,
         settings={"SEARCH_FUSION": settings.SEARCH_FUSION, "SEARCH_RRF_K": settings.SEARCH_RRF_K,
                   "SEARCH_WEIGHTS": dict(settings.SEARCH_WEIGHTS), "SEARCH_FIELD_BOOSTS": dict(settings.SEARCH_FIELD_BOOSTS),
                   "FUSION_WEIGHTS": dict(settings.FUSION_WEIGHTS), "service_space": spaces[service_key].name,

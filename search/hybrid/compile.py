@@ -10,6 +10,9 @@ never depends on where it was computed. Not compiled today:
 
 * a kNN floor (``SEARCH_KNN_MIN_RATIO`` > 0 for a retrieval's field): it decides membership
   after fusing the full lists (:mod:`search.hybrid.floor` says why), which no engine request can;
+* the match cut-off (``SEARCH_MATCH_MIN_COVERAGE`` > 0 with BM25 in the query): it reads each
+  BM25 hit's term coverage after fusing;
+* query-adaptive weights (``SEARCH_ADAPTIVE_WEIGHTS``): they read BM25's list before fusing;
 * a method the engine lacks, or weighted RRF on an engine that weighs every list 1.0;
 * lists the engine does not hold (shoppers' photo references), or fewer than two lists;
 * a window over the engine's largest.
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from search.backends.retrieval import FusionRequest, FusionSupport, Retrieval, VectorRetrieval
+from search.backends.retrieval import FusionRequest, FusionSupport, Retrieval, TextRetrieval, VectorRetrieval
 from search.hybrid.rule import HybridRule
 
 
@@ -43,6 +46,10 @@ def why_not_compiled(rule: HybridRule, retrievals: Sequence[Retrieval], support:
     floored = sorted({r.field for r in active if isinstance(r, VectorRetrieval) and rule.knn_min_ratio.get(r.field, 0.0) > 0})
     if floored:
         return f"the kNN floor ({', '.join(floored)}) decides membership after fusing the full lists"
+    if rule.min_coverage > 0 and any(isinstance(r, TextRetrieval) for r in active):
+        return "the match cut-off reads each BM25 hit's term coverage after fusing the full lists"
+    if rule.adaptive:
+        return "query-adaptive weights read BM25's list before fusing"
     if rule.method not in support.methods:
         return f"the engine does not fuse with {rule.method!r} (it runs: {', '.join(sorted(support.methods)) or 'nothing'})"
     if rule.method == "rrf" and len({rule.weight(r.name) for r in active}) > 1 and not support.weighted_rrf:

@@ -36,9 +36,11 @@ def matched_ids(
     best: Mapping[str, float] | None = None,
     ratios: Mapping[str, float] | None = None,
     weights: Mapping[str, float] | None = None,
+    min_coverage: float | None = None,
 ) -> set[int]:
-    """The products a query matches: every BM25 and photo-reference hit, and the kNN hits whose
-    cosine is at least ``ratios[field]`` x the query's best cosine in the catalog.
+    """The products a query matches: the BM25 hits holding at least ``min_coverage`` of the
+    query's distinct terms, every photo-reference hit, and the kNN hits whose cosine is at least
+    ``ratios[field]`` x the query's best cosine in the catalog.
 
     Args:
         rankings: retriever -> hits, best first (``search_rankings``).
@@ -46,8 +48,12 @@ def matched_ids(
             a field missing here uses its own list's first hit, the same thing when unfiltered.
         ratios: vector field -> share of the best cosine (default ``SEARCH_KNN_MIN_RATIO``; 0: no floor).
         weights: retriever -> weight; a list weighted 0 is left out, as in fusion (default: none is).
+        min_coverage: share of the query's distinct analysed terms a BM25 hit must hold
+            (``Hit.coverage``; default ``SEARCH_MATCH_MIN_COVERAGE``; 0: every hit). A hit whose
+            engine reports no coverage (``None``) counts.
     """
     ratios = settings.SEARCH_KNN_MIN_RATIO if ratios is None else ratios
+    cut = settings.SEARCH_MATCH_MIN_COVERAGE if min_coverage is None else min_coverage
     matched: set[int] = set()
     for name, hits in rankings.items():
         if weights is not None and float(weights.get(name, 1.0)) == 0:
@@ -55,7 +61,9 @@ def matched_ids(
         vector_field = KNN_FIELDS.get(name)  # None: BM25 or photo references, every hit matches
         ratio = ratios.get(vector_field, 0.0) if vector_field else 0.0
         top = (best or {}).get(vector_field, hits[0].score if hits else 0.0)
-        if ratio <= 0 or top <= 0:
+        if vector_field is None:
+            matched.update(h.id for h in hits if cut <= 0 or h.coverage is None or h.coverage >= cut - 1e-9)
+        elif ratio <= 0 or top <= 0:
             matched.update(h.id for h in hits)
         else:
             matched.update(h.id for h in hits if h.score >= ratio * top)

@@ -11,9 +11,12 @@ Stages, each in its own module, under one :class:`~search.hybrid.rule.HybridRule
 1. **retrieve** (:mod:`search.hybrid.retrieve`): the query's lists, in one round trip where the
    engine has multi-search;
 2. **fuse** (:mod:`search.hybrid.fusion`): RRF or linear over the full lists;
-3. **membership** (:mod:`search.hybrid.floor`): kNN hits under the floor are not matches (BM25
-   hits always are), and a query has at most ``rule.window`` matches; order is untouched;
-4. **re-rank** (:func:`rerank`): none yet; a learned re-ranker slots in here;
+   (with ``SEARCH_ADAPTIVE_WEIGHTS``, :mod:`search.hybrid.adaptive` first sets the kNN weights
+   of this query from BM25's list);
+3. **membership** (:mod:`search.hybrid.floor`): kNN hits under the floor and BM25 hits under
+   the match cut-off (term coverage) are not matches, and a query has at most ``rule.window`` matches; order is untouched;
+4. **re-rank** (:func:`rerank`): a LambdaMART model over the first matches, when
+   ``SEARCH_RERANKER_DIR`` names one (:mod:`search.hybrid.rerank`; off by default);
 5. **click prior** (:mod:`search.hybrid.click_prior`): clicks reorder, within rank caps.
 
 Stages 1-3 run inside the engine instead when it can run the same rule exactly
@@ -35,11 +38,13 @@ from search.clicks import selectors as click_selectors
 from search.embedding import encoding
 from search.embedding.encoding import QueryVectors
 from search.hybrid import compose
+from search.hybrid.adaptive import adaptive_weights
 from search.hybrid.click_prior import apply_click_prior, click_prior_scale
 from search.hybrid.compile import compile_rule, why_not_compiled
 from search.hybrid.floor import knn_best, matched_ids
 from search.hybrid.fusion import fuse
 from search.hybrid.language import MULTILINGUAL_KNN, language_weights
+from search.hybrid.rerank import candidate_features, load_reranker
 from search.hybrid.retrieve import query_retrievals, retrieve
 from search.hybrid.retrievers import CLICKS, IMAGE_KNN, PHOTO_REFS_KNN, blend_weights
 from search.hybrid.rule import HybridRule, hybrid_rule
@@ -142,7 +147,7 @@ def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, fil
     if query.vectors.image is not None and rule.weight(PHOTO_REFS_KNN):
         refs = click_selectors.photo_refs_ranking(query.vectors.image, filters=filters, k=rule.window)
     photo = query.vectors.image is not None
-    if backend.supports_server_fusion:
+    if backend.supports_server_fusion and not settings.SEARCH_RERANKER_DIR:  # the re-ranker reads every list's scores
         # Asked before it answers: only a multilingual kNN in the query can stand for a query in another script.
         multilingual = [r.name for r in retrievals if r.name in MULTILINGUAL_KNN]
         rule = replace(rule, weights=language_weights(query.text, rule.weights, answered=multilingual, photo=photo))
@@ -158,30 +163,49 @@ def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, fil
     if refs:
         rankings[PHOTO_REFS_KNN] = refs
     rule = replace(rule, weights=language_weights(query.text, rule.weights, answered=[n for n, hits in rankings.items() if hits], photo=photo))
-    return rerank(rankings_fuse(rankings, rule, best=None if filters.is_empty else query.best), query=query)
+    fused = rankings_fuse(rankings, rule, best=None if filters.is_empty else query.best, text=query.text)
+    return rerank(fused, query=query, rankings=rankings)
 
 
-def rankings_fuse(rankings: dict[str, list[Hit]], rule: HybridRule, *, best: dict[str, float] | None = None) -> list[FusedResult]:
-    """Stages 2-3 over fetched lists: rank fusion of the full lists, then membership (the kNN floor
-    and the window); the scores and order of the matches are those of the fusion.
+def rankings_fuse(
+    rankings: dict[str, list[Hit]], rule: HybridRule, *, best: dict[str, float] | None = None, text: str = "",
+) -> list[FusedResult]:
+    """Stages 2-3 over fetched lists: rank fusion of the full lists (with query-adaptive weights
+    when the rule says so), then membership (the kNN floor, the match cut-off and the window); the
+    scores and order of the matches are those of the fusion.
 
     Args:
         rankings: retriever -> hits, best first.
         rule: the query's rule.
         best: the query's best cosine per vector field in the whole catalog, for a filtered
             query (see :func:`search.hybrid.floor.matched_ids`); unfiltered lists supply their own.
+        text: the query text (query-adaptive weights read it).
     """
-    matched = matched_ids(rankings, best=best, ratios=rule.knn_min_ratio, weights=rule.weights)
+    if rule.adaptive:
+        rule = replace(rule, weights=adaptive_weights(text, rankings, rule.weights))
+    matched = matched_ids(rankings, best=best, ratios=rule.knn_min_ratio, weights=rule.weights, min_coverage=rule.min_coverage)
     return [r for r in fuse(rankings, rule) if r.id in matched][: rule.window]
 
 
-def rerank(fused: list[FusedResult], *, query: HybridQuery) -> list[FusedResult]:
-    """Stage 4: reorder the matches with a model that sees the query and each match (none yet: unchanged).
+def rerank(fused: list[FusedResult], *, query: HybridQuery, rankings: dict[str, list[Hit]] | None = None) -> list[FusedResult]:
+    """Stage 4: reorder the first matches with the learned re-ranker of ``SEARCH_RERANKER_DIR``
+    (:mod:`search.hybrid.rerank`); unchanged when none is set (the default) or for a photo-only query.
 
-    A learned re-ranker goes here; if it needs every retriever's scores, ``search.hybrid.compile``
-    must stop compiling rules for engines that return only the fused score.
+    Args:
+        fused: stage 3's matches, best first.
+        query: the query (its words are features).
+        rankings: the retriever lists (BM25's term coverage is a feature); ``None`` reads 0.
+
+    Raises:
+        search.hybrid.rerank.ArtefactError: the folder holds no usable model.
     """
-    return fused
+    folder = settings.SEARCH_RERANKER_DIR
+    if not folder or not query.text or len(fused) < 2:
+        return fused
+    model = load_reranker(str(folder))
+    priors = click_selectors.click_priors(text=query.text, product_ids=[r.id for r in fused[: model.k]])
+    X = candidate_features(query.text, fused, rankings=rankings, priors=priors, k=model.k)
+    return model.rerank(fused, X)
 
 
 def click_prior_apply(fused: list[FusedResult], *, text: str, weights: dict[str, float], method: str) -> list[FusedResult]:
@@ -240,6 +264,9 @@ def rankings_blend(
     weights: dict[str, float] | None = None,
     rrf_k: int | None = None,
     best: dict[str, float] | None = None,
+    knn_min_ratio: dict[str, float] | None = None,
+    min_coverage: float | None = None,
+    adaptive: bool | None = None,
     text: str = "",
 ) -> list[FusedResult]:
     """Fuse retriever lists the storefront's way (:func:`rankings_fuse` under :func:`~search.hybrid.rule.hybrid_rule`).
@@ -250,15 +277,18 @@ def rankings_blend(
         weights: per-retriever weights laid over ``SEARCH_WEIGHTS``.
         rrf_k: RRF constant (default ``SEARCH_RRF_K``).
         best: the query's best cosine per vector field in the whole catalog, for a filtered query.
-        text: the query's words; when given, the weights follow their script
-            (:func:`search.hybrid.language.language_weights`: a query with no Latin letter leans
-            on BM25 and the multilingual kNN when they answered). "" leaves the weights as given.
+        knn_min_ratio: kNN floors laid over ``SEARCH_KNN_MIN_RATIO``.
+        min_coverage: the BM25 match cut-off (default ``SEARCH_MATCH_MIN_COVERAGE``).
+        adaptive: query-adaptive weights (default ``SEARCH_ADAPTIVE_WEIGHTS``).
+        text: the query's words: query-adaptive weights read them, and the weights follow their
+            script (:func:`search.hybrid.language.language_weights`: a query with no Latin letter
+            leans on BM25 and the multilingual kNN when they answered). "" leaves the weights as given.
 
     Raises:
-        ValueError: unknown method, or ``rrf_k`` not positive.
+        ValueError: unknown method, ``rrf_k`` not positive, or ``min_coverage`` outside [0, 1].
     """
-    rule = hybrid_rule(method=method, weights=weights, rrf_k=rrf_k)
+    rule = hybrid_rule(method=method, weights=weights, rrf_k=rrf_k, knn_min_ratio=knn_min_ratio, min_coverage=min_coverage, adaptive=adaptive)
     if text:
         rule = replace(rule, weights=language_weights(text, rule.weights, answered=[n for n, hits in rankings.items() if hits],
                                                       photo=IMAGE_KNN in rankings))
-    return rankings_fuse(rankings, rule, best=best)
+    return rankings_fuse(rankings, rule, best=best, text=text)

@@ -29,6 +29,9 @@ class HybridRule:
         window: hits each retriever contributes, and most matches a query has.
         knn_min_ratio: vector field -> the kNN floor, as a share of the query's best cosine in the
             whole catalog (0: no floor); see :mod:`search.hybrid.floor`.
+        min_coverage: the match cut-off for BM25 hits: the share of the query's distinct terms a
+            product must hold to be a result (0: every BM25 hit is one); see :mod:`search.hybrid.floor`.
+        adaptive: scale the kNN weights per query before fusing (:mod:`search.hybrid.adaptive`).
     """
 
     method: str
@@ -36,6 +39,8 @@ class HybridRule:
     rrf_k: int = 60
     window: int = 200
     knn_min_ratio: Mapping[str, float] = field(default_factory=dict)
+    min_coverage: float = 0.0
+    adaptive: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in FUSION_METHODS:
@@ -44,6 +49,8 @@ class HybridRule:
             raise ValueError(f"RRF k must be positive, got {self.rrf_k}")
         if self.window <= 0:
             raise ValueError(f"The window must be positive, got {self.window}")
+        if not 0.0 <= self.min_coverage <= 1.0:
+            raise ValueError(f"The match cut-off (term coverage) must be within [0, 1], got {self.min_coverage}")
 
     def weight(self, retriever: str) -> float:
         """The weight of ``retriever`` (1.0 when the rule does not name it)."""
@@ -52,9 +59,10 @@ class HybridRule:
 
 def hybrid_rule(
     *, method: str | None = None, weights: Mapping[str, float] | None = None, rrf_k: int | None = None, window: int | None = None,
+    knn_min_ratio: Mapping[str, float] | None = None, min_coverage: float | None = None, adaptive: bool | None = None,
 ) -> HybridRule:
-    """The storefront's rule: ``SEARCH_FUSION``, ``SEARCH_WEIGHTS``, ``SEARCH_RRF_K``, ``SEARCH_CANDIDATES``
-    and ``SEARCH_KNN_MIN_RATIO``, each overridden by the argument given.
+    """The storefront's rule: ``SEARCH_FUSION``, ``SEARCH_WEIGHTS``, ``SEARCH_RRF_K``, ``SEARCH_CANDIDATES``,
+    ``SEARCH_KNN_MIN_RATIO``, ``SEARCH_MATCH_MIN_COVERAGE`` and ``SEARCH_ADAPTIVE_WEIGHTS``, each overridden by the argument given.
 
     Args:
         method: ``rrf`` or ``linear``.
@@ -62,14 +70,19 @@ def hybrid_rule(
             :func:`search.hybrid.retrievers.blend_weights`, or an experiment's).
         rrf_k: the RRF constant.
         window: hits per retriever and most matches.
+        knn_min_ratio: laid over ``SEARCH_KNN_MIN_RATIO`` (an experiment's floors).
+        min_coverage: the match cut-off (an experiment's; 0 turns it off).
+        adaptive: query-adaptive kNN weights on or off.
 
     Raises:
-        ValueError: unknown method, or ``rrf_k`` / ``window`` not positive.
+        ValueError: unknown method, ``rrf_k`` / ``window`` not positive, or ``min_coverage`` outside [0, 1].
     """
     return HybridRule(
         method=method or settings.SEARCH_FUSION,
         weights={**settings.SEARCH_WEIGHTS, **(weights or {})},
         rrf_k=rrf_k or settings.SEARCH_RRF_K,
         window=window or settings.SEARCH_CANDIDATES,
-        knn_min_ratio=dict(settings.SEARCH_KNN_MIN_RATIO),
+        knn_min_ratio={**settings.SEARCH_KNN_MIN_RATIO, **(knn_min_ratio or {})},
+        min_coverage=settings.SEARCH_MATCH_MIN_COVERAGE if min_coverage is None else float(min_coverage),
+        adaptive=settings.SEARCH_ADAPTIVE_WEIGHTS if adaptive is None else bool(adaptive),
     )

@@ -76,8 +76,10 @@ CASES = {
     "filtered photo": Case("", photo=True, filters=SearchFilters(price_min=800, price_max=2000)),
 }
 METHODS = ("linear", "rrf")
-#: ``SEARCH_KNN_MIN_RATIO``: the storefront's, and none.
+#: ``SEARCH_KNN_MIN_RATIO``: a floor of half the best cosine, and none.
 FLOORS = {"floor": {"text": 0.5, "image": 0.5, "fused": 0.5}, "no floor": {"text": 0.0, "image": 0.0, "fused": 0.0}}
+#: ``SEARCH_MATCH_MIN_COVERAGE`` with each: the match cut-off is membership too, so "no floor" has none.
+CUTOFF = {"floor": 1.0, "no floor": 0.0}
 ALL = [(name, method, floor) for name in CASES for method in METHODS for floor in FLOORS]
 
 
@@ -122,7 +124,7 @@ def embedded(tmp_path_factory) -> EmbeddedSearchBackend:
 def expected(embedded) -> dict[tuple[str, str, str], list[FusedResult]]:
     out = {}
     for name, method, floor in ALL:
-        with override_settings(SEARCH_KNN_MIN_RATIO=FLOORS[floor]):
+        with override_settings(SEARCH_KNN_MIN_RATIO=FLOORS[floor], SEARCH_MATCH_MIN_COVERAGE=CUTOFF[floor]):
             out[(name, method, floor)] = fused_matches(embedded, CASES[name], method)
     return out
 
@@ -162,6 +164,7 @@ def validate_all(requests) -> None:
 def test_a_cluster_with_retrievers_ranks_like_the_embedded_engine(expected, embedded, settings, name, method, floor):
     # given Elasticsearch 9.2 (rrf with weights, linear with minmax)
     settings.SEARCH_KNN_MIN_RATIO = FLOORS[floor]
+    settings.SEARCH_MATCH_MIN_COVERAGE = CUTOFF[floor]
     backend, cluster = fake_cluster_backend("9.2.0", embedded)
     start = len(cluster.requests)
     # when
@@ -181,6 +184,7 @@ def test_a_cluster_with_retrievers_ranks_like_the_embedded_engine(expected, embe
 def test_a_cluster_without_retrievers_answers_every_list_in_one_round_trip_and_ranks_alike(expected, embedded, settings, name, method, floor):
     # given Elasticsearch 8.12 (no rrf or linear retriever)
     settings.SEARCH_KNN_MIN_RATIO = FLOORS[floor]
+    settings.SEARCH_MATCH_MIN_COVERAGE = CUTOFF[floor]
     backend, cluster = fake_cluster_backend("8.12.0", embedded)
     start = len(cluster.requests)
     # when
@@ -208,16 +212,19 @@ def noida_catalog(noida_url, request):
 def test_the_emulator_ranks_like_the_embedded_engine(expected, noida_catalog, settings, name, method, floor):
     # given noida-db (Elasticsearch 8.15 API: no linear retriever; lists through _msearch)
     settings.SEARCH_KNN_MIN_RATIO = FLOORS[floor]
+    settings.SEARCH_MATCH_MIN_COVERAGE = CUTOFF[floor]
     backend = noida_catalog()
     # then
     assert_same_ranking(ranking(backend, CASES[name], method), expected[(name, method, floor)])
 
 
-def test_the_emulators_rrf_retriever_ranks_like_the_embedded_engine(expected, noida_catalog, settings, monkeypatch):
+def test_the_emulators_rrf_retriever_ranks_like_the_embedded_engine(embedded, noida_catalog, settings, monkeypatch):
     # given noida-db with the rrf retriever forced, and a text query without a floor whose lists all weigh 1.0
     # (the emulator's rrf retriever takes no weights)
     settings.SEARCH_KNN_MIN_RATIO = FLOORS["no floor"]
-    settings.SEARCH_WEIGHTS = {**settings.SEARCH_WEIGHTS, "bm25": 1.0, "text_knn": 1.0, "fused_knn": 1.0}
+    settings.SEARCH_MATCH_MIN_COVERAGE = CUTOFF["no floor"]
+    settings.SEARCH_WEIGHTS = {**settings.SEARCH_WEIGHTS, "bm25": 1.0, "text_knn": 1.0, "fused_knn": 1.0}  # the default weighs BM25 1.33
+    reference = fused_matches(embedded, CASES["words"], "rrf")
     backend = noida_catalog(HYBRID="retrievers")
     calls = []
     run = backend.search_fused
@@ -226,4 +233,4 @@ def test_the_emulators_rrf_retriever_ranks_like_the_embedded_engine(expected, no
     ids = ranking(backend, CASES["words"], "rrf")
     # then it was fused by the emulator, and ranks alike
     assert len(calls) == 1 and set(calls[0].weights.values()) == {1.0} and len(calls[0].retrievals) == 3
-    assert_same_ranking(ids, expected[("words", "rrf", "no floor")])
+    assert_same_ranking(ids, reference)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from search.backends._segment import has_non_latin
+from search.backends._segment import has_non_latin, split_scripts
 from search.backends.base import SearchDocument, SearchFilters
 from search.backends.elasticsearch.mapping import SPELL_FIELD, VECTOR_FIELD_NAMES, WORDS_SUBFIELD
 from search.backends.retrieval import FusionRequest, Retrieval, TextRetrieval
@@ -70,24 +70,6 @@ def filter_clauses(filters: SearchFilters | None) -> list[dict]:
     if bounds:
         clauses.append({"range": {"price": bounds}})
     return clauses
-
-
-def split_scripts(text: str) -> tuple[str, str]:
-    """``text`` as (its words without a non-Latin letter, its words with one), each space-joined.
-
-    "红色iPhone 12" -> ("iPhone 12", "红色"): the English fields get the Latin words, the ``.words``
-    sub-fields the rest, so a Chinese character never meets the English analyzer (which would
-    make single characters terms).
-    """
-    latin, other = [], []
-    for word in text.split():
-        if not has_non_latin(word):
-            latin.append(word)
-            continue
-        other.append(word)
-        rest = re.sub(r"[^\x00-\x7f]+", " ", word).split()  # Latin letters and digits glued to other scripts
-        latin.extend(w for w in rest if any(ch.isalnum() for ch in w))
-    return " ".join(latin), " ".join(other)
 
 
 def text_query(query: str, boosts: Mapping[str, float]) -> dict:

@@ -31,14 +31,24 @@ class Command(BaseCommand):
         parser.add_argument("--sweep", action="store_true",
                             help="Grid-search fusion method, RRF k and weights on a dev half of the queries; report the test half")
         parser.add_argument("--limit", type=int, default=0, help="Evaluate a seeded sample of this many queries")
+        parser.add_argument("--clicks", type=int, default=0, metavar="N",
+                            help="Text sets: simulate N shopper sessions on a seeded half of the queries, learn from their "
+                                 "clicks (click prior, LambdaMART), and score every system on the other half")
+        parser.add_argument("--seed", type=int, default=0, help="With --clicks: the seed of the split and the shoppers")
 
     def handle(self, *args, **opts):
         # The harness loads the encoders (torch): only when an evaluation runs, not for --help or a bad argument.
         from search.evaluation import report
+        from search.evaluation.clicks import ClicksConfig
+        from search.evaluation.datasets import TEXT_DATASETS
         from search.evaluation.systems import evaluate_dataset
 
         if opts["limit"] < 0:
             raise CommandError("--limit must be 0 (all queries) or more")
+        if opts["clicks"] < 0:
+            raise CommandError("--clicks must be 0 (no clicks) or more sessions")
+        if opts["clicks"] and opts["dataset"] not in TEXT_DATASETS:
+            raise CommandError(f"--clicks needs a text data set ({', '.join(TEXT_DATASETS)}), not {opts['dataset']}")
         if opts["dataset"] == "fashion_compose":  # photo + one word (search.evaluation.fashion_compose)
             from search.evaluation.fashion_compose import evaluate_compose
 
@@ -55,7 +65,8 @@ class Command(BaseCommand):
         ds = ds.limited(opts["limit"])
         err = Console(stderr=True)
         with err.status(f"evaluating {ds.name}") as status:
-            ev = evaluate_dataset(ds, sweep=opts["sweep"], progress=lambda msg: status.update(f"{ds.name}: {msg}"))
+            clicks = ClicksConfig(sessions=opts["clicks"], seed=opts["seed"]) if opts["clicks"] else None
+            ev = evaluate_dataset(ds, sweep=opts["sweep"], clicks=clicks, progress=lambda msg: status.update(f"{ds.name}: {msg}"))
         self._print(ev, opts, report)
 
     def _print(self, ev, opts, report):

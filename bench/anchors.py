@@ -63,10 +63,10 @@ class QuerySet:
 
 
 def _cache_key() -> str:
-    from search import encoding
+    from search.embedding import encoders, encoding
 
     space = encoding.get_space()
-    ident = [encoding.text_encoder().runtime, encoding.image_encoder().runtime, space.name, space.version, space.dim, FASHION_ANCHORS, SEED]
+    ident = [encoders.text_encoder().runtime, encoders.image_encoder().runtime, space.name, space.version, space.dim, FASHION_ANCHORS, SEED]
     return hashlib.sha1(json.dumps(ident, default=str).encode()).hexdigest()[:16]
 
 
@@ -99,19 +99,19 @@ def load_anchors(catalog_dir: Path, cache_dir: Path) -> Anchors:
     """The anchor vectors (encoded on first use, then read from ``cache_dir``)."""
     from PIL import Image
 
-    from search import encoding
+    from search.embedding import encoders, encoding
 
     path = cache_dir / f"anchors-{_cache_key()}.npz"
     if path.exists():
         with np.load(path) as z:
             return Anchors(z["text"], z["image"], z["fused"])
     rows = _anchor_rows(catalog_dir)
-    text = encoding.text_encoder().encode_document([t for t, _ in rows])
+    text = encoders.text_encoder().encode_document([t for t, _ in rows])
     images = []
     for _, photo in rows:
         with Image.open(photo) as im:
             images.append(im.convert("RGB"))
-    feats = encoding.image_encoder().encode(images)
+    feats = encoders.image_encoder().encode(images)
     fused = encoding.fused_vectors(text, feats, space=encoding.get_space())
     anchors = Anchors(text.astype(np.float32), feats.features.astype(np.float32), fused.astype(np.float32))
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -150,7 +150,7 @@ def load_queries(catalog_dir: Path, cache_dir: Path, n_text: int = 200, n_photo:
     from django.conf import settings
 
     from mlmodels.images import open_image
-    from search import encoding
+    from search.embedding import encoding
 
     path = cache_dir / f"queries-{_cache_key()}-{n_text}-{n_photo}.npz"
     if path.exists():

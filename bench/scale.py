@@ -185,7 +185,7 @@ def load_truth(n: int) -> dict:
 
 def query_mix(qs) -> dict:
     """kind -> [(text, QueryVectors, encode_ms)] for text, photo and photo+text queries."""
-    from search.encoding import QueryVectors
+    from search.embedding.encoding import QueryVectors
 
     return {
         "text": [(t, QueryVectors(text=qs.text[i], fused=qs.text_fused[i]), float(qs.text_encode_ms[i])) for i, t in enumerate(qs.texts)],
@@ -242,7 +242,7 @@ def engine_recall(backend, qs, filters: dict, truth: dict) -> dict:
 
 
 def worker_serve(n: int) -> dict:
-    from search.selectors import rankings_blend, search_rankings
+    from search.hybrid.pipeline import rankings_blend, search_rankings
 
     record = json.loads((Path(engine_params(n)["INDEX_DIR"]) / "build.json").read_text())
     material()  # loaded before the baseline: the query vectors are not the engine's memory
@@ -256,7 +256,7 @@ def worker_serve(n: int) -> dict:
 
 def worker_reader(n: int, ready: Path, stop: Path) -> dict:
     """Open the index, run the query mix once, say so, and stay alive until told (memory is read from outside)."""
-    from search.selectors import rankings_blend, search_rankings
+    from search.hybrid.pipeline import rankings_blend, search_rankings
 
     backend, qs, _ = open_engine(n)
     for items in query_mix(qs).values():
@@ -273,7 +273,7 @@ def worker_lancedb(n: int, target: float) -> dict:
     from django.conf import settings
 
     from bench import lance
-    from search.selectors import rankings_blend
+    from search.hybrid.pipeline import rankings_blend
 
     folder = Path(settings.VAR_DIR) / f"scale-{n}-lancedb"
     record_file = folder / "build.json"

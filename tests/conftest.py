@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from tests.attacks.servers import redis_url  # noqa: F401 - a pytest fixture: a real redis-server on a free loopback port
+
 SAMPLE_PER_CATEGORY = 9  # 7 top-level categories -> 63 products
 
 

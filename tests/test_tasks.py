@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from search.backends import get_backend, reset_backends
 from shop.models import IndexState, Product, ProductImage
 from shop.services import product_image_add
 from shop.signals import indexing_deferred
+from tests.attacks.servers import stop, wait_for
 from tests.factories import BrandFactory, CategoryFactory, ProductFactory, photo_bytes
 from workers.celery import app as celery_app
 from workers.tasks import sweep_stale_products
@@ -39,64 +37,6 @@ FIRST_TASK_TIMEOUT_S = 180
 TASK_TIMEOUT_S = 60
 #: How long the worker waits for the index write lock before the write fails as transient.
 WORKER_LOCK_TIMEOUT_S = 1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"Gave up after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-def stop(process: subprocess.Popen, grace: float = 15) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory) -> Iterator[str]:
-    """A real redis-server on a free port, in its own folder, nothing persisted."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed; `make redis-server` installs it (Debian package)")
-    folder = tmp_path_factory.mktemp("redis")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "", "--appendonly", "no",
-         "--logfile", str(folder / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=port)
-    try:
-        wait_for(lambda: _pings(client), 20, "redis-server to answer PING")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        stop(process)
-
-
-def _pings(client) -> bool:
-    try:
-        return bool(client.ping())
-    except Exception:  # noqa: BLE001 - not up yet
-        return False
 
 
 @pytest.fixture(scope="module")

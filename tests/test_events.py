@@ -399,6 +399,10 @@ def test_clicks_reorder_two_products_and_an_attack_does_not(indexed_catalog, set
     from search.selectors import product_search
 
     settings.CLICK_QUERY_MIN_SESSIONS = 3
+    # the whole tail of weak matches (no match cut-off, the earlier kNN floors), so that the
+    # sample's towels query has a 13th result for the attack below
+    settings.SEARCH_MATCH_MIN_COVERAGE = 0.0
+    settings.SEARCH_KNN_MIN_RATIO = {**settings.SEARCH_KNN_MIN_RATIO, "text": 0.5, "fused": 0.5}
     t0 = timezone.now() - timedelta(days=1)
 
     def ranked(query: str) -> list[int]:

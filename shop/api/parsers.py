@@ -10,6 +10,7 @@ both with the API's error body and before any parsing.
 from __future__ import annotations
 
 import codecs
+import json
 
 from django.conf import settings
 from rest_framework import renderers, status
@@ -64,8 +65,13 @@ class BoundedJSONParser(BaseParser):
         try:
             text = codecs.decode(raw, encoding)
             return drf_json.loads(text, parse_constant=drf_json.strict_constant if api_settings.STRICT_JSON else None)
-        except ValueError as exc:  # bad UTF-8 included (UnicodeDecodeError)
-            raise ParseError(f"JSON parse error - {exc}") from None
+        except UnicodeDecodeError:
+            raise ParseError("The request body is not UTF-8 text; send JSON encoded as UTF-8.") from None
+        except json.JSONDecodeError as exc:
+            raise ParseError(f"The request body is not valid JSON (line {exc.lineno}, column {exc.colno}); "
+                             "check its quotes, commas and brackets.") from None
+        except ValueError:  # NaN or Infinity under STRICT_JSON
+            raise ParseError("The request body holds NaN or Infinity, which JSON does not allow; send a number or null.") from None
         except RecursionError:  # unreachable within the depth limit; never a 500 all the same
             raise ParseError("The JSON nests too deeply.") from None
         except LookupError:

@@ -80,6 +80,19 @@ def test_malformed_json_is_400_parse_error(alice):
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "parse_error"
+    assert response.json()["error"]["message"] == (
+        "The request body is not valid JSON (line 1, column 19); check its quotes, commas and brackets.")
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b'{"title": "Towel \xff"}', "The request body is not UTF-8 text; send JSON encoded as UTF-8."),
+    (b'{"title": "Towel", "price": NaN}', "The request body holds NaN or Infinity, which JSON does not allow; send a number or null."),
+])
+def test_a_body_json_cannot_take_is_400_in_plain_words(alice, body, message):
+    response = alice.generic("POST", "/api/products/", body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["error"] == {**response.json()["error"], "code": "parse_error", "message": message}
 
 
 def test_create_with_brand_and_category_paths(alice, world):

@@ -291,3 +291,17 @@ def celery_send_to(broker_url: str, *, eager: bool = False) -> None:
     app._pool = None
     app.amqp._producer_pool = None
     app.conf.update(broker_url=broker_url, task_always_eager=eager)
+
+
+def session_cookie(server, user) -> dict[str, str]:
+    """A signed-in session for ``user``, made with ``server``'s SECRET_KEY (as its login would make it)."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import override_settings
+
+    with override_settings(SECRET_KEY=server.env["SECRET_KEY"]):
+        session = SessionStore()
+        session.update({SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+                        HASH_SESSION_KEY: user.get_session_auth_hash()})
+        session.create()
+    return {"Cookie": f"sessionid={session.session_key}"}

@@ -13,13 +13,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.sessions.backends.db import SessionStore
-from django.test import override_settings
 from django.utils import timezone
 
 from search.clicks.models import ClickStat, SearchImpression
 from shop.models import Merchant, Product
+from tests.attacks.servers import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -70,15 +68,6 @@ def can_use(server, token: str, product: Product) -> bool:
     response = server.get(f"/api/products/{product.pk}/index-state/", headers={"Authorization": f"Token {token}"})
     assert response.status_code in (200, 401), response.text[:500]
     return response.status_code == 200
-
-
-def session_cookie(server, user) -> dict[str, str]:
-    with override_settings(SECRET_KEY=server.env["SECRET_KEY"]):
-        session = SessionStore()
-        session.update({SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
-                        HASH_SESSION_KEY: user.get_session_auth_hash()})
-        session.create()
-    return {"Cookie": f"sessionid={session.session_key}"}
 
 
 def test_each_login_issues_a_new_token_and_revokes_the_last(server, shop):

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 
 import pytest
 import requests
-from django.db import connection
 
 from tests.attacks.servers import REPO_ROOT, Server, production_env, start_server
 
@@ -108,21 +106,8 @@ def test_error_answers_carry_no_traceback_or_local_path(demo, method, path, head
     assert_no_leak(response)
 
 
-@pytest.fixture
-def missing_table():
-    """The product table renamed under the running demo: every page that reads products fails."""
-    path = connection.settings_dict["NAME"]
-    with sqlite3.connect(path) as db:
-        db.execute("ALTER TABLE shop_product RENAME TO shop_product_away")
-    try:
-        yield
-    finally:
-        with sqlite3.connect(path) as db:
-            db.execute("ALTER TABLE shop_product_away RENAME TO shop_product")
-
-
 @pytest.mark.parametrize("path", ["/", "/p/1/", "/api/products/", "/api/products/1/"])
-def test_a_server_error_shows_the_plain_500_page(demo, missing_table, path):
+def test_a_server_error_shows_the_plain_500_page(demo, broken_products_table, path):
     # when
     response = demo.get(path)
     # then

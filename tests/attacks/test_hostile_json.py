@@ -10,14 +10,10 @@ documented shape, and no traceback or local path reaches the client.
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
-from django.db import connection
-from rest_framework.authtoken.models import Token
 
-from shop.models import Merchant, Product
-from shop.signals import indexing_deferred
+from shop.models import Product
 from tests.attacks.servers import REPO_ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,14 +44,10 @@ def server(server_factory):
 
 
 @pytest.fixture
-def merchant(django_user_model):
-    user = django_user_model.objects.create_user("acme-staff", password="pw-acme-staff")
-    shop = Merchant.objects.create(name="Acme Towels")
-    shop.staff.add(user)
-    with indexing_deferred():
-        product = Product.objects.create(merchant=shop, title="Acme cotton bath towel", external_id="acme-1", price=499)
-    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}", "Content-Type": "application/json"}
-    return headers, product
+def merchant(merchant):
+    """The attacks' merchant (conftest), its headers sending JSON."""
+    auth, product = merchant
+    return {**auth, "Content-Type": "application/json"}, product
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
@@ -111,19 +103,6 @@ def test_more_than_a_thousand_parameters_answer_400_with_the_error_body(server):
 
 def test_unknown_paths_under_events_answer_json_404(server):
     assert_error_body(server.get("/events/no-such-event"), 404, "not_found")
-
-
-@pytest.fixture
-def broken_products_table():
-    """The product table renamed under the running server (a failed migration, a lost disk): any read of it fails."""
-    path = connection.settings_dict["NAME"]
-    with sqlite3.connect(path) as db:
-        db.execute("ALTER TABLE shop_product RENAME TO shop_product_away")
-    try:
-        yield
-    finally:
-        with sqlite3.connect(path) as db:
-            db.execute("ALTER TABLE shop_product_away RENAME TO shop_product")
 
 
 def test_a_server_error_answers_500_with_the_error_body_and_logs_the_traceback(server, merchant, broken_products_table):

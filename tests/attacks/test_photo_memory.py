@@ -16,10 +16,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from rest_framework.authtoken.models import Token
 
-from shop.models import IndexState, Merchant, Product, ProductImage
-from shop.signals import indexing_deferred
+from shop.models import IndexState, Product, ProductImage
 from tests.attacks.photos import large_photo, small_photo, strip_png
 from tests.attacks.servers import peak_reset, vm_kib
 
@@ -34,16 +32,6 @@ STRIP_REFUSED = "The image is 8x60000 px; its sides may be at most 12,000 px."
 def server(server_factory):
     """gunicorn, production settings, tasks in-process (no broker), photo-search limits raised for the test."""
     return server_factory(kind="gunicorn", env={"API_THROTTLE_PHOTO_ANON": "1000/minute", "API_THROTTLE_UPLOADS": "1000/hour"})
-
-
-@pytest.fixture
-def merchant(django_user_model):
-    user = django_user_model.objects.create_user("acme-staff", password="pw-acme-staff")
-    shop = Merchant.objects.create(name="Acme Towels")
-    shop.staff.add(user)
-    with indexing_deferred():
-        product = Product.objects.create(merchant=shop, title="Acme cotton bath towel", external_id="acme-1", price=499)
-    return {"Authorization": f"Token {Token.objects.create(user=user).key}"}, product
 
 
 def measured(server, send):

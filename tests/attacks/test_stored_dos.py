@@ -12,13 +12,11 @@ import html
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.sessions.backends.db import SessionStore
-from django.test import override_settings
 from django.utils import timezone
 
 from search.clicks.analytics_views import PERIODS
 from search.clicks.models import SearchImpression
+from tests.attacks.servers import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,13 +35,7 @@ def server(server_factory):
 @pytest.fixture
 def superuser_cookie(server, django_user_model) -> dict[str, str]:
     """A signed-in session for a superuser, made with the server's SECRET_KEY (as its login would make it)."""
-    user = django_user_model.objects.create_superuser("root", password="pw-root")
-    with override_settings(SECRET_KEY=server.env["SECRET_KEY"]):
-        session = SessionStore()
-        session.update({SESSION_KEY: str(user.pk), BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
-                        HASH_SESSION_KEY: user.get_session_auth_hash()})
-        session.create()
-    return {"Cookie": f"sessionid={session.session_key}"}
+    return session_cookie(server, django_user_model.objects.create_superuser("root", password="pw-root"))
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import build_env, catalog_dir, cpu_s, free_port, stop, vm_kib  # noqa: E402
+from load import build_env, catalog_dir, cpu_s, free_port, report_write, stop, vm_kib  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_VAR = ROOT / "var" / "bench" / "index-workers-template"
@@ -215,14 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         *(f"- {s.workers} workers vs {base.workers}: products/s x{s.products_per_s / base.products_per_s:.2f}, "
           f"CPU s per product x{s.cpu_s_per_product / base.cpu_s_per_product:.2f}" for s in scenarios[1:] if base.products_per_s),
     ]
-    text = "\n".join(lines)
-    print("\n" + text)
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(text + "\n")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"load_average_start": load_start, "scenarios": [asdict(s) for s in scenarios]}, indent=2))
+    report_write("\n".join(lines), args, {"load_average_start": load_start, "scenarios": [asdict(s) for s in scenarios]})
     shutil.rmtree(work, ignore_errors=True)
     return 0 if all(s.indexed == s.products for s in scenarios) else 1
 

@@ -496,6 +496,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+
+def report_write(text: str, args: argparse.Namespace, payload: dict) -> None:
+    """Print the tables, and write them to ``args.markdown`` and ``payload`` to ``args.json`` when asked."""
+    print("\n" + text)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(text + "\n")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, str(ROOT))
@@ -558,16 +570,8 @@ def main(argv: list[str] | None = None) -> int:
             lines += ["", f"py-spy, {config}: functions with the most samples of their own", "",
                       "| function | inclusive % | self % |", "|---|---:|---:|",
                       *(f"| `{frame[:120]}` | {inc:.1f} | {own:.1f} |" for frame, inc, own in profile["own"])]
-    text = "\n".join(lines)
-    print("\n" + text)
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(text + "\n")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"load_average_start": load_start, "catalog": info, "state_store": state,
-                                         "rate_limits": limits, "phases": [asdict(p) for p in phases],
-                                         "profiles": profiles}, indent=2))
+    report_write("\n".join(lines), args, {"load_average_start": load_start, "catalog": info, "state_store": state,
+                                           "rate_limits": limits, "phases": [asdict(p) for p in phases], "profiles": profiles})
     shutil.rmtree(work, ignore_errors=True)
     return 0 if all(p.status_5xx == 0 for p in phases) else 1
 

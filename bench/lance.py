@@ -9,6 +9,7 @@ flat scan); above, each vector column gets an ``IVF_HNSW_SQ`` index, searched wi
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,16 @@ VECTORS = ("text_vector", "image_vector", "fused_vector")
 HOW = "create_table + native FTS index (+ IVF_HNSW_SQ per vector column above 20k rows)"
 
 
-def _vectors(mat: np.ndarray) -> pa.FixedSizeListArray:
-    mat = np.ascontiguousarray(mat, dtype=np.float32)
+#: Synthetic tables of at least this many rows keep their vectors in float16, as the embedded
+#: engine's store does from the same size (``search.backends._vectors.STORE_FLOAT16_MIN``): half
+#: the disk and memory (a 1M table in float32 is 8.2 GB of vectors, twice that with IVF_FLAT's copy).
+FLOAT16_MIN = 250_000
+#: Rows per ``Table.add`` when a synthetic table is written in parts.
+APPEND_ROWS = 50_000
+
+
+def _vectors(mat: np.ndarray, dtype=np.float32) -> pa.FixedSizeListArray:
+    mat = np.ascontiguousarray(mat, dtype=dtype)
     return pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1)), mat.shape[1])
 
 
@@ -52,33 +61,49 @@ def flipkart_table() -> pa.Table:
     })
 
 
-def synthetic_table(catalog_dir: Path, n: int, anchors=None) -> pa.Table:
+def synthetic_parts(catalog_dir: Path, n: int, anchors=None, rows: int = APPEND_ROWS) -> Iterator[pa.Table]:
     """The same synthetic catalog as the ``synthetic-<n>`` scenario (same seed; vectors around
-    ``anchors`` for the scale scenario), with ``price`` and top-level ``category`` columns for filters."""
+    ``anchors`` for the scale scenario), with ``price`` and top-level ``category`` columns for
+    filters, in tables of about ``rows`` rows; vectors float16 from :data:`FLOAT16_MIN` rows."""
     from bench.synthetic import load_vocabulary, synthetic_batches
 
-    parts = []
+    dtype = np.float16 if n >= FLOAT16_MIN else np.float32
+    parts, held = [], 0
     for b in synthetic_batches(load_vocabulary(catalog_dir), n, anchors=anchors):
         parts.append(pa.table({
             "id": pa.array(b.ids, pa.int64()),
             "price": pa.array(100.0 + np.arange(len(b.ids)) % 5000, pa.float64()),
             "category": [c[0] if c else "" for c in b.categories],
             "text": [". ".join([t, br, " > ".join(c), d]) for t, br, c, d in zip(b.titles, b.brands, b.categories, b.descriptions, strict=True)],
-            "text_vector": _vectors(b.vectors["text"]), "image_vector": _vectors(b.vectors["image"]),
-            "fused_vector": _vectors(b.vectors["fused"]),
+            "text_vector": _vectors(b.vectors["text"], dtype), "image_vector": _vectors(b.vectors["image"], dtype),
+            "fused_vector": _vectors(b.vectors["fused"], dtype),
         }))
-    return pa.concat_tables(parts)
+        held += len(b.ids)
+        if held >= rows:
+            yield pa.concat_tables(parts)
+            parts, held = [], 0
+    if parts:
+        yield pa.concat_tables(parts)
 
 
-def build(folder: Path, data: pa.Table, index_type: str = "IVF_HNSW_SQ"):
-    """A LanceDB table of ``data`` with its FTS index and, above :data:`EXACT_MAX` rows, a vector
-    index of ``index_type`` per vector column (cosine)."""
+def synthetic_table(catalog_dir: Path, n: int, anchors=None) -> pa.Table:
+    """:func:`synthetic_parts` as one table (all of it in memory)."""
+    return pa.concat_tables(list(synthetic_parts(catalog_dir, n, anchors=anchors)))
+
+
+def build(folder: Path, data: pa.Table | Iterable[pa.Table], index_type: str = "IVF_HNSW_SQ"):
+    """A LanceDB table of ``data`` (one table, or parts appended one by one so that a large
+    catalog never sits in memory whole) with its FTS index and, above :data:`EXACT_MAX` rows, a
+    vector index of ``index_type`` per vector column (cosine)."""
     import lancedb
     from lancedb.index import FTS
 
-    table = lancedb.connect(str(folder)).create_table("products", data)
+    parts = iter([data] if isinstance(data, pa.Table) else data)
+    table = lancedb.connect(str(folder)).create_table("products", next(parts))
+    for part in parts:
+        table.add(part)
     table.create_index("text", config=FTS(with_position=False))
-    if data.num_rows > EXACT_MAX:
+    if table.count_rows() > EXACT_MAX:
         for column in VECTORS:
             table.create_index(metric="cosine", vector_column_name=column, index_type=index_type)
     return table

@@ -251,7 +251,9 @@ def worker_serve(n: int) -> dict:
     after_open = memory()
     latency = time_mix(query_mix(qs), lambda text, v: rankings_blend(search_rankings(backend=backend, text=text, vectors=v)))
     rec = engine_recall(backend, qs, record["filters"], load_truth(n))
-    return {"open_s": open_s, "memory_before_open": before, "memory_open": after_open, "memory_served": memory(), "latency": latency, "recall": rec}
+    searched = {name: {"ef": f.graph.ef} for name, f in backend._open().vectors.fields.items() if f.graph is not None}
+    return {"open_s": open_s, "search": searched, "memory_before_open": before, "memory_open": after_open, "memory_served": memory(),
+            "latency": latency, "recall": rec}
 
 
 def worker_reader(n: int, ready: Path, stop: Path) -> dict:
@@ -268,6 +270,16 @@ def worker_reader(n: int, ready: Path, stop: Path) -> dict:
     return {}
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
 def lancedb_build(n: int) -> dict:
     """LanceDB's table of the same rows, built once into ``scale-<n>-lancedb`` (a finished build is reused)."""
     from django.conf import settings
@@ -275,10 +287,14 @@ def lancedb_build(n: int) -> dict:
     from bench import lance
 
     folder = Path(settings.VAR_DIR) / f"scale-{n}-lancedb"
-    record_file = folder / "build.json"
+    record_file, busy = folder / "build.json", folder / ".building"
+    while busy.exists() and not record_file.exists() and _alive(int(busy.read_text() or 0)):
+        time.sleep(10)  # another process is building it (a 1M table takes tens of minutes)
     if not record_file.exists():
         anchors, _ = material()
         shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        busy.write_text(str(os.getpid()))
         gen = [0.0, 0.0]  # wall and CPU seconds spent generating the rows, not LanceDB's
 
         def parts():
@@ -447,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1k,10k,100k", help="catalog sizes, e.g. 1k,10k,100k,1m")
     parser.add_argument("--lancedb", default="1k,10k,100k", help="sizes also run on LanceDB ('' for none; a finished LanceDB build is reused)")
     parser.add_argument("--readers", default="1,2,4", help="reader process counts for the memory table ('' for none)")
+    parser.add_argument("--readers-sizes", help="sizes the reader processes run at (default: every size)")
     parser.add_argument("--sweep", help="only sweep HNSW parameters at this size")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
@@ -479,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         result = {"meta": {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine()}, "sizes": {}}
         lance_sizes = {size_of(s) for s in args.lancedb.split(",") if s.strip()}
+        reader_sizes = {size_of(s) for s in args.readers_sizes.split(",") if s.strip()} if args.readers_sizes is not None else None
         def save():  # after every step: a 1M run is long
             if args.json:
                 args.json.write_text(json.dumps(result, indent=1))
@@ -487,7 +505,8 @@ def main(argv: list[str] | None = None) -> int:
             r = result["sizes"][str(n)] = {"build": run_worker("build", n)}
             r["serve"] = run_worker("serve", n)
             save()
-            r["readers"] = [readers(n, c) for c in (int(x) for x in args.readers.split(",") if x.strip())]
+            if reader_sizes is None or n in reader_sizes:
+                r["readers"] = [readers(n, c) for c in (int(x) for x in args.readers.split(",") if x.strip())]
             save()
             if n in lance_sizes:
                 target = min(v for s, v in r["serve"]["recall"].items())

@@ -129,7 +129,8 @@ def field_ms(backend, qs) -> dict:
     return out
 
 
-def sweep(n: int, efs: list[int], counts: list[int], do_diagnose: bool, out_json: Path | None) -> dict:
+def sweep(n: int, settings: list[tuple[int, int]], counts: list[int], do_diagnose: bool, out_json: Path | None) -> dict:
+    """Rows of recall and time for each (ef, re-rank count) of ``settings``; ``counts`` are the diagnosis's C."""
     from search.backends import _vectors
     from search.hybrid.pipeline import rankings_blend, search_rankings
 
@@ -149,25 +150,24 @@ def sweep(n: int, efs: list[int], counts: list[int], do_diagnose: bool, out_json
         save()
     mix = query_mix(qs)
     factor = _vectors.RERANK_FACTOR
-    for ef in efs:
+    for ef, c in settings:
         for f in vi.fields.values():
             if f.graph is not None:
-                f.graph.ef = ef
-        for c in counts:
-            _vectors.RERANK_MIN = c
-            load0 = os.getloadavg()[0]
-            t0, c0 = time.perf_counter(), time.process_time()
-            rec = engine_recall(backend, qs, record["filters"], truth)
-            recall_s, recall_cpu = time.perf_counter() - t0, time.process_time() - c0
-            ms = field_ms(backend, qs)
-            lat = time_mix(mix, lambda text, v: rankings_blend(search_rankings(backend=backend, text=text, vectors=v)))
-            row = {"ef": ef, "rerank": c, "recall": rec, "field_ms": ms, "recall_s": recall_s, "recall_cpu_s": recall_cpu,
-                   "latency": {k: {"p50": x["engine"]["p50"], "p95": x["engine"]["p95"], "cpu_p50": x["cpu"]["p50"],
-                                   "cpu_p95": x["cpu"]["p95"]} for k, x in lat.items()},
-                   "load": [load0, os.getloadavg()[0]]}
-            result["rows"].append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
-            save()
+                f.graph.ef, f.graph.rerank = ef, c
+        _vectors.RERANK_MIN = c
+        load0 = os.getloadavg()[0]
+        t0, c0 = time.perf_counter(), time.process_time()
+        rec = engine_recall(backend, qs, record["filters"], truth)
+        recall_s, recall_cpu = time.perf_counter() - t0, time.process_time() - c0
+        ms = field_ms(backend, qs)
+        lat = time_mix(mix, lambda text, v: rankings_blend(search_rankings(backend=backend, text=text, vectors=v)))
+        row = {"ef": ef, "rerank": c, "recall": rec, "field_ms": ms, "recall_s": recall_s, "recall_cpu_s": recall_cpu,
+               "latency": {k: {"p50": x["engine"]["p50"], "p95": x["engine"]["p95"], "cpu_p50": x["cpu"]["p50"],
+                               "cpu_p95": x["cpu"]["p95"]} for k, x in lat.items()},
+               "load": [load0, os.getloadavg()[0]]}
+        result["rows"].append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+        save()
     _vectors.RERANK_MIN, _vectors.RERANK_FACTOR = 40, factor
     result["meta"]["load_end"] = os.getloadavg()[0]
     save()
@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", default="1m", help="size of the saved scale index (1k, 10k, 100k, 1m)")
     parser.add_argument("--ef", default="512,768,1024,1536,2048", help="search beams to try")
     parser.add_argument("--rerank", default="40,100,200,400", help="graph candidates re-ranked exactly at k = 10")
+    parser.add_argument("--pairs", help="only these ef:re-rank settings, in this order, e.g. 2048:200,1024:100")
     parser.add_argument("--diagnose", action="store_true", help="first separate store, int8 and near-duplicate losses (brute force)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
@@ -213,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         result = json.loads(args.from_json.read_text())
     else:
         setup_django()
-        result = sweep(size_of(args.n), [int(x) for x in args.ef.split(",")], [int(x) for x in args.rerank.split(",")], args.diagnose, args.json)
+        counts = [int(x) for x in args.rerank.split(",")]
+        settings = ([tuple(int(y) for y in x.split(":")) for x in args.pairs.split(",")] if args.pairs
+                    else [(int(ef), c) for ef in args.ef.split(",") for c in counts])
+        result = sweep(size_of(args.n), settings, counts, args.diagnose, args.json)
     text = markdown(result)
     print(text)
     if args.markdown:

@@ -30,26 +30,30 @@ if sys.platform == "linux":
 
 from usearch.index import Index  # noqa: E402  (after the libstdc++ above)
 
-#: (up to this many vectors, connectivity M, expansion_add = ef_construction, expansion_search = ef).
-#: Chosen by recall@10 >= 0.95 against exact search after re-ranking, filtered kNN included, on
-#: vectors drawn around real MiniLM / EfficientNet / fused vectors (``bench/scale.py``; bench/RESULTS.md
-#: "Scale"): the first two tiers were measured (weakest field 0.967 at 10k, 0.951 at 100k); the
-#: last two are extrapolated (a larger beam for a larger graph) and not measured yet. ``ef`` is read
-#: when an index is opened, so it can be raised without a rebuild.
-HNSW_TIERS: tuple[tuple[int, int, int, int], ...] = (
-    (20_000, 16, 128, 256),
-    (200_000, 16, 128, 384),
-    (2_000_000, 16, 128, 512),
-    (1 << 62, 32, 200, 768),
+#: (up to this many vectors, connectivity M, expansion_add = ef_construction, expansion_search = ef,
+#: rerank = fewest graph candidates re-scored with the stored vectors per search). Chosen by
+#: recall@10 against exact search after re-ranking, filtered kNN included, on vectors drawn around
+#: real MiniLM / EfficientNet / fused vectors (``bench/scale.py``, ``bench/scale_sweep.py``;
+#: bench/RESULTS.md "Scale"): weakest field 0.967 at 10k, 0.951 at 100k. At 1M (M=16) no beam
+#: reaches 0.95 for text queries (0.750 at ef 512, 0.899 at ef 2048: the graph, not the int8 copy,
+#: loses them); ef 2048 with 200 re-ranked candidates is the best measured (image 0.987, fused
+#: 0.958), and a larger M needs a rebuild. The last tier is extrapolated, not measured. ``ef`` and
+#: ``rerank`` are read when an index is opened, so they can be changed without a rebuild.
+HNSW_TIERS: tuple[tuple[int, int, int, int, int], ...] = (
+    (20_000, 16, 128, 256, 40),
+    (200_000, 16, 128, 384, 40),
+    (2_000_000, 16, 128, 2048, 200),
+    (1 << 62, 32, 200, 2048, 200),
 )
 CENTRED_FIELDS = frozenset({"image"})
 
 
 def hnsw_params(n: int) -> dict[str, int]:
-    """HNSW parameters for a graph of ``n`` vectors: ``connectivity``, ``expansion_add``, ``expansion_search``."""
-    for upto, m, ef_add, ef_search in HNSW_TIERS:
+    """HNSW parameters for a graph of ``n`` vectors: ``connectivity``, ``expansion_add``,
+    ``expansion_search`` and ``rerank`` (fewest graph candidates re-ranked exactly per search)."""
+    for upto, m, ef_add, ef_search, rerank in HNSW_TIERS:
         if n <= upto:
-            return {"connectivity": m, "expansion_add": ef_add, "expansion_search": ef_search}
+            return {"connectivity": m, "expansion_add": ef_add, "expansion_search": ef_search, "rerank": rerank}
     raise AssertionError("unreachable: the last tier has no upper bound")
 
 
@@ -66,10 +70,13 @@ class Graph:
         index: the usearch index.
         scale: factor applied to vectors before the int8 cast (see the module docstring).
         ef: search beam (``expansion_search``); raised to the candidate count when that is larger.
+        centre: ``(dim,)`` float32 subtracted before the cast, or ``None``.
+        rerank: fewest candidates a search asks for, to be re-ranked with the stored vectors
+            (the tier's ``rerank``; the caller may ask for more).
     """
 
-    def __init__(self, index: Index, scale: float, ef: int, centre: np.ndarray | None = None):
-        self.index, self.scale, self.ef, self.centre = index, scale, ef, centre
+    def __init__(self, index: Index, scale: float, ef: int, centre: np.ndarray | None = None, rerank: int = 0):
+        self.index, self.scale, self.ef, self.centre, self.rerank = index, scale, ef, centre, rerank
         # One search at a time per graph: the beam is set on the index before each search, and a
         # single-threaded usearch search reuses one scratch context (threaded web servers).
         self._lock = threading.Lock()
@@ -82,20 +89,21 @@ class Graph:
         index = Index(ndim=dim, metric="cos", dtype="i8", connectivity=p["connectivity"], expansion_add=p["expansion_add"],
                       expansion_search=p["expansion_search"])
         centre = np.asarray(sample, np.float32).mean(0) if centred and len(sample) else None
-        return cls(index, int8_scale(sample if centre is None else sample - centre), p["expansion_search"], centre)
+        return cls(index, int8_scale(sample if centre is None else sample - centre), p["expansion_search"], centre, p["rerank"])
 
     @classmethod
     def open(cls, path: Path, meta: dict, live: int, *, centre: np.ndarray | None = None, mutable: bool = False) -> Graph:
         """The graph saved at ``path``: memory-mapped read-only, or loaded into memory when ``mutable``.
-        The search beam is the tier's for ``live`` vectors (so it can be tuned without a rebuild)."""
+        The search beam and re-rank count are the tier's for ``live`` vectors (so they can be tuned without a rebuild)."""
         index = Index.restore(str(path), view=not mutable)
         if index is None:
             raise OSError(f"{path} is not a usearch index")
-        return cls(index, float(meta.get("scale", 1.0)), hnsw_params(live)["expansion_search"], centre)
+        p = hnsw_params(live)
+        return cls(index, float(meta.get("scale", 1.0)), p["expansion_search"], centre, p["rerank"])
 
     def meta(self) -> dict:
         return {"scale": self.scale, "connectivity": int(self.index.connectivity), "expansion_add": int(self.index.expansion_add),
-                "expansion_search": self.ef, "centred": self.centre is not None}
+                "expansion_search": self.ef, "rerank": self.rerank, "centred": self.centre is not None}
 
     def _prepare(self, vectors: np.ndarray) -> np.ndarray:
         v = np.asarray(vectors, np.float32)

@@ -46,7 +46,8 @@ logger = logging.getLogger(__name__)
 EXACT_UNFILTERED_MAX = 2048
 #: At or below this many candidates after filters, search is exact over them.
 EXACT_SEARCH_MAX = 20_000
-#: Graph candidates re-ranked with stored vectors: max(RERANK_MIN, RERANK_FACTOR x k).
+#: Graph candidates re-ranked with stored vectors: max(RERANK_MIN, the graph's tier ``rerank``
+#: (``_hnsw.HNSW_TIERS``), RERANK_FACTOR x k).
 RERANK_MIN = 40
 RERANK_FACTOR = 2.0
 #: A reader's in-memory delta (searched exactly) is folded into the base past this many vectors...
@@ -189,12 +190,12 @@ class _Field(FieldWrites):
         """Base hits: graph candidates (over-fetched past shadowed and filtered-out ids), re-ranked exactly.
 
         The candidate count starts at ``RERANK_FACTOR x k`` divided by the filter's share of the
-        catalog and grows 4x until ``k`` candidates pass; a filter too selective for that (more
+        catalog (at least RERANK_MIN and the graph's tier ``rerank``) and grows 4x until ``k`` candidates pass; a filter too selective for that (more
         than ``8 x EXACT_SEARCH_MAX`` candidates) is answered exactly over its ids.
         """
         n_base = len(self.ids)
         share = 1.0 if allowed is None else min(1.0, max(len(allowed) / max(self.live_count(), 1), 1e-6))
-        want = max(RERANK_MIN, math.ceil(RERANK_FACTOR * k / share)) + len(self.shadow)
+        want = max(RERANK_MIN, self.graph.rerank, math.ceil(RERANK_FACTOR * k / share)) + len(self.shadow)
         while True:
             want = min(want, n_base)
             keys = self.graph.search(vector, want)

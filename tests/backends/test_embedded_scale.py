@@ -137,3 +137,21 @@ def test_compaction_keeps_a_field_no_write_touched(make_backend, graph_path, mon
     assert backend.search_vector("image", docs[3].vectors["image"], k=1)[0].id == docs[3].id
     assert backend.search_vector("text", vectors_for(5001)["text"], k=1)[0].id == 5001
     assert backend.describe()["vectors"] == {"text": N + 2, "image": N, "fused": N + 2}
+
+
+def test_an_opened_index_searches_with_its_size_tiers_beam_and_re_rank_count(make_backend, graph_path, monkeypatch):
+    # given: a catalog of N products, and size tiers whose tier for N re-ranks 150 candidates with a beam of 300
+    from search.backends import _hnsw
+
+    monkeypatch.setattr(_hnsw, "HNSW_TIERS", ((N // 2, 16, 64, 64, 40), (N * 2, 16, 64, 300, 150), (1 << 62, 16, 64, 64, 40)))
+    with make_backend().rebuild(size_hint=N) as new:
+        new.add_bulk(catalog())
+    asked = []
+    search = _hnsw.Graph.search
+    monkeypatch.setattr(_hnsw.Graph, "search", lambda self, vector, count: asked.append((self.ef, count)) or search(self, vector, count))
+    doc = catalog()[123]
+    # when: a new process opens the index and asks for the 10 nearest products
+    hits = make_backend().search_vector("text", doc.vectors["text"], k=10)
+    # then: the graph was asked for the tier's 150 candidates with its beam, and the answer is exact
+    assert asked == [(300, 150)]
+    assert hits[0].id == doc.id and hits[0].score == pytest.approx(1.0, abs=1e-5) and len(hits) == 10

@@ -75,11 +75,13 @@ bench: setup
 # The scale benchmark (docs/scaling.md): 1k-1M products beside LanceDB; each size is built once
 # into var/bench/scale-<n>/ and reused (a 1M build takes tens of minutes on two cores).
 SCALE_SIZES ?= 1k,10k,100k,1m
-SCALE_LANCEDB ?= 1k,10k,100k
+SCALE_LANCEDB ?= 1k,10k,100k,1m
+SCALE_READERS ?= 1k,10k,100k
 bench-scale: setup
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	mkdir -p var/bench
 	CATALOG_DIR=$(CATALOG_DIR) nice -n 10 $(PY) bench/scale.py --sizes $(SCALE_SIZES) --lancedb $(SCALE_LANCEDB) --readers 1,2,4 \
+		--readers-sizes $(SCALE_READERS) \
 		--json var/bench/scale.json --markdown var/bench/scale.md
 
 # Load on gunicorn with the production settings (bench/load.py: before/after configurations, 8 and

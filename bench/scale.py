@@ -1,8 +1,9 @@
 """Scale benchmark: the embedded engine at 1k / 10k / 100k / 1M products, beside LanceDB.
 
-    python bench/scale.py --sizes 1k,10k,100k --lancedb 1k,10k,100k --readers 1,2,4 \\
-        --json var/bench/scale.json --markdown var/bench/scale.md
-    python bench/scale.py --sweep 100k        # HNSW parameters against recall@10 (usearch and hnswlib)
+    python bench/scale.py --sizes 1k,10k,100k,1m --lancedb 1k,10k,100k,1m --readers 1,2,4 \\
+        --readers-sizes 1k,10k,100k --json var/bench/scale.json --markdown var/bench/scale.md
+    python bench/scale.py --sweep 100k        # HNSW build parameters against recall@10 (usearch and hnswlib)
+    python bench/scale_sweep.py --n 1m        # search beam and re-rank count on the saved index, no rebuild
 
 Catalogs are ``bench/synthetic.py``'s (real words recombined) with vectors drawn around real
 MiniLM / EfficientNet / fused vectors of the shared data (``bench/anchors.py``). Each size is

@@ -252,7 +252,7 @@ def worker_serve(n: int) -> dict:
     after_open = memory()
     latency = time_mix(query_mix(qs), lambda text, v: rankings_blend(search_rankings(backend=backend, text=text, vectors=v)))
     rec = engine_recall(backend, qs, record["filters"], load_truth(n))
-    searched = {name: {"ef": f.graph.ef} for name, f in backend._open().vectors.fields.items() if f.graph is not None}
+    searched = {name: {"ef": f.graph.ef, "rerank": f.graph.rerank} for name, f in backend._open().vectors.fields.items() if f.graph is not None}
     return {"open_s": open_s, "search": searched, "memory_before_open": before, "memory_open": after_open, "memory_served": memory(),
             "latency": latency, "recall": rec}
 

@@ -72,7 +72,8 @@ def markdown(result: dict) -> str:
         searched = r["serve"].get("search", {})  # ef is the tier's when the index is opened, not the build's
         rows.append([_n(n), "embedded", *(f"{r['serve']['recall'][s]:.3f}" for s in sets), ", ".join(
             f"{f}: M={m.get('connectivity', '-')} ef_c={m.get('expansion_add', '-')} "
-            f"ef={searched.get(f, {}).get('ef', m.get('expansion_search', '-'))} {m.get('store_dtype', '')}"
+            f"ef={searched.get(f, {}).get('ef', m.get('expansion_search', '-'))}"
+            f"{' re-rank ' + str(searched[f]['rerank']) if searched.get(f, {}).get('rerank') else ''} {m.get('store_dtype', '')}"
             for f, m in r["build"]["manifest"].items())])
         if lance.get("recall"):
             c = lance["chosen"]

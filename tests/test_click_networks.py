@@ -317,3 +317,44 @@ def test_beside_organic_traffic_a_network_weighs_at_most_what_one_shopper_weighs
 
 def _scores() -> dict[tuple[str, int], dict[str, float]]:
     return {(s["query"], s["product_id"]): s for s in ClickStat.objects.values("query", "product_id", "impressions", "expected", "clicks", "sessions", "prior")}
+
+
+@pytest.mark.django_db
+def test_one_network_adds_at_most_one_photo_reference_per_product_and_lifts_nothing_alone(settings):
+    from search.clicks.models import PhotoReference
+    from search.clicks.selectors import photo_refs_reset, photo_refs_search
+
+    settings.PHOTO_REFS_PER_PRODUCT = 3
+    products = Product.objects.bulk_create(Product(title=f"Tin of beans {i}", price=100 + i) for i in range(4))
+    target, ids = products[3].pk, [p.pk for p in products]
+    photos = np.random.default_rng(0).normal(size=(40, 1280)).astype(np.float32)
+    photos /= np.linalg.norm(photos, axis=1, keepdims=True)
+    start = timezone.now() - timedelta(days=1)
+
+    def photo_click(n: int, ip: str, at) -> bool:
+        token = services.impression_record(query="", product_ids=ids, session_key=f"photo-{n}", user_agent=BROWSER, ip=ip,
+                                           image_vector=photos[n], now=at).token
+        return services.click_record(token=token, product_id=target, position=4, session_key=f"photo-{n}", user_agent=BROWSER, ip=ip,
+                                     now=at + timedelta(seconds=3)).counted
+
+    def hits(n: int) -> list[tuple[int, float]]:
+        photo_refs_reset()
+        return [(h.id, round(h.score, 3)) for h in photo_refs_search(photos[n], k=3)]
+
+    # when: two shoppers from two networks click the target after their photos
+    assert photo_click(0, "198.51.100.7", start) and photo_click(1, "198.51.101.7", start + timedelta(minutes=1))
+    assert hits(0) == hits(1) == [(target, 1.0)]
+    # when: one IP sends 30 photo searches, each clicked, over three hours (within its per-window cap)
+    counted = sum(photo_click(2 + n, ATTACKER_IP, start + timedelta(minutes=10 + 6 * n)) for n in range(30))
+    # then: it holds one reference of the product, its newest, and the two shoppers' are still there
+    assert counted >= 10
+    refs = PhotoReference.objects.filter(product_id=target)
+    assert refs.count() == 3 and refs.filter(click__network_hash=guards.network_hash(ATTACKER_IP)).count() == 1
+    assert hits(0) == hits(1) == [(target, 1.0)]
+    assert sum(hits(2 + n)[0][1] > 0.5 for n in range(30)) == 1  # the other 29 photos are no reference any more
+
+    # when: the same IP alone clicks the product after its photos, no other network's reference beside it
+    PhotoReference.objects.all().delete()
+    assert all(photo_click(32 + n, ATTACKER_IP, start + timedelta(hours=5, minutes=11 * n)) for n in range(5))
+    # then: no photo finds it: one network's references count only beside another network's
+    assert PhotoReference.objects.count() == 1 and all(hits(n) == [] for n in range(32, 37))

@@ -268,7 +268,8 @@ def aggregate(
     Evidence is grouped by source (the network, else the session: :attr:`ImpressionEvent.source`).
     A source's impressions of a query count only once the source is *vouched for* on it: it
     clicked there a product that another source clicked too (on that query for the per-query
-    table, on any query for the per-product table). Per key and source the evidence is scaled by
+    table, on any query for the per-product table); the source of the page such a click came
+    from is vouched for too. Per key and source the evidence is scaled by
     ``min(1, network_max_clicks / c, network_max_impressions / i)`` (click-through ratio and
     positions kept: a source weighs at most what that many shoppers weigh); then ``clicks`` leaves
     out the source with the most, ``sessions`` sums each clicking source's latest decay weight, ``networks`` counts the sources whose
@@ -294,10 +295,15 @@ def aggregate(
     for bound in (network_max_clicks, network_max_impressions):
         if bound is not None and not bound > 0:
             raise ValueError(f"Per-network bounds must be positive, got {bound}")
+    clicks = list(clicks)
+    clicked = {c.impression_id for c in clicks}
+    shown_to: dict[int, str] = {}  # source of each clicked impression (a shopper may click from another network)
     # per (query, product) and source: [impressions, expected, clicks, weight of the latest click] (decayed)
     pair_sources: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(dict)
     for imp in impressions:
         w = decay_weight(imp.age_s, half_life_days)
+        if imp.id in clicked:
+            shown_to[imp.id] = imp.source
         for i, pid in enumerate(imp.product_ids):
             entry = pair_sources[(imp.query, pid)].setdefault(imp.source, [0.0, 0.0, 0.0, 0.0])
             entry[0] += w
@@ -307,7 +313,7 @@ def aggregate(
         entry = pair_sources[(c.query, c.product_id)].setdefault(c.source, [0.0, 0.0, 0.0, 0.0])
         entry[2] += w
         entry[3] = max(entry[3], w)
-    vouched_query, vouched_global = _vouched(pair_sources)
+    vouched_query, vouched_global = _vouched(pair_sources, clicks, shown_to)
 
     pairs: dict[tuple[str, int], Evidence] = {}
     product_sources: dict[int, dict[str, list[float]]] = defaultdict(dict)
@@ -336,22 +342,24 @@ def aggregate(
     )
 
 
-def _vouched(pair_sources: dict[tuple[str, int], dict[str, list[float]]]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+def _vouched(
+    pair_sources: dict[tuple[str, int], dict[str, list[float]]], clicks: list[ClickEvent], shown_to: dict[int, str]
+) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """Per query, the sources whose impressions count: for the per-query table, those that clicked a product
-    another source clicked on the same query; for the per-product table, on any query."""
+    another source clicked on the same query (and the source of the page each such click came from);
+    for the per-product table, the same with the product clicked on any query."""
     pair_clickers = {key: {s for s, e in sources.items() if e[2] > 0} for key, sources in pair_sources.items()}
     product_clickers: dict[int, set[str]] = defaultdict(set)
     for (_, pid), clickers in pair_clickers.items():
         product_clickers[pid] |= clickers
-    vouched_query: dict[str, set[str]] = defaultdict(set)
-    vouched_global: dict[str, set[str]] = defaultdict(set)
-    for (query, pid), clickers in pair_clickers.items():
-        vouched_query[query]  # every searched query is listed, vouched for or not
-        vouched_global[query]
-        if len(clickers) >= 2:
-            vouched_query[query] |= clickers
-        if len(product_clickers[pid]) >= 2:
-            vouched_global[query] |= clickers
+    vouched_query: dict[str, set[str]] = {query: set() for query, _ in pair_sources}  # every query shown, vouched for or not
+    vouched_global: dict[str, set[str]] = {query: set() for query in vouched_query}
+    for c in clicks:
+        who = {c.source, shown_to.get(c.impression_id, c.source)}
+        if len(pair_clickers[(c.query, c.product_id)]) >= 2:
+            vouched_query[c.query] |= who
+        if len(product_clickers[c.product_id]) >= 2:
+            vouched_global[c.query] |= who
     return vouched_query, vouched_global
 
 

@@ -135,8 +135,8 @@ class Evidence:
         impressions: times shown (decayed).
         expected: expected clicks ``Σ θ_r`` over those impressions (decayed).
         clicks: counted clicks (decayed), less those of the source (network) that contributed most.
-        sessions: distinct sources (networks; sessions where the network is unknown) with a counted
-            click, each weighing its latest click's decay.
+        sessions: distinct vouched sources (networks; sessions where the network is unknown) with a
+            counted click, each weighing its latest click's decay.
         networks: distinct vouched sources that saw it (undecayed); ``inf`` when not counted (full credit).
     """
 
@@ -272,7 +272,7 @@ def aggregate(
     from is vouched for too. Per key and source the evidence is scaled by
     ``min(1, network_max_clicks / c, network_max_impressions / i)`` (click-through ratio and
     positions kept: a source weighs at most what that many shoppers weigh); then ``clicks`` leaves
-    out the source with the most, ``sessions`` sums each clicking source's latest decay weight, ``networks`` counts the sources whose
+    out the source with the most, ``sessions`` sums each vouched clicking source's latest decay weight, ``networks`` counts the sources whose
     impressions count. A key no counted impression reaches is left out (its product keeps its
     global score, or none). ``query_sessions`` counts the vouched sources of each query, and
     ``prior_mean`` is taken over the per-product evidence. So a source whose clicks no other
@@ -319,7 +319,7 @@ def aggregate(
     product_sources: dict[int, dict[str, list[float]]] = defaultdict(dict)
     for (query, pid), sources in pair_sources.items():
         if query:
-            counted = {s: e if s in vouched_query[query] else [0.0, 0.0, e[2], e[3]] for s, e in sources.items()}
+            counted = {s: e if s in vouched_query[query] else [0.0, 0.0, e[2], 0.0] for s, e in sources.items()}
             evidence = _evidence(counted, network_max_clicks, network_max_impressions)
             if evidence.networks:
                 pairs[(query, pid)] = evidence
@@ -330,7 +330,7 @@ def aggregate(
             entry[0] += e[0] if seen else 0.0
             entry[1] += e[1] if seen else 0.0
             entry[2] += e[2]
-            entry[3] = max(entry[3], e[3])
+            entry[3] = max(entry[3], e[3] if seen else 0.0)
     products = {pid: e for pid, sources in product_sources.items() if (e := _evidence(sources, network_max_clicks, network_max_impressions)).networks}
     query_sessions = {q: len(s) for q, s in vouched_query.items() if q}
     head = {q for q, n in query_sessions.items() if n >= query_min_sessions}

@@ -6,7 +6,9 @@ check set, README "Languages"), and in the blend that noise outranks what the re
 read the query's language found. So a query whose words have no Latin letter (the storefront's
 "other language" case, :func:`search.query.clean_query`) leans on those retrievers instead:
 
-* BM25, when it matched the query's words (a catalog written in that language), and
+* BM25, when it matched the query's words (a catalog written in that language),
+* BM25 over the query's dictionary translation (``bm25_translated``, :mod:`search.translation`),
+  when it matched the English words, and
 * the multilingual text kNN (``text_e5_knn``, multilingual-e5-small), when it is in service,
 
 and the English-only ones get their weight times ``SEARCH_OTHER_SCRIPT_ENGLISH_ONLY_WEIGHT``
@@ -28,6 +30,9 @@ from search.backends._segment import has_non_latin
 ENGLISH_ONLY = ("text_knn", "fused_knn")
 #: Retrievers that read any language: BM25 (the catalog's own words) and multilingual encoders' kNN.
 MULTILINGUAL_KNN = ("text_e5_knn",)
+#: BM25 over the query's dictionary translation (``search.translation``): it reads the query's
+#: language too, through the dictionary.
+TRANSLATED = ("bm25_translated",)
 #: Default weight factor of :data:`ENGLISH_ONLY` retrievers for a query in another script (0: left
 #: out; setting ``SEARCH_OTHER_SCRIPT_ENGLISH_ONLY_WEIGHT``, 1 turns the rule off), chosen on the
 #: multilingual check set (``manage.py evaluate multilingual``: 0 and 0.25 tie, 0.5 loses).
@@ -67,7 +72,7 @@ def language_weights(
     factor = float(getattr(settings, "SEARCH_OTHER_SCRIPT_ENGLISH_ONLY_WEIGHT", ENGLISH_ONLY_WEIGHT))
     if photo or factor == 1.0 or not is_other_script(text):
         return out
-    readers = [name for name in ("bm25", *MULTILINGUAL_KNN) if name in answered and out.get(name, 1.0) > 0]
+    readers = [name for name in ("bm25", *TRANSLATED, *MULTILINGUAL_KNN) if name in answered and out.get(name, 1.0) > 0]
     if not readers:
         return out
     for name in ENGLISH_ONLY:

@@ -10,10 +10,8 @@ installable offline, but these words can be recovered from their sound:
 2. **match by sound**: the English words (symspellpy's 82,765-word frequency list, the one
    :func:`search.lexical.english_words` reads) with the same Metaphone key (Philips 1990;
    ``jellyfish`` 1.3.0, MIT: "rautar" and "router" are both RTR) whose spelling is at least
-   :data:`MIN_SIMILARITY` alike (Jaro-Winkler), the most frequent first: a loanword a shopper
-   types is a common English word, its rarer near-homophones ("baiter" for बैटरी "baitari",
-   "dabble" for डबल "dabal") are not, and the vowels a transliteration guesses make the
-   closest spelling a poor guide;
+   :data:`MIN_SIMILARITY` alike (Jaro-Winkler), the closest spelling first, then the most
+   frequent (measured against the most frequent first, README "Languages");
 3. **the catalog's own words**: of those, the first one some product holds (the engine's
    ``known_words``: "router", not the closer "radar" or "rater"); without a catalog, the first.
 
@@ -84,16 +82,16 @@ def _index() -> dict[str, list[tuple[str, int]]]:
 
 
 def sound_alikes(word: str) -> list[str]:
-    """English words ``word`` (Devanagari) may be, most frequent first: same Metaphone key,
-    Jaro-Winkler similarity >= :data:`MIN_SIMILARITY`, at most :data:`MAX_CANDIDATES`
-    ("बैटरी" -> battery, bitter, batter, ...)."""
+    """English words ``word`` (Devanagari) may be, closest spelling first (Jaro-Winkler, then the
+    most frequent): same Metaphone key, similarity >= :data:`MIN_SIMILARITY`, at most
+    :data:`MAX_CANDIDATES` ("राउटर" "rautar" -> radar, rater, router, ...)."""
     import jellyfish
 
     latin = transliterate(word)
     if len(latin) < 2:
         return []
-    alike = [(n, w) for w, n in _index().get(jellyfish.metaphone(latin), []) if jellyfish.jaro_winkler_similarity(latin, w) >= MIN_SIMILARITY]
-    return [w for _, w in sorted(alike, reverse=True)][:MAX_CANDIDATES]
+    scored = [(jellyfish.jaro_winkler_similarity(latin, w), n, w) for w, n in _index().get(jellyfish.metaphone(latin), [])]
+    return [w for s, _, w in sorted(scored, reverse=True) if s >= MIN_SIMILARITY][:MAX_CANDIDATES]
 
 
 def translate(text: str, known: Known | None = None) -> list[str]:

@@ -24,11 +24,10 @@ from collections.abc import Callable, Sequence
 
 from django.conf import settings
 
-from search.hybrid.language import is_other_script
+from search.backends._segment import has_devanagari, is_other_script
 
 #: Values of ``SEARCH_QUERY_TRANSLATION``.
 TRANSLATION_MODES = ("dictionary", "off")
-_DEVANAGARI = ("\u0900", "\u097f")
 
 
 def translate_query(text: str, *, known: Callable[[Sequence[str]], set[str]] | None = None, mode: str | None = None) -> str:
@@ -58,6 +57,6 @@ def translate_query(text: str, *, known: Callable[[Sequence[str]], set[str]] | N
     words: list[str] = []
     if chinese.has_han(text):
         words += chinese.translate(text)
-    if any(_DEVANAGARI[0] <= ch <= _DEVANAGARI[1] for ch in text):
+    if has_devanagari(text):
         words += hindi.translate(text, known)
     return " ".join(dict.fromkeys(words))

@@ -60,6 +60,23 @@ def test_function_words_give_nothing():
     assert chinese_words("我想买一个的") == []
 
 
+def test_the_compact_map_is_built_once_and_read_back_from_var_dir(settings, tmp_path, monkeypatch):
+    from search.translation import chinese
+
+    settings.VAR_DIR = tmp_path
+    monkeypatch.setattr(chinese, "_glosses", None)
+    # when: first use parses CC-CEDICT and writes the map
+    assert chinese.word_glosses("浴巾") == ("bath towel",)
+    path = chinese.cache_path()
+    assert path.parent == tmp_path / "translation" and path.is_file()
+    built = chinese._glosses
+    # then: a later process reads the file, without parsing the dictionary again
+    monkeypatch.setattr(chinese, "_glosses", None)
+    monkeypatch.setattr(chinese, "build_map", lambda: pytest.fail("the dictionary was parsed again"))
+    assert chinese.word_glosses("浴巾") == ("bath towel",)
+    assert chinese._glosses == built
+
+
 # -- Hindi: loanwords by sound --------------------------------------------------------------------
 
 @pytest.mark.parametrize("word, latin", [

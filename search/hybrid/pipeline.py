@@ -27,6 +27,7 @@ the same order.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -237,8 +238,21 @@ def click_prior_apply(fused: list[FusedResult], *, text: str, weights: dict[str,
     if not weights.get(CLICKS, 0):
         return fused
     priors = click_selectors.click_priors(text=text, product_ids=[r.id for r in fused])
+    return click_prior_weigh(fused, priors, weight=weights[CLICKS], method=method)
+
+
+def click_prior_weigh(fused: list[FusedResult], priors: Mapping[int, float], *, weight: float, method: str) -> list[FusedResult]:
+    """:func:`~search.hybrid.click_prior.apply_click_prior` with the storefront's scale (``method``,
+    ``SEARCH_RRF_K``) and rank caps (``CLICK_MAX_LIFT_RANKS`` / ``CLICK_MAX_DROP_RANKS``).
+
+    Args:
+        fused: results best first.
+        priors: product id -> click prior in [0, 1] (0.5: no evidence).
+        weight: the prior's weight (``SEARCH_WEIGHTS["clicks"]``).
+        method: the fusion method the scores came from.
+    """
     return apply_click_prior(
-        fused, priors, weight=weights[CLICKS], scale=click_prior_scale(method, settings.SEARCH_RRF_K),
+        fused, priors, weight=weight, scale=click_prior_scale(method, settings.SEARCH_RRF_K),
         max_lift=settings.CLICK_MAX_LIFT_RANKS, max_drop=settings.CLICK_MAX_DROP_RANKS,
     )
 

@@ -237,7 +237,8 @@ def ranked_ids(rankings: dict[str, list[Hit]], spec: SystemSpec, plan: LexicalPl
         return [h.id for h in rankings.get(spec.retriever, [])]
     fused = rankings_blend(rankings, **{"text": text, **(spec.blend or {})})
     if plan is not None:
-        fused, _ = plan_apply(fused, plan, photo=photo, min_cosine=settings.SEARCH_SIMILAR_MIN_COSINE, text_knn=TEXT_KNN)
+        fused, _ = plan_apply(fused, plan, photo=photo, min_cosine=settings.SEARCH_SIMILAR_MIN_COSINE, text_knn=TEXT_KNN,
+                              limit=settings.SEARCH_SIMILAR_LIMIT)
     return [r.id for r in fused]
 
 

@@ -80,6 +80,17 @@ METHODS = ("linear", "rrf")
 FLOORS = {"floor": {"text": 0.5, "image": 0.5, "fused": 0.5}, "no floor": {"text": 0.0, "image": 0.0, "fused": 0.0}}
 #: ``SEARCH_MATCH_MIN_COVERAGE`` with each: the match cut-off is membership too, so "no floor" has none.
 CUTOFF = {"floor": 1.0, "no floor": 0.0}
+#: The exact-match boost and the kNN-only gates read BM25's term coverage like the cut-off, so "no floor" has none either.
+EXACT = {
+    "floor": {"SEARCH_EXACT_MATCH_BOOST": 1.0, "SEARCH_EXACT_ENOUGH": 24,
+              "SEARCH_KNN_ONLY_MIN_COSINE": {"text": 0.40, "fused": 0.45, "text_e5": 0.83}},
+    "no floor": {"SEARCH_EXACT_MATCH_BOOST": 0.0, "SEARCH_EXACT_ENOUGH": 0, "SEARCH_KNN_ONLY_MIN_COSINE": {}},
+}
+
+
+def exact_settings(settings, floor: str) -> None:
+    for name, value in EXACT[floor].items():
+        setattr(settings, name, value)
 ALL = [(name, method, floor) for name in CASES for method in METHODS for floor in FLOORS]
 
 
@@ -124,7 +135,7 @@ def embedded(tmp_path_factory) -> EmbeddedSearchBackend:
 def expected(embedded) -> dict[tuple[str, str, str], list[FusedResult]]:
     out = {}
     for name, method, floor in ALL:
-        with override_settings(SEARCH_KNN_MIN_RATIO=FLOORS[floor], SEARCH_MATCH_MIN_COVERAGE=CUTOFF[floor]):
+        with override_settings(SEARCH_KNN_MIN_RATIO=FLOORS[floor], SEARCH_MATCH_MIN_COVERAGE=CUTOFF[floor], **EXACT[floor]):
             out[(name, method, floor)] = fused_matches(embedded, CASES[name], method)
     return out
 
@@ -165,6 +176,7 @@ def test_a_cluster_with_retrievers_ranks_like_the_embedded_engine(expected, embe
     # given Elasticsearch 9.2 (rrf with weights, linear with minmax)
     settings.SEARCH_KNN_MIN_RATIO = FLOORS[floor]
     settings.SEARCH_MATCH_MIN_COVERAGE = CUTOFF[floor]
+    exact_settings(settings, floor)
     backend, cluster = fake_cluster_backend("9.2.0", embedded)
     start = len(cluster.requests)
     # when
@@ -185,6 +197,7 @@ def test_a_cluster_without_retrievers_answers_every_list_in_one_round_trip_and_r
     # given Elasticsearch 8.12 (no rrf or linear retriever)
     settings.SEARCH_KNN_MIN_RATIO = FLOORS[floor]
     settings.SEARCH_MATCH_MIN_COVERAGE = CUTOFF[floor]
+    exact_settings(settings, floor)
     backend, cluster = fake_cluster_backend("8.12.0", embedded)
     start = len(cluster.requests)
     # when
@@ -213,6 +226,7 @@ def test_the_emulator_ranks_like_the_embedded_engine(expected, noida_catalog, se
     # given noida-db (Elasticsearch 8.15 API: no linear retriever; lists through _msearch)
     settings.SEARCH_KNN_MIN_RATIO = FLOORS[floor]
     settings.SEARCH_MATCH_MIN_COVERAGE = CUTOFF[floor]
+    exact_settings(settings, floor)
     backend = noida_catalog()
     # then
     assert_same_ranking(ranking(backend, CASES[name], method), expected[(name, method, floor)])
@@ -223,6 +237,7 @@ def test_the_emulators_rrf_retriever_ranks_like_the_embedded_engine(embedded, no
     # (the emulator's rrf retriever takes no weights)
     settings.SEARCH_KNN_MIN_RATIO = FLOORS["no floor"]
     settings.SEARCH_MATCH_MIN_COVERAGE = CUTOFF["no floor"]
+    exact_settings(settings, "no floor")
     settings.SEARCH_WEIGHTS = {**settings.SEARCH_WEIGHTS, "bm25": 1.0, "text_knn": 1.0, "fused_knn": 1.0}  # the default weighs BM25 1.33
     reference = fused_matches(embedded, CASES["words"], "rrf")
     backend = noida_catalog(HYBRID="retrievers")

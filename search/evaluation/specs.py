@@ -68,7 +68,8 @@ def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str)
                        about="the storefront's text ranking with query-adaptive kNN weights (SEARCH_ADAPTIVE_MULTIPLIERS)"),
         ]
         if e5_in_service:  # multilingual-e5-small's field (ADDITIONAL_TEXT_ENCODERS)
-            specs[-3:-3] = [
+            at = [s.name for s in specs].index("hybrid")
+            specs[at:at] = [
                 SystemSpec("e5_knn", service_key, retriever=TEXT_E5_KNN, about="kNN on the multilingual-e5-small vector alone"),
                 SystemSpec("rrf_bm25_e5", service_key, blend={"method": "rrf", "rrf_k": 60, "weights": _only(BM25, TEXT_E5_KNN), **PLAIN},
                            about="plain RRF (k=60, equal weights) of BM25 and e5 kNN"),

@@ -81,9 +81,10 @@ FLOORS = {"floor": {"text": 0.5, "image": 0.5, "fused": 0.5}, "no floor": {"text
 #: ``SEARCH_MATCH_MIN_COVERAGE`` with each: the match cut-off is membership too, so "no floor" has none.
 CUTOFF = {"floor": 1.0, "no floor": 0.0}
 #: The exact-match boost and the kNN-only gates read BM25's term coverage like the cut-off, so "no floor" has none either.
+#: The absolute floors of kNN-only hits are set for the real encoders' cosines; these random vectors are far below them.
 EXACT = {
-    "floor": {"SEARCH_EXACT_MATCH_BOOST": 1.0, "SEARCH_EXACT_ENOUGH": 24,
-              "SEARCH_KNN_ONLY_MIN_COSINE": {"text": 0.40, "fused": 0.45, "text_e5": 0.83}},
+    # The boost reorders, so it is off in both for the floor's membership-only check; it has its own agreement test below.
+    "floor": {"SEARCH_EXACT_MATCH_BOOST": 0.0, "SEARCH_EXACT_ENOUGH": 24, "SEARCH_KNN_ONLY_MIN_COSINE": {}},
     "no floor": {"SEARCH_EXACT_MATCH_BOOST": 0.0, "SEARCH_EXACT_ENOUGH": 0, "SEARCH_KNN_ONLY_MIN_COSINE": {}},
 }
 
@@ -208,6 +209,23 @@ def test_a_cluster_without_retrievers_answers_every_list_in_one_round_trip_and_r
     assert not any(r.path.endswith("/_search") for r in sent)
     assert 1 <= len([r for r in sent if r.path.endswith("/_msearch")]) <= 2
     validate_all(sent)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_exact_matches_rank_first_alike_on_a_cluster(embedded, settings, method):
+    # given the floor, the cut-off and the exact-match boost (never compiled: the lists come in one _msearch)
+    settings.SEARCH_KNN_MIN_RATIO = FLOORS["floor"]
+    settings.SEARCH_MATCH_MIN_COVERAGE = CUTOFF["floor"]
+    exact_settings(settings, "floor")
+    settings.SEARCH_EXACT_MATCH_BOOST = 1.0
+    reference = fused_matches(embedded, CASES["words"], method)
+    backend, cluster = fake_cluster_backend("9.2.0", embedded)
+    # when
+    ids = ranking(backend, CASES["words"], method)
+    # then the products holding the word lead on both, in the same order
+    assert any(p.retriever == "exact" for p in reference[0].parts)
+    assert_same_ranking(ids, reference)
+    assert not [r for r in cluster.requests if "retriever" in (r.body or {})]
 
 
 @pytest.fixture

@@ -97,6 +97,9 @@ def test_a_page_of_exact_matches_leaves_knn_only_hits_out_and_a_filter_counts_th
     # filtered to one exact match: still 24 in the catalog, so the neighbour stays out
     filtered = {"bm25": exact[:1], "text_knn": [Hit(99, 0.88)]}
     assert matched_ids(filtered, ratios={"text": 0.8}, best={"text": 0.9}, exact_enough=24, knn_only_min_cosine={}, exact_count=24) == {1}
+    # an engine that reports no term coverage knows no exact match: nothing is dropped on a guess
+    unknown = {"bm25": [Hit(i, 10.0 - i / 10) for i in range(1, 25)], "text_knn": [Hit(1, 0.9), Hit(99, 0.35)]}
+    assert 99 in matched_ids(unknown, ratios={"text": 0.3}, exact_enough=24, knn_only_min_cosine={"text": 0.4})
     # a photo query is matched by looks: the gates do not apply
     photo = {"bm25": exact, "image_knn": [Hit(98, 0.9)], "text_knn": [Hit(99, 0.88)]}
     assert {98, 99} <= matched_ids(photo, ratios={"text": 0.8, "image": 0.5}, exact_enough=24)

@@ -36,11 +36,15 @@ from search.hybrid.retrieve import retrieve
 from search.hybrid.retrievers import BM25, IMAGE_KNN, KNN_FIELDS
 
 
-def exact_ids(rankings: Mapping[str, list[Hit]]) -> set[int]:
+def exact_ids(rankings: Mapping[str, list[Hit]], *, known: bool = False) -> set[int]:
     """The query's exact matches among its BM25 hits: those holding every distinct analysed term
     of the query in some text field (``Hit.coverage`` 1). A hit whose engine reports no coverage
-    (``None``, Elasticsearch today) counts, as it does for the match cut-off."""
-    return {h.id for h in rankings.get(BM25, []) if h.coverage is None or h.coverage >= 1.0 - 1e-9}
+    (``None``, Elasticsearch today) counts, as it does for the match cut-off, unless ``known``:
+    then such a list has none (what drops a product is never decided on a guess)."""
+    hits = rankings.get(BM25, [])
+    if known and any(h.coverage is None for h in hits):
+        return set()
+    return {h.id for h in hits if h.coverage is None or h.coverage >= 1.0 - 1e-9}
 
 
 def matched_ids(
@@ -78,12 +82,13 @@ def matched_ids(
             exact match (default ``SEARCH_KNN_ONLY_MIN_COSINE``; ``{}``: none).
         exact_count: the query's exact matches in the whole catalog, for a filtered query (so a
             filter never admits a product the unfiltered query left out); ``None``: counted in ``rankings``.
+            An engine that reports no coverage has no known exact match, so its kNN hits are not gated.
     """
     ratios = settings.SEARCH_KNN_MIN_RATIO if ratios is None else ratios
     cut = settings.SEARCH_MATCH_MIN_COVERAGE if min_coverage is None else min_coverage
     enough = settings.SEARCH_EXACT_ENOUGH if exact_enough is None else exact_enough
     absolute = settings.SEARCH_KNN_ONLY_MIN_COSINE if knn_only_min_cosine is None else knn_only_min_cosine
-    exact = exact_ids(rankings) if BM25 in rankings and (weights is None or float(weights.get(BM25, 1.0)) != 0) else set()
+    exact = exact_ids(rankings, known=True) if weights is None or float(weights.get(BM25, 1.0)) != 0 else set()
     n_exact = len(exact) if exact_count is None else exact_count
     if IMAGE_KNN in rankings:  # a photo query is matched by looks: nothing makes a kNN hit "only" there
         n_exact = 0

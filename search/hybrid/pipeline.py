@@ -130,7 +130,7 @@ def exact_match_count(backend: BaseSearchBackend, text: str, rule: HybridRule) -
     """
     if not backend.reports_term_coverage or (not rule.exact_enough and not any(rule.knn_only_min_cosine.values())):
         return None
-    return len(exact_ids({BM25: backend.search_text(text, limit=rule.window)}))
+    return len(exact_ids({BM25: backend.search_text(text, limit=rule.window)}, known=True))
 
 
 def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, filters: SearchFilters, method: str) -> list[FusedResult]:

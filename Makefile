@@ -12,7 +12,7 @@ HOST ?= 127.0.0.1
 # DEBUG off, static files and photos served, a SECRET_KEY kept in var/: see config/settings/demo.py.
 DEMO_SETTINGS := config.settings.demo
 
-.PHONY: setup demo serve lint test test-fast bench bench-scale bench-load bench-index redis-server postgresql chromium test-tools clean
+.PHONY: setup demo serve lint test test-fast bench bench-scale bench-text-query bench-load bench-index redis-server postgresql chromium test-tools clean
 
 setup: $(VENV)/.installed
 
@@ -81,6 +81,14 @@ bench-scale: setup
 	mkdir -p var/bench
 	CATALOG_DIR=$(CATALOG_DIR) nice -n 10 $(PY) bench/scale.py --sizes $(SCALE_SIZES) --lancedb $(SCALE_LANCEDB) --readers 1,2,4 \
 		--json var/bench/scale.json --markdown var/bench/scale.md
+
+# One text query end to end at 100k products, every encoder (MiniLM + e5) and ranking stage on,
+# beside BM25 alone (bench/text_query.py); the index is built once into var/bench/text-query-<n>/.
+bench-text-query: setup
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	mkdir -p var/bench
+	CATALOG_DIR=$(CATALOG_DIR) $(PY) bench/text_query.py --products 100000 --queries 200 \
+		--json var/bench/text-query.json --markdown var/bench/text-query.md
 
 # Load on gunicorn with the production settings (bench/load.py: before/after configurations, 8 and
 # 32 clients, words then photos, py-spy profiles) and indexing with photos through 1 and 2 Celery

@@ -10,6 +10,7 @@ from mlmodels.types import IMAGE, RUNTIMES, TEXT
 from search.hybrid.compose import COMPOSE_MODES
 from search.hybrid.fusion import FUSION_METHODS
 from search.hybrid.retrievers import WEIGHT_KEYS
+from search.translation import TRANSLATION_MODES
 
 
 @register()
@@ -22,6 +23,9 @@ def search_settings_check(app_configs, **kwargs):
         errors.append(Error(f"SEARCH_FUSION is {settings.SEARCH_FUSION!r}.", hint=f"Use one of: {', '.join(FUSION_METHODS)}.", id="search.E002"))
     if settings.SEARCH_COMPOSE not in COMPOSE_MODES:
         errors.append(Error(f"SEARCH_COMPOSE is {settings.SEARCH_COMPOSE!r}.", hint=f"Use one of: {', '.join(COMPOSE_MODES)}.", id="search.E020"))
+    if settings.SEARCH_QUERY_TRANSLATION not in TRANSLATION_MODES:
+        errors.append(Error(f"SEARCH_QUERY_TRANSLATION is {settings.SEARCH_QUERY_TRANSLATION!r}.",
+                            hint=f"Use one of: {', '.join(TRANSLATION_MODES)}.", id="search.E021"))
     valid = set(WEIGHT_KEYS)
     unknown = set(settings.SEARCH_WEIGHTS) - valid
     if unknown:

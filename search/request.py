@@ -21,6 +21,7 @@ from search.hybrid.fusion import FUSION_METHODS
 from search.params import flag, whole_number
 from search.query import QueryRejected, clean_query
 from search.selectors import SORTS, SearchPage, product_search
+from shop.selectors import category_exists
 from shop.uploads import photo_limits
 
 #: Deepest page served; beyond it results are noise and crawlers loop.
@@ -136,7 +137,11 @@ def parse_search_request(
         cleaned = clean_query(_get(params, "q"), has_image=image is not None, has_filters=not filters.is_empty, terms=terms)
     except QueryRejected as exc:
         raise SearchRequestError(exc.reason, "q") from None
+    notices = list(cleaned.notices)
+    if filters.category and not category_exists(filters.category):
+        notices.append(f"There is no category “{filters.category[:100]}”, so nothing is in it. Categories are written root first, "
+                       "e.g. “Home Furnishing > Bath Linen”; pick one from the category facet.")
     return SearchRequest(
         text=cleaned.text, image=image, filters=filters, sort=sort, page=page,
-        per_page=per_page or settings.SEARCH_PAGE_SIZE, method=method, notices=list(cleaned.notices), autocorrect=autocorrect,
+        per_page=per_page or settings.SEARCH_PAGE_SIZE, method=method, notices=notices, autocorrect=autocorrect,
     )

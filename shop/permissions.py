@@ -54,8 +54,15 @@ def can_edit_product(user: User, product: Product) -> bool:
     return product.merchant_id is not None and Merchant.objects.filter(pk=product.merchant_id, staff=user).exists()
 
 
-def edit_refusal(user: User, product: Product) -> str:
-    """Why ``user`` may not change ``product``, as a sentence for the API's 403."""
+def edit_refusal(user: User, product: Product, *, reading: bool = False) -> str:
+    """Why ``user`` may not change ``product``, as a sentence for the API's 403.
+
+    With ``reading``, why they may not read its owner-only details (its indexing state).
+    """
+    if reading:
+        if product.merchant_id is None:
+            return f"Product {product.pk} is an imported catalog product; only a superuser can see its indexing state."
+        return f"Product {product.pk} belongs to another merchant; only that merchant's staff can see its indexing state."
     if product.merchant_id is None:
         return f"Product {product.pk} is an imported catalog product; only a superuser can change it."
     if not is_merchant_staff(user):
@@ -86,7 +93,7 @@ class ProductAccess(permissions.BasePermission):
         if request.method in permissions.SAFE_METHODS and view.action not in getattr(view, "owner_only_actions", ()):
             return True
         if not can_edit_product(request.user, obj):
-            raise PermissionDenied(edit_refusal(request.user, obj))
+            raise PermissionDenied(edit_refusal(request.user, obj, reading=request.method in permissions.SAFE_METHODS))
         return True
 
 

@@ -33,6 +33,11 @@ def _in_subtree(category: Category) -> Q:
     return Q(category__path=category.path) | Q(category__path__startswith=category.path + Category.PATH_SEPARATOR)
 
 
+def category_exists(path: str) -> bool:
+    """True when ``path`` (root first, e.g. ``Home Furnishing > Bath Linen``) names a node of the category tree."""
+    return Category.objects.filter(path=path.strip()).exists()
+
+
 def category_tiles(*, limit: int = 12) -> list[CategoryTile]:
     """Top-level categories with at least one product, largest first, each with its best-rated photo."""
     tiles = []

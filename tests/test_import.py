@@ -129,6 +129,25 @@ def test_empty_selling_price_falls_back_to_the_list_price_and_brand_to_the_speci
     assert watch.rating is None
 
 
+def test_a_row_without_a_brand_takes_it_from_its_branded_category_leaf(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "p.jpg").write_bytes(photo_bytes(size=(32, 32)))
+    write_flipkart(tmp_path, [
+        flipkart_row("w-1", "Maserati Time R8851116001 Analog Watch  - For Boys", "Watches >> Wrist Watches >> Maserati Time Wrist Watches", image="p.jpg"),
+        flipkart_row("w-2", "Analog Watch  - For Boys", "Watches >> Wrist Watches >> Maserati Time Wrist Watches", image="p.jpg"),
+        flipkart_row("w-3", "Sonata 7924PP01 Analog Watch", "Watches >> Wrist Watches >> Sonata Wrist Watches", brand="Titan", image="p.jpg"),
+        flipkart_row("d-1", "SANTOSH ROYAL FASHION Cotton Embroidered Diwan Set",
+                     "Home Furnishing >> Diwan Sets >> SANTOSH ROYAL FASHION Cotton Embroidered Diwan", image="p.jpg"),
+    ])
+
+    catalog_import(read_catalog("flipkart", tmp_path))
+
+    brands = {p.external_id: p.brand.name if p.brand else None for p in Product.objects.select_related("brand")}
+    # the leaf names the brand only when it is "<brand> <parent>" and the title starts with <brand>;
+    # a brand column wins over the leaf
+    assert brands == {"w-1": "Maserati Time", "w-2": None, "w-3": "Titan", "d-1": None}
+
+
 def test_category_tree_is_created_once_with_every_ancestor(flipkart_folder):
     # when
     catalog_import(read_catalog("flipkart", flipkart_folder))
@@ -276,6 +295,14 @@ def test_grocery_reader_uses_the_class_name_as_id_and_reads_the_description():
     assert len(apple.description) > 50
     assert apple.image_path.is_file() and apple.skip_reason == ""
     assert len(rows) == 81
+
+
+def test_every_real_flipkart_wrist_watch_has_a_brand():
+    rows = [r for r in read_catalog("flipkart", catalog_dir("flipkart")) if r.category_path[:2] == ["Watches", "Wrist Watches"]]
+
+    assert len(rows) > 100
+    assert [r.title for r in rows if not r.brand] == []
+    assert sum(1 for r in rows if not r.source.get("brand", "").strip()) > 50  # most of them had no brand column
 
 
 def test_real_grocery_rows_import_with_their_photos(media_root):

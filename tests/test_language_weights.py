@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from search.hybrid.language import ENGLISH_ONLY_WEIGHT, is_other_script, language_weights
+from search.hybrid.language import ENGLISH_ONLY_WEIGHT, SOUND_WEIGHT, is_other_script, language_weights
 
 WEIGHTS = {"bm25": 1.33, "text_knn": 1.0, "fused_knn": 1.0, "image_knn": 4.0, "text_e5_knn": 1.0, "clicks": 1.0}
 ALL_TEXT = ("bm25", "text_knn", "fused_knn", "text_e5_knn")
@@ -65,3 +65,24 @@ def test_the_setting_sets_the_factor_and_one_turns_the_rule_off(settings, factor
     settings.SEARCH_OTHER_SCRIPT_ENGLISH_ONLY_WEIGHT = factor
     weights = language_weights("纯棉浴巾", WEIGHTS, answered=ALL_TEXT)
     assert (weights["text_knn"], weights["fused_knn"], weights["bm25"]) == (expected, expected, 1.33)
+
+
+def test_a_translation_that_answered_is_read_like_bm25():
+    # an English catalog without e5: only the Chinese query's dictionary translation found products
+    weights = language_weights("纯棉浴巾", {"bm25": 1.33, "bm25_translated": 1.33, "text_knn": 1.0, "fused_knn": 1.0},
+                               answered=("bm25_translated", "text_knn", "fused_knn"))
+    assert weights == {"bm25": 1.33, "bm25_translated": 1.33, "text_knn": 0.0, "fused_knn": 0.0}
+
+
+def test_a_hindi_translation_guessed_by_sound_weighs_less_than_a_chinese_one():
+    weights = {**WEIGHTS, "bm25_translated": 1.33}
+    answered = (*ALL_TEXT, "bm25_translated")
+    assert language_weights("纯棉浴巾", weights, answered=answered)["bm25_translated"] == 1.33
+    assert language_weights("वाईफाई राउटर", weights, answered=answered)["bm25_translated"] == pytest.approx(1.33 * SOUND_WEIGHT)
+    assert SOUND_WEIGHT == 0.5
+
+
+def test_the_sound_weight_is_a_setting(settings):
+    settings.SEARCH_TRANSLATION_SOUND_WEIGHT = 1.0
+    weights = language_weights("वाईफाई राउटर", {**WEIGHTS, "bm25_translated": 1.33}, answered=ALL_TEXT)
+    assert weights["bm25_translated"] == 1.33

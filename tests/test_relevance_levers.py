@@ -53,6 +53,14 @@ def test_match_cut_off_keeps_bm25_hits_holding_every_term_and_knn_hits_near_the_
     assert matched_ids({"bm25": [Hit(7, 1.0)]}, ratios={}, min_coverage=1.0) == {7}
 
 
+def test_every_hit_of_bm25_over_a_translation_is_a_match():
+    # a dictionary's alternative glosses ("pot pan" for 锅): no product holds them all, so the
+    # typed words' cut-off does not apply to the translated list; it still applies to BM25's
+    rankings = {"bm25": [Hit(1, 9.0, 1.0), Hit(2, 2.0, 0.5)], "bm25_translated": [Hit(3, 4.0, 0.5), Hit(4, 1.0, 0.25)]}
+    assert matched_ids(rankings, ratios={}, min_coverage=1.0) == {1, 3, 4}
+    assert matched_ids(rankings, ratios={}, min_coverage=1.0, weights={"bm25_translated": 0.0}) == {1}
+
+
 def test_the_cut_off_and_adaptive_weights_are_never_compiled_into_an_engine_request():
     retrievals = [TextRetrieval(name="bm25", query="towel"), VectorRetrieval(name="text_knn", field="text", vector=np.ones(3), k=10)]
     support = FusionSupport(methods=frozenset({"rrf", "linear"}), weighted_rrf=True, max_window=10_000)

@@ -222,12 +222,24 @@ SEARCH_WEIGHTS = {
     "image_knn": env.float("SEARCH_WEIGHT_IMAGE_KNN", default=4.0),
     # multilingual-e5-small's field (ADDITIONAL_TEXT_ENCODERS e5-small); runs only while that field is in service.
     "text_e5_knn": env.float("SEARCH_WEIGHT_TEXT_E5_KNN", default=1.0),
+    # BM25 over a Chinese or Hindi query's translation (search.translation): BM25's own weight
+    # (README "Languages": Chinese precision@10 0.676 against 0.602 at half of it, the first design);
+    # a Hindi query's, guessed by sound, times SEARCH_TRANSLATION_SOUND_WEIGHT.
+    "bm25_translated": env.float("SEARCH_WEIGHT_BM25_TRANSLATED", default=1.33),
 }
 #: A query whose words have no Latin letter (Chinese, Hindi...): the weight factor of the
 #: English-only retrievers (MiniLM text kNN, fused kNN) when BM25 or a multilingual kNN answered it
 #: (search.hybrid.language). 0 (the default: precision@10 on the multilingual set, Chinese 0.202 ->
 #: 0.452, Hindi 0.078 -> 0.539, English unchanged); 1 turns the rule off.
 SEARCH_OTHER_SCRIPT_ENGLISH_ONLY_WEIGHT = env.float("SEARCH_OTHER_SCRIPT_ENGLISH_ONLY_WEIGHT", default=0.0)
+#: A query whose words have no Latin letter also runs BM25 over its dictionary translation
+#: (search.translation: Chinese words looked up in CC-CEDICT, Hindi loanwords matched by sound to
+#: the catalog's English words), weighted SEARCH_WEIGHTS["bm25_translated"]: "dictionary" (default)
+#: or "off". The multilingual kNN keeps the query as typed; English queries are never translated.
+SEARCH_QUERY_TRANSLATION = env("SEARCH_QUERY_TRANSLATION", default="dictionary")
+#: The factor on SEARCH_WEIGHTS["bm25_translated"] for a Hindi query, whose English words are
+#: loanwords matched by sound (a guess): 0.5 (Hindi precision@10 0.602 against 0.561 at 1).
+SEARCH_TRANSLATION_SOUND_WEIGHT = env.float("SEARCH_TRANSLATION_SOUND_WEIGHT", default=0.5)
 #: Photo queries once a trained fusion head serves the live index: laid over SEARCH_WEIGHTS. The
 #: head's fused vectors carry what the catalog's words say about a photo, which the zero-shot
 #: bridge does not, so the fused kNN leads. `evaluate grocery --sweep` (dev half -> test half,

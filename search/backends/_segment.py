@@ -60,6 +60,11 @@ def has_han(text: str) -> bool:
     return HAN_RUN.search(text or "") is not None
 
 
+def has_devanagari(text: str) -> bool:
+    """Whether ``text`` holds a Devanagari (Hindi) letter or sign."""
+    return any("\u0900" <= ch <= "\u097f" for ch in text or "")
+
+
 def has_non_latin(text: str) -> bool:
     """Whether ``text`` holds a letter of a script other than Latin (Han, Devanagari, Cyrillic...)."""
     return _NON_LATIN_LETTER.search(text or "") is not None
@@ -85,6 +90,19 @@ def segment(text: str, *, document: bool = False) -> str:
         return " " + " ".join(w for w in cut(match.group(), HMM=True) if w.strip()) + " "
 
     return HAN_RUN.sub(words, text)
+
+
+_LATIN = "abcdefghijklmnopqrstuvwxyz"
+
+
+def is_other_script(text: str) -> bool:
+    """Whether ``text`` has letters and none of them is Latin ("纯棉浴巾", "सूती तौलिया"; not "towel 毛巾")."""
+    letters = [ch for ch in text or "" if ch.isalpha()]
+    return bool(letters) and has_non_latin(text) and not any(_is_latin(ch) for ch in letters)
+
+
+def _is_latin(ch: str) -> bool:
+    return ch.lower() in _LATIN or "\u00c0" <= ch <= "\u024f" or "\u1e00" <= ch <= "\u1eff"
 
 
 def split_scripts(text: str) -> tuple[str, str]:

@@ -14,7 +14,7 @@ from mlmodels.fusion import FusionSpace
 from search.evaluation.datasets import TEXT_DATASETS
 from search.evaluation.judged import Dataset
 from search.evaluation.metrics import evaluate_run
-from search.hybrid.retrievers import BM25, FUSED_KNN, IMAGE_KNN, TEXT_E5_KNN, TEXT_KNN, blend_weights
+from search.hybrid.retrievers import BM25, BM25_TRANSLATED, FUSED_KNN, IMAGE_KNN, TEXT_E5_KNN, TEXT_KNN, blend_weights
 
 #: The kNN floors before the match cut-off (``hybrid_no_cutoff``).
 PREVIOUS_FLOORS = {"text": 0.5, "fused": 0.5}
@@ -79,6 +79,10 @@ def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str)
         if dataset == "multilingual":
             specs.append(SystemSpec("hybrid_same_weights", service_key, blend={"text": ""},
                                     about="the storefront's text ranking with SEARCH_WEIGHTS for every script (no search.hybrid.language rule)"))
+            specs[1:1] = [SystemSpec("bm25_translated", service_key, retriever=BM25_TRANSLATED,
+                                     about="BM25 over the query's dictionary translation alone (search.translation; none for English)")]
+            specs.append(SystemSpec("hybrid_no_translation", service_key, blend={"weights": {BM25_TRANSLATED: 0.0}},
+                                    about="the storefront's text ranking without the translated BM25 list (SEARCH_QUERY_TRANSLATION=off)"))
     elif dataset == "grocery":
         specs = [
             SystemSpec("image_knn", service_key, retriever=IMAGE_KNN, about="kNN on EfficientNet photo features alone"),
@@ -120,4 +124,4 @@ def group_scores(ds: Dataset, run: dict[str, list[int]], metric: str = "") -> di
 
 
 def _only(*names: str) -> dict[str, float]:
-    return {name: (1.0 if name in names else 0.0) for name in (BM25, TEXT_KNN, FUSED_KNN, IMAGE_KNN, TEXT_E5_KNN)}
+    return {name: (1.0 if name in names else 0.0) for name in (BM25, BM25_TRANSLATED, TEXT_KNN, FUSED_KNN, IMAGE_KNN, TEXT_E5_KNN)}

@@ -33,7 +33,7 @@ from search.backends.base import BaseSearchBackend, Hit
 from search.backends.retrieval import VectorRetrieval
 from search.embedding.encoding import QueryVectors
 from search.hybrid.retrieve import retrieve
-from search.hybrid.retrievers import BM25, IMAGE_KNN, KNN_FIELDS
+from search.hybrid.retrievers import BM25, BM25_TRANSLATED, IMAGE_KNN, KNN_FIELDS
 
 
 def exact_ids(rankings: Mapping[str, list[Hit]], *, known: bool = False) -> set[int]:
@@ -59,7 +59,8 @@ def matched_ids(
     exact_count: int | None = None,
 ) -> set[int]:
     """The products a query matches: the BM25 hits holding at least ``min_coverage`` of the
-    query's distinct terms, every photo-reference hit, and the kNN hits whose cosine is at least
+    query's distinct terms, every hit of BM25 over a translation (its words are a dictionary's
+    alternative glosses: "pot pan" for 锅), every photo-reference hit, and the kNN hits whose cosine is at least
     ``ratios[field]`` x the query's best cosine in the catalog.
 
     A kNN hit that is no exact match (:func:`exact_ids`) is a *kNN-only* hit. While fewer than
@@ -99,6 +100,9 @@ def matched_ids(
         vector_field = KNN_FIELDS.get(name)  # None: BM25 or photo references, every hit matches
         ratio = ratios.get(vector_field, 0.0) if vector_field else 0.0
         top = (best or {}).get(vector_field, hits[0].score if hits else 0.0)
+        if name == BM25_TRANSLATED:  # a dictionary's alternative glosses: no product holds them all
+            matched.update(h.id for h in hits)
+            continue
         if vector_field is None:
             matched.update(h.id for h in hits if cut <= 0 or h.coverage is None or h.coverage >= cut - 1e-9)
             continue

@@ -6,7 +6,9 @@ check set, README "Languages"), and in the blend that noise outranks what the re
 read the query's language found. So a query whose words have no Latin letter (the storefront's
 "other language" case, :func:`search.query.clean_query`) leans on those retrievers instead:
 
-* BM25, when it matched the query's words (a catalog written in that language), and
+* BM25, when it matched the query's words (a catalog written in that language),
+* BM25 over the query's dictionary translation (``bm25_translated``, :mod:`search.translation`),
+  when it matched the English words, and
 * the multilingual text kNN (``text_e5_knn``, multilingual-e5-small), when it is in service,
 
 and the English-only ones get their weight times ``SEARCH_OTHER_SCRIPT_ENGLISH_ONLY_WEIGHT``
@@ -22,27 +24,25 @@ from collections.abc import Mapping, Sequence
 
 from django.conf import settings
 
-from search.backends._segment import has_non_latin
+from search.backends._segment import has_devanagari, has_han, is_other_script
 
 #: The retrievers whose models read English only.
 ENGLISH_ONLY = ("text_knn", "fused_knn")
 #: Retrievers that read any language: BM25 (the catalog's own words) and multilingual encoders' kNN.
 MULTILINGUAL_KNN = ("text_e5_knn",)
+#: BM25 over the query's dictionary translation (``search.translation``): it reads the query's
+#: language too, through the dictionary.
+TRANSLATED = ("bm25_translated",)
 #: Default weight factor of :data:`ENGLISH_ONLY` retrievers for a query in another script (0: left
 #: out; setting ``SEARCH_OTHER_SCRIPT_ENGLISH_ONLY_WEIGHT``, 1 turns the rule off), chosen on the
 #: multilingual check set (``manage.py evaluate multilingual``: 0 and 0.25 tie, 0.5 loses).
 ENGLISH_ONLY_WEIGHT = 0.0
-_LATIN = "abcdefghijklmnopqrstuvwxyz"
+#: Default factor on ``bm25_translated``'s weight for a Hindi query (setting
+#: ``SEARCH_TRANSLATION_SOUND_WEIGHT``): its words are loanwords matched by sound, a guess, where a
+#: Chinese query's come from a dictionary (README "Languages": 0.5 against 1 on the multilingual set).
+SOUND_WEIGHT = 0.5
 
-
-def is_other_script(text: str) -> bool:
-    """Whether ``text`` has letters and none of them is Latin ("纯棉浴巾", "सूती तौलिया"; not "towel 毛巾")."""
-    letters = [ch for ch in text or "" if ch.isalpha()]
-    return bool(letters) and has_non_latin(text) and not any(_is_latin(ch) for ch in letters)
-
-
-def _is_latin(ch: str) -> bool:
-    return ch.lower() in _LATIN or "\u00c0" <= ch <= "\u024f" or "\u1e00" <= ch <= "\u1eff"
+__all__ = ["ENGLISH_ONLY", "ENGLISH_ONLY_WEIGHT", "MULTILINGUAL_KNN", "SOUND_WEIGHT", "TRANSLATED", "is_other_script", "language_weights"]
 
 
 def language_weights(
@@ -59,15 +59,19 @@ def language_weights(
         photo: the query has a photo (its weights are left alone).
 
     Returns:
-        A new dict: the English-only retrievers' weights times the factor when
-        ``text`` has no Latin letter and BM25 or a multilingual kNN with weight > 0 answered;
-        otherwise ``weights`` unchanged.
+        A new dict: for a Hindi query, ``bm25_translated``'s weight times
+        ``SEARCH_TRANSLATION_SOUND_WEIGHT`` (its English words are guessed by sound,
+        :mod:`search.translation.hindi`); the English-only retrievers' weights times the factor when
+        ``text`` has no Latin letter and BM25, the translation or a multilingual kNN with weight > 0
+        answered; otherwise ``weights`` unchanged.
     """
     out = dict(weights)
+    if TRANSLATED[0] in out and is_other_script(text) and has_devanagari(text) and not has_han(text):
+        out[TRANSLATED[0]] *= float(getattr(settings, "SEARCH_TRANSLATION_SOUND_WEIGHT", SOUND_WEIGHT))
     factor = float(getattr(settings, "SEARCH_OTHER_SCRIPT_ENGLISH_ONLY_WEIGHT", ENGLISH_ONLY_WEIGHT))
     if photo or factor == 1.0 or not is_other_script(text):
         return out
-    readers = [name for name in ("bm25", *MULTILINGUAL_KNN) if name in answered and out.get(name, 1.0) > 0]
+    readers = [name for name in ("bm25", *TRANSLATED, *MULTILINGUAL_KNN) if name in answered and out.get(name, 1.0) > 0]
     if not readers:
         return out
     for name in ENGLISH_ONLY:

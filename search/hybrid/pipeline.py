@@ -43,11 +43,12 @@ from search.hybrid.click_prior import apply_click_prior, click_prior_scale
 from search.hybrid.compile import compile_rule, why_not_compiled
 from search.hybrid.floor import exact_ids, knn_best, matched_ids
 from search.hybrid.fusion import exact_boost, fuse
-from search.hybrid.language import MULTILINGUAL_KNN, language_weights
+from search.hybrid.language import MULTILINGUAL_KNN, TRANSLATED, is_other_script, language_weights
 from search.hybrid.rerank import candidate_features, load_reranker
 from search.hybrid.retrieve import query_retrievals, retrieve
 from search.hybrid.retrievers import BM25, CLICKS, IMAGE_KNN, PHOTO_REFS_KNN, blend_weights
 from search.hybrid.rule import HybridRule, hybrid_rule
+from search.translation import translate_query
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, fil
         return compose.composed_ranking(backend=backend, words=query.text, photo_vector=query.photo_alone, filters=filters).results
     rule = hybrid_rule(method=method, weights=query.weights)
     retrievals = [r for r in query_retrievals(text=query.text, vectors=query.vectors, filters=filters, window=rule.window,
-                                                   served=backend.served_vector_fields())
+                                                   served=backend.served_vector_fields(), translated=query_translation(backend, query.text))
                   if rule.weight(r.name) != 0]
     # -- click feedback: shoppers' photos as extra references (search.clicks.selectors) --
     refs: list[Hit] = []
@@ -165,8 +166,8 @@ def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, fil
         refs = click_selectors.photo_refs_ranking(query.vectors.image, filters=filters, k=rule.window)
     photo = query.vectors.image is not None
     if backend.supports_server_fusion and not settings.SEARCH_RERANKER_DIR:  # the re-ranker reads every list's scores
-        # Asked before it answers: only a multilingual kNN in the query can stand for a query in another script.
-        multilingual = [r.name for r in retrievals if r.name in MULTILINGUAL_KNN]
+        # Asked before it answers: only a multilingual kNN or a translation in the query can stand for a query in another script.
+        multilingual = [r.name for r in retrievals if r.name in (*MULTILINGUAL_KNN, *TRANSLATED)]
         rule = replace(rule, weights=language_weights(query.text, rule.weights, answered=multilingual, photo=photo))
         reason = why_not_compiled(rule, retrievals, backend.fusion_support(), extra_lists=bool(refs))
         if reason is None:
@@ -183,6 +184,19 @@ def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, fil
     fused = rankings_fuse(rankings, rule, best=None if filters.is_empty else query.best, text=query.text,
                           exact_count=None if filters.is_empty else query.exact_count)
     return rerank(fused, query=query, rankings=rankings)
+
+
+def query_translation(backend: BaseSearchBackend, text: str) -> str:
+    """The English words of ``text``'s dictionary translation for ``bm25_translated``
+    (:func:`search.translation.translate_query`, with the engine's vocabulary choosing among a
+    Hindi word's sound-alikes); "" for English words, a photo-only query, or translation off.
+
+    Raises:
+        search.backends.base.SearchUnavailable: the engine cannot answer.
+    """
+    if not text or settings.SEARCH_QUERY_TRANSLATION == "off" or not is_other_script(text):
+        return ""
+    return translate_query(text, known=backend.known_words)
 
 
 def rankings_fuse(
@@ -274,10 +288,11 @@ def search_rankings(
         candidates: hits per retriever (default ``SEARCH_CANDIDATES``).
 
     Returns:
-        Retriever name (``bm25``, ``text_knn``, ``image_knn``, ``fused_knn``) -> hits, best first.
+        Retriever name (``bm25``, ``text_knn``, ``image_knn``, ``fused_knn``...; ``bm25_translated``
+        for a Chinese or Hindi query with a translation) -> hits, best first.
     """
     retrievals = query_retrievals(text=text, vectors=vectors, filters=filters, window=candidates or settings.SEARCH_CANDIDATES,
-                                  served=backend.served_vector_fields())
+                                  served=backend.served_vector_fields(), translated=query_translation(backend, text))
     return {r.name: hits for r, hits in zip(retrievals, retrieve(backend, retrievals), strict=True)}
 
 

@@ -12,11 +12,11 @@ from collections.abc import Collection, Sequence
 from search.backends.base import BaseSearchBackend, Hit, SearchFilters
 from search.backends.retrieval import Retrieval, TextRetrieval, VectorRetrieval
 from search.embedding.encoding import QueryVectors
-from search.hybrid.retrievers import BM25, KNN_FIELDS
+from search.hybrid.retrievers import BM25, BM25_TRANSLATED, KNN_FIELDS
 
 
 def query_retrievals(*, text: str, vectors: QueryVectors, filters: SearchFilters | None, window: int,
-                     served: Collection[str] | None = None) -> list[Retrieval]:
+                     served: Collection[str] | None = None, translated: str = "") -> list[Retrieval]:
     """The engine retrievals of a words and/or photo query, named from the registry.
 
     Words run BM25; every kNN retriever of :data:`~search.hybrid.retrievers.KNN_FIELDS` runs when
@@ -31,11 +31,16 @@ def query_retrievals(*, text: str, vectors: QueryVectors, filters: SearchFilters
         window: hits per retrieval.
         served: the vector fields the index can search (``backend.served_vector_fields()``);
             a kNN retriever of another field is left out. ``None``: every field.
+        translated: the English words of the query's dictionary translation
+            (:func:`search.translation.translate_query`), searched as ``bm25_translated``; "" for none.
 
     Returns:
-        BM25 first (with words), then the kNN retrievals in registry order.
+        BM25 first (with words), then BM25 over the translation (when there is one), then the
+        kNN retrievals in registry order.
     """
     out: list[Retrieval] = [TextRetrieval(name=BM25, query=text, filters=filters, limit=window)] if text else []
+    if text and translated:
+        out.append(TextRetrieval(name=BM25_TRANSLATED, query=translated, filters=filters, limit=window))
     for name, vector_field in KNN_FIELDS.items():
         vector = vectors.for_field(vector_field)
         if vector is not None and (served is None or vector_field in served):

@@ -14,6 +14,9 @@ from django.conf import settings
 from search.backends.base import VECTOR_FIELDS  # noqa: F401  (the engines' fields; one kNN retriever each)
 
 BM25 = "bm25"
+#: BM25 over the English words of a Chinese or Hindi query's dictionary translation
+#: (:mod:`search.translation`); runs only for such a query, with translation on.
+BM25_TRANSLATED = "bm25_translated"
 TEXT_KNN = "text_knn"
 IMAGE_KNN = "image_knn"
 FUSED_KNN = "fused_knn"
@@ -31,12 +34,13 @@ KNN_FIELDS = {TEXT_KNN: "text", IMAGE_KNN: "image", FUSED_KNN: "fused", TEXT_E5_
 #: Vector field -> the kNN retriever that searches it.
 KNN_NAME = {vector_field: name for name, vector_field in KNN_FIELDS.items()}
 #: Every retriever.
-RETRIEVERS = (BM25, TEXT_KNN, IMAGE_KNN, FUSED_KNN, PHOTO_REFS_KNN, TEXT_E5_KNN)
+RETRIEVERS = (BM25, TEXT_KNN, IMAGE_KNN, FUSED_KNN, PHOTO_REFS_KNN, TEXT_E5_KNN, BM25_TRANSLATED)
 #: Every key ``SEARCH_WEIGHTS`` (and a per-request weight override) may hold.
 WEIGHT_KEYS = (*RETRIEVERS, CLICKS)
 #: Plain labels of the parts of a result's score explanation: name -> (short label, what it means).
 RETRIEVER_LABELS = {
     BM25: ("BM25", "Keyword match on title, brand, category and description"),
+    BM25_TRANSLATED: ("BM25, translated", "Keyword match on the English words of your query's dictionary translation"),
     TEXT_KNN: ("Text kNN", "Meaning of the words (MiniLM text vectors)"),
     FUSED_KNN: ("Fused kNN", "Words and photos in one space (fused vectors)"),
     IMAGE_KNN: ("Image kNN", "Looks like your photo (EfficientNet image vectors)"),

@@ -17,6 +17,7 @@ after a view (a request Django refuses while reading it, a middleware that break
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.conf import settings
@@ -54,6 +55,8 @@ def refused_request_message(exc: Exception | None) -> str:
         return f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 1048576:.1f} MB; send less at once."
     if kind == "TooManyFieldsSent":
         return f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:,} parameters; send fewer."
+    if kind == "DisallowedHost":
+        return "This server does not answer for the host name the request was sent to; use the shop's own address."
     if kind == "TooManyFilesSent":
         return f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES:,} files; send fewer."
     return _HANDLED[400][1]
@@ -180,7 +183,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header
     if getattr(exc, "wait", None):
-        headers["Retry-After"] = str(int(exc.wait))
+        headers["Retry-After"] = str(max(1, math.ceil(exc.wait)))
     if isinstance(exc, exceptions.ValidationError):
         field, message, code = _first_message(exc.detail)
         details = _plain(exc.detail) if isinstance(exc.detail, dict) and len(exc.detail) > 1 else None
@@ -188,5 +191,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     _, message, code = _first_message(exc.detail)
     if isinstance(exc, exceptions.NotAuthenticated):
         message = "Authentication credentials were not provided: send 'Authorization: Token <key>' (see POST /api/auth/token/) or log in."
+    elif isinstance(exc, exceptions.Throttled):
+        message = "Too many requests from you in a short time; wait a moment and try again."
+        if exc.wait:
+            seconds = max(1, math.ceil(exc.wait))
+            message = f"Too many requests from you in a short time; try again in {seconds} second{'s' if seconds != 1 else ''}."
     code = exc.get_codes() if isinstance(exc.get_codes(), str) else code
     return Response(error_body(code, message, getattr(exc, "field", "")), status=exc.status_code, headers=headers)

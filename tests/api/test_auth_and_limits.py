@@ -103,6 +103,10 @@ def test_anonymous_photo_search_is_limited_harder_than_text_search(db, tight_lim
     assert text == [400, 400, 400, 429]
     limited = _photo_query(client)
     assert limited.json()["error"]["code"] == "throttled" and int(limited["Retry-After"]) > 0
+    wait = int(limited["Retry-After"])
+    assert limited.json()["error"]["message"] == (
+        f"Too many requests from you in a short time; try again in {wait} second{'s' if wait != 1 else ''}."
+    )
 
 
 def test_paging_a_photo_search_by_token_counts_as_a_text_search(db, tight_limits):
@@ -120,3 +124,14 @@ def test_signed_in_users_are_not_held_to_the_anonymous_photo_limit(world, tight_
     client = world.client("shopper")
 
     assert [_photo_query(client).status_code for _ in range(3)] == [400, 400, 400]
+
+
+def test_a_request_for_a_host_the_shop_does_not_serve_is_refused_in_plain_words(db, client, settings):
+    settings.ALLOWED_HOSTS = ["shop.example.com"]
+
+    response = client.get("/api/products/", HTTP_HOST="evil.example")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == (
+        "This server does not answer for the host name the request was sent to; use the shop's own address."
+    )

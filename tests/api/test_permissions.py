@@ -152,3 +152,12 @@ def test_staff_of_two_merchants_must_say_which(world):
     error = response.json()["error"]
     assert error["field"] == "merchant"
     assert world.merchant_a.slug in error["message"] and world.merchant_b.slug in error["message"]
+
+
+def test_another_merchants_indexing_state_is_refused_in_words_about_reading(world):
+    response = world.client("merchant_b").get(f"/api/products/{world.product_a.pk}/index-state/")
+
+    assert response.status_code == 403
+    assert response.json()["error"]["message"] == (
+        f"Product {world.product_a.pk} belongs to another merchant; only that merchant's staff can see its indexing state."
+    )

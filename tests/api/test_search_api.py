@@ -63,6 +63,17 @@ def test_filters_and_pages(api):
     assert page2["previous"] is not None
 
 
+def test_an_unknown_category_answers_no_results_and_says_why(api):
+    known = api.get("/api/search", {"q": "towel", "page_size": 1}).json()["facets"]["category"][0]["value"]
+
+    unknown = api.get("/api/search", {"q": "towel", "category": "Bath Linnen"}).json()
+    existing = api.get("/api/search", {"q": "towel", "category": known}).json()
+
+    assert unknown["count"] == 0
+    assert any("There is no category “Bath Linnen”" in n for n in unknown["notices"])
+    assert existing["count"] > 0 and not any("There is no category" in n for n in existing["notices"])
+
+
 def test_sort_by_price(api):
     results = api.get("/api/search", {"q": "men", "sort": "price_asc", "page_size": 30}).json()["results"]
 

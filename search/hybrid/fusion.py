@@ -100,7 +100,8 @@ def fuse(rankings: Mapping[str, Sequence[Hit]], rule: HybridRule) -> list[FusedR
 
 
 def exact_boost(fused: Sequence[FusedResult], exact: Collection[int], *, boost: float, scale: float) -> list[FusedResult]:
-    """Exact matches first: each result in ``exact`` gains ``boost * scale`` (an ``exact`` score part), then re-sorted.
+    """Exact matches first: each result in ``exact`` gains ``boost * scale`` (an ``exact`` score part,
+    added to the results in place), then all are re-sorted as fusion sorts them.
 
     ``scale`` is what a first place in a list of weight 1 adds (1 for linear fusion, ``1 / (k + 1)``
     for RRF; :func:`search.hybrid.click_prior.click_prior_scale`), so ``boost`` 1 lifts a product

@@ -124,7 +124,7 @@ def exact_match_count(backend: BaseSearchBackend, text: str, rule: HybridRule) -
     """How many of the unfiltered BM25 window's hits are exact matches (:func:`search.hybrid.floor.exact_ids`):
     a filtered query's kNN-only gates read this, so a filter never admits a product the unfiltered
     query left out. ``None`` when the rule has no such gate or the engine reports no term
-    coverage (its hits all count as exact, filtered or not: nothing to ask).
+    coverage (then no exact match is known and nothing is gated: nothing to ask).
 
     Raises:
         search.backends.base.SearchUnavailable: the engine cannot answer.

@@ -67,9 +67,9 @@ def test_aggregate_counts_expected_clicks_by_position_with_decay():
     impressions = [
         ImpressionEvent(1, "towel", "s1", [10, 20], age_s=0),
         ImpressionEvent(2, "towel", "s2", [20, 10], age_s=14 * DAY),  # weighs 0.5
-        ImpressionEvent(3, "", "s3", [10], age_s=0),  # photo query: global only
+        ImpressionEvent(3, "", "s3", [10, 20], age_s=0),  # photo query: global only
     ]
-    clicks = [ClickEvent(1, "towel", "s1", 20, age_s=0), ClickEvent(2, "towel", "s2", 20, age_s=14 * DAY)]
+    clicks = [ClickEvent(1, "towel", "s1", 20, age_s=0), ClickEvent(2, "towel", "s2", 20, age_s=14 * DAY), ClickEvent(3, "", "s3", 20, age_s=0)]
     agg = click_model.aggregate(impressions, clicks, half_life_days=14, eta=1.0, query_min_sessions=2)
     p20 = agg.per_query[("towel", 20)]
     assert p20.expected == pytest.approx(1 / 2 + 0.5 * 1)  # position 2 now, position 1 a half-life ago
@@ -78,7 +78,8 @@ def test_aggregate_counts_expected_clicks_by_position_with_decay():
     assert agg.per_query[("towel", 10)].expected == pytest.approx(1 + 0.5 / 2)
     assert agg.per_product[10].expected == pytest.approx(1 + 0.25 + 1)  # plus the photo query
     assert agg.per_product[10].impressions == pytest.approx(2.5)
-    assert agg.prior_mean == pytest.approx(0.5 / (2.25 + 1.0))
+    assert agg.per_product[20].clicks == pytest.approx(1.5)  # 1 + 0.5 + 1, less the top session's 1
+    assert agg.prior_mean == pytest.approx(1.5 / (2.25 + 1.5))
     assert agg.query_sessions == {"towel": 2}
 
 
@@ -86,7 +87,8 @@ def test_quiet_queries_get_no_per_query_scores():
     impressions = [ImpressionEvent(1, "rare", "s1", [10], age_s=0)]
     agg = click_model.aggregate(impressions, [], half_life_days=14, query_min_sessions=2)
     assert agg.per_query == {}
-    assert agg.per_product[10].expected == 1.0
+    assert agg.per_product == {}  # a page nobody clicked changes no score, not even the global one
+    assert agg.query_sessions == {"rare": 0}
 
 
 def test_query_key_normalises():
@@ -175,6 +177,7 @@ def test_one_session_alone_never_moves_a_score():
     imps = [ImpressionEvent(i, "towel", f"s{i}", [10, 20], age_s=0) for i in range(5)]
     attacker = [ClickEvent(0, "towel", "s0", 20, age_s=i * DAY) for i in range(30)]  # one click per window for a month
     agg = click_model.aggregate(imps, attacker, half_life_days=14, query_min_sessions=1)
-    assert agg.per_query[("towel", 20)].clicks == 0.0
+    assert agg.per_query == {} and agg.per_product == {}  # clicks nobody else shares vouch for no one: no score at all
+    assert agg.query_sessions == {"towel": 0}
     two = click_model.aggregate(imps, attacker + [ClickEvent(1, "towel", "s1", 20, age_s=0)], half_life_days=14, query_min_sessions=1)
     assert two.per_query[("towel", 20)].clicks == pytest.approx(1.0)  # the second session counts

@@ -22,17 +22,31 @@ prior's mean is estimated from the catalogue itself):
 
 **Robustness to one network.** Sessions are free to make (a cookie-less request is a new one),
 so evidence is grouped by the client's *network* (its /24 IPv4 or /64 IPv6 prefix, stored as an
-HMAC; the session where the address is unknown), the *source* below. Per key and source, the
-evidence is scaled down, click-through ratio kept, to at most ``CLICK_NETWORK_MAX_IMPRESSIONS``
-impressions and ``CLICK_NETWORK_MAX_CLICKS`` clicks (one each by default), so a flood from one
-network, whatever its sessions, weighs what one shopper weighs. ``C`` then leaves out the source that contributed most
-(leave-top-source-out): a click starts to count when a *second* network clicks the same
-product, and a single shopper, or a single attacker with any number of sessions, never lifts a
-score on their own. A *positive* boost is scaled by ``min(1, S / S_full)``, ``S`` the (decayed)
-number of distinct networks that clicked; a *negative* one by ``min(1, (N - 1) / S_full)``, ``N``
-the number of distinct networks that saw the product there: impressions without clicks from one
-network, however many, never demote. A query gets per-query scores from
-``CLICK_QUERY_MIN_SESSIONS`` distinct *networks* on.
+HMAC; the session where the address is unknown), the *source* below. Every quantity one source
+feeds is bounded so that it weighs at most what one shopper weighs, and nothing when no other
+source backs it:
+
+* per key and source, the evidence is scaled down, click-through ratio kept, to at most
+  ``CLICK_NETWORK_MAX_IMPRESSIONS`` impressions and ``CLICK_NETWORK_MAX_CLICKS`` clicks (one each
+  by default), whatever the number of sessions;
+* ``C`` leaves out the source that clicked most (leave-top-source-out): a click starts to count
+  when a *second* network clicks the same product;
+* a source's impressions of a query (``E``, the impressions, the networks that saw a product, the
+  searching networks of the query, and through them ``α₀``) count only once the source is
+  *vouched for* there: it clicked a product on that query that another network clicked too (for
+  the global per-product scores: that another network clicked on any query). Pages nobody clicked,
+  and pages whose only click nobody else shares, change no score: a flood of views, or of
+  sessions clicking a product no one else wants, moves nothing even beside other shoppers'
+  traffic. Clicks on results leave implicit judgements relative to the clicked result (Joachims,
+  "Optimizing search engines using clickthrough data", KDD 2002); here a page's skipped results
+  count against them only when its click is corroborated.
+
+A *positive* boost is scaled by ``min(1, S / S_full)``, ``S`` the (decayed) number of networks
+that clicked (a positive boost needs ``C > 0``, so two networks already); a *negative* one by
+``min(1, (N - 1) / S_full)``, ``N`` the number of vouched networks that saw the product there.
+A query gets per-query scores from ``CLICK_QUERY_MIN_SESSIONS`` vouched networks on. The limit:
+a network that behaves exactly like one more shopper (its click shared by another network)
+weighs what one shopper weighs, never more.
 
 **Time decay.** Every event weighs ``0.5 ** (age / half_life)`` (``CLICK_HALF_LIFE_DAYS``).
 
@@ -121,9 +135,9 @@ class Evidence:
         impressions: times shown (decayed).
         expected: expected clicks ``Σ θ_r`` over those impressions (decayed).
         clicks: counted clicks (decayed), less those of the source (network) that contributed most.
-        sessions: distinct sources (networks; sessions where the network is unknown) with a counted
-            click, each weighing its latest click's decay.
-        networks: distinct sources that saw it (undecayed); ``inf`` when not counted (full credit).
+        sessions: distinct vouched sources (networks; sessions where the network is unknown) with a
+            counted click, each weighing its latest click's decay.
+        networks: distinct vouched sources that saw it (undecayed); ``inf`` when not counted (full credit).
     """
 
     impressions: float = 0.0
@@ -143,10 +157,9 @@ class PriorConfig:
 
 def catalogue_mean(evidence: Iterable[Evidence]) -> float:
     """``α₀ = ΣC / ΣE`` over all products (capped to (0, 1]); :data:`DEFAULT_PRIOR_MEAN` without data."""
-    clicks = expected = 0.0
-    for e in evidence:
-        clicks += e.clicks
-        expected += e.expected
+    rows = list(evidence)
+    clicks = math.fsum(e.clicks for e in rows)  # exactly rounded: the same whatever the order of the rows
+    expected = math.fsum(e.expected for e in rows)
     if expected <= 0 or clicks <= 0:
         return DEFAULT_PRIOR_MEAN
     return min(1.0, clicks / expected)
@@ -156,7 +169,7 @@ def click_boost(evidence: Evidence, *, prior_mean: float, config: PriorConfig = 
     """The bounded boost in ``(-1, 1)``: ``(lift - 1) / (lift + 1)``, ``lift = α̃ / α₀``, times its credibility.
 
     A positive boost is scaled by ``min(1, sessions / S_full)`` (networks that clicked), a negative
-    one by ``min(1, (networks - 1) / S_full)`` (networks that saw it), ``S_full`` =
+    one by ``min(1, (networks - 1) / S_full)`` (vouched networks that saw it), ``S_full`` =
     ``config.full_credit_sessions`` (no scaling when it is 0).
     """
     smoothed = smoothed_attractiveness(evidence.clicks, evidence.expected, prior_mean=prior_mean, strength=config.strength)
@@ -230,8 +243,8 @@ class Aggregates:
     Attributes:
         per_query: ``(query, product) -> Evidence`` for queries with enough traffic.
         per_product: ``product -> Evidence`` over every query (global popularity).
-        query_sessions: ``query -> distinct sources`` (networks, else sessions) that searched it (undecayed).
-        prior_mean: the catalogue mean ``α₀``.
+        query_sessions: ``query -> distinct vouched sources`` (networks, else sessions) that searched it (undecayed).
+        prior_mean: the catalogue mean ``α₀`` over the per-product evidence.
     """
 
     per_query: dict[tuple[str, int], Evidence] = field(default_factory=dict)
@@ -253,18 +266,25 @@ def aggregate(
     """Decayed impressions, expected clicks, clicks and distinct clicking sources per (query, product) and per product.
 
     Evidence is grouped by source (the network, else the session: :attr:`ImpressionEvent.source`).
-    Per key and source it is scaled by ``min(1, network_max_clicks / c, network_max_impressions / i)``
-    (click-through ratio and positions kept: a source weighs at most what that many shoppers weigh);
-    then ``clicks`` leaves out the source with the most (scaled) clicks,
-    ``sessions`` sums each clicking source's latest decay weight, ``networks`` counts the sources
-    that saw the key. Photo-only impressions (query ``""``) count for the products' global popularity only.
+    A source's impressions of a query count only once the source is *vouched for* on it: it
+    clicked there a product that another source clicked too (on that query for the per-query
+    table, on any query for the per-product table); the source of the page such a click came
+    from is vouched for too. Per key and source the evidence is scaled by
+    ``min(1, network_max_clicks / c, network_max_impressions / i)`` (click-through ratio and
+    positions kept: a source weighs at most what that many shoppers weigh); then ``clicks`` leaves
+    out the source with the most, ``sessions`` sums each vouched clicking source's latest decay weight, ``networks`` counts the sources whose
+    impressions count. A key no counted impression reaches is left out (its product keeps its
+    global score, or none). ``query_sessions`` counts the vouched sources of each query, and
+    ``prior_mean`` is taken over the per-product evidence. So a source whose clicks no other
+    source shares, or which never clicks, changes nothing at all. Photo-only impressions
+    (query ``""``) count for the products' global popularity only.
 
     Args:
         impressions: every impression in the retention window.
         clicks: every *counted* click in it (the guards already removed the rest).
         half_life_days: time decay (see :func:`decay_weight`).
         eta: PBM exponent (see :func:`examination_probability`).
-        query_min_sessions: a query needs this many distinct searching sources for per-query scores.
+        query_min_sessions: a query needs this many vouched sources for per-query scores.
         network_max_clicks, network_max_impressions: most clicks / impressions (decayed) one source
             contributes to one key (``None``: no bound; settings ``CLICK_NETWORK_MAX_CLICKS``,
             ``CLICK_NETWORK_MAX_IMPRESSIONS``).
@@ -275,30 +295,44 @@ def aggregate(
     for bound in (network_max_clicks, network_max_impressions):
         if bound is not None and not bound > 0:
             raise ValueError(f"Per-network bounds must be positive, got {bound}")
-    # per key and source: [impressions, expected, clicks, weight of the latest click] (decayed)
+    clicks = list(clicks)
+    clicked = {c.impression_id for c in clicks}
+    shown_to: dict[int, str] = {}  # source of each clicked impression (a shopper may click from another network)
+    # per (query, product) and source: [impressions, expected, clicks, weight of the latest click] (decayed)
     pair_sources: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(dict)
-    product_sources: dict[int, dict[str, list[float]]] = defaultdict(dict)
-    searched: dict[str, set[str]] = defaultdict(set)
     for imp in impressions:
         w = decay_weight(imp.age_s, half_life_days)
-        source = imp.source
-        if imp.query:
-            searched[imp.query].add(source)
+        if imp.id in clicked:
+            shown_to[imp.id] = imp.source
         for i, pid in enumerate(imp.product_ids):
-            theta = w * examination_probability(i + 1, eta)
-            for table in ((pair_sources[(imp.query, pid)], product_sources[pid]) if imp.query else (product_sources[pid],)):
-                entry = table.setdefault(source, [0.0, 0.0, 0.0, 0.0])
-                entry[0] += w
-                entry[1] += theta
+            entry = pair_sources[(imp.query, pid)].setdefault(imp.source, [0.0, 0.0, 0.0, 0.0])
+            entry[0] += w
+            entry[1] += w * examination_probability(i + 1, eta)
     for c in clicks:
         w = decay_weight(c.age_s, half_life_days)
-        for table in ((product_sources[c.product_id], pair_sources[(c.query, c.product_id)]) if c.query else (product_sources[c.product_id],)):
-            entry = table.setdefault(c.source, [0.0, 0.0, 0.0, 0.0])
-            entry[2] += w
-            entry[3] = max(entry[3], w)
-    pairs = {key: _evidence(sources, network_max_clicks, network_max_impressions) for key, sources in pair_sources.items()}
-    products = {pid: _evidence(sources, network_max_clicks, network_max_impressions) for pid, sources in product_sources.items()}
-    query_sessions = {q: len(s) for q, s in searched.items()}
+        entry = pair_sources[(c.query, c.product_id)].setdefault(c.source, [0.0, 0.0, 0.0, 0.0])
+        entry[2] += w
+        entry[3] = max(entry[3], w)
+    vouched_query, vouched_global = _vouched(pair_sources, clicks, shown_to)
+
+    pairs: dict[tuple[str, int], Evidence] = {}
+    product_sources: dict[int, dict[str, list[float]]] = defaultdict(dict)
+    for (query, pid), sources in pair_sources.items():
+        if query:
+            counted = {s: e if s in vouched_query[query] else [0.0, 0.0, e[2], 0.0] for s, e in sources.items()}
+            evidence = _evidence(counted, network_max_clicks, network_max_impressions)
+            if evidence.networks:
+                pairs[(query, pid)] = evidence
+        merged = product_sources[pid]
+        for s, e in sources.items():
+            seen = s in vouched_global[query]
+            entry = merged.setdefault(s, [0.0, 0.0, 0.0, 0.0])
+            entry[0] += e[0] if seen else 0.0
+            entry[1] += e[1] if seen else 0.0
+            entry[2] += e[2]
+            entry[3] = max(entry[3], e[3] if seen else 0.0)
+    products = {pid: e for pid, sources in product_sources.items() if (e := _evidence(sources, network_max_clicks, network_max_impressions)).networks}
+    query_sessions = {q: len(s) for q, s in vouched_query.items() if q}
     head = {q for q, n in query_sessions.items() if n >= query_min_sessions}
     return Aggregates(
         per_query={k: e for k, e in pairs.items() if k[0] in head},
@@ -308,8 +342,30 @@ def aggregate(
     )
 
 
+def _vouched(
+    pair_sources: dict[tuple[str, int], dict[str, list[float]]], clicks: list[ClickEvent], shown_to: dict[int, str]
+) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Per query, the sources whose impressions count: for the per-query table, those that clicked a product
+    another source clicked on the same query (and the source of the page each such click came from);
+    for the per-product table, the same with the product clicked on any query."""
+    pair_clickers = {key: {s for s, e in sources.items() if e[2] > 0} for key, sources in pair_sources.items()}
+    product_clickers: dict[int, set[str]] = defaultdict(set)
+    for (_, pid), clickers in pair_clickers.items():
+        product_clickers[pid] |= clickers
+    vouched_query: dict[str, set[str]] = {query: set() for query, _ in pair_sources}  # every query shown, vouched for or not
+    vouched_global: dict[str, set[str]] = {query: set() for query in vouched_query}
+    for c in clicks:
+        who = {c.source, shown_to.get(c.impression_id, c.source)}
+        if len(pair_clickers[(c.query, c.product_id)]) >= 2:
+            vouched_query[c.query] |= who
+        if len(product_clickers[c.product_id]) >= 2:
+            vouched_global[c.query] |= who
+    return vouched_query, vouched_global
+
+
 def _evidence(sources: dict[str, list[float]], max_clicks: float | None, max_impressions: float | None) -> Evidence:
-    """One key's :class:`Evidence` from its per-source ``[impressions, expected, clicks, latest click weight]``."""
+    """One key's :class:`Evidence` from its per-source ``[impressions, expected, clicks, latest click weight]``
+    (impressions 0 where the source's do not count): scaled per source, the top clicking source left out."""
     out = Evidence(networks=0.0)
     top_clicks = 0.0
     for impressions, expected, clicks, latest in sources.values():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -72,7 +73,14 @@ def _reference_matrix() -> _RefMatrix:
         if _refs is None or _refs.generation != generation:
             dim = image_dim()
             # References of another width were made by an earlier IMAGE_ENCODER: they cannot be compared.
-            rows = [(p, v) for p, v in PhotoReference.objects.values_list("product_id", "vector") if len(v) == 4 * dim]
+            found = PhotoReference.objects.values_list("product_id", "vector", "click_id", "click__network_hash", "click__session_hash")
+            found = [r for r in found if len(r[1]) == 4 * dim]
+            # Shoppers' references of a product count once two networks (sessions where the address is
+            # unknown) made them; one made by the shop itself (no click) always counts.
+            sources: dict[int, set[str]] = defaultdict(set)
+            for pid, _, click, network, session in found:
+                sources[pid].add("shop" if click is None else network or f"s:{session}")
+            rows = [(p, v) for p, v, *_ in found if len(sources[p]) >= 2 or "shop" in sources[p]]
             vecs = np.frombuffer(b"".join(bytes(v) for _, v in rows), dtype=np.float32).reshape(len(rows), dim)
             _refs = _RefMatrix(generation, np.array([p for p, _ in rows], dtype=np.int64), vecs)
         return _refs
@@ -87,6 +95,9 @@ def photo_refs_reset() -> None:
 
 def photo_refs_search(vector: np.ndarray, *, k: int = 100, allowed: set[int] | None = None) -> list[Hit]:
     """kNN over shoppers' photo references: products ranked by their best reference's cosine similarity.
+
+    Only products whose references come from two networks or more are searched (a reference the
+    shop made itself, with no click behind it, always is): one network alone never lifts a product.
 
     Exact search (a matrix product), fine for the counts references reach (at most
     ``PHOTO_REFS_PER_PRODUCT`` per clicked product).

@@ -360,11 +360,17 @@ def click_record(
 
 
 def _photo_reference_add(*, impression: SearchImpression, click: SearchClick, now: datetime) -> PhotoReference | None:
-    """Keep a photo query's vector as a reference of the clicked product (first counted click per impression)."""
+    """Keep a photo query's vector as a reference of the clicked product (first counted click per impression).
+
+    A network (the session where the address is unknown) holds at most one reference per product:
+    its newest replaces its older ones, so it can neither add many nor push out other shoppers'.
+    """
     vector = impression.query_image_vector()
     if vector is None or PhotoReference.objects.filter(click__impression=impression).exists():
         return None
     ref = PhotoReference.objects.create(product_id=click.product_id, vector=vector.tobytes(), created=now, click=click)
+    source = {"click__network_hash": click.network_hash} if click.network_hash else {"click__network_hash": "", "click__session_hash": click.session_hash}
+    PhotoReference.objects.filter(product_id=click.product_id, **source).exclude(pk=ref.pk).delete()
     keep = settings.PHOTO_REFS_PER_PRODUCT
     stale = list(
         PhotoReference.objects.filter(product_id=click.product_id).order_by("-created", "-pk").values_list("pk", flat=True)[keep:]

@@ -1,4 +1,4 @@
-"""CPU cost per text query of the relevance stages (match cut-off, query-adaptive weights, LambdaMART re-rank).
+"""CPU cost per text query of the relevance stages (match cut-off, exact matches, query-adaptive weights, LambdaMART re-rank).
 
 One thread, same run, same queries (CrowdFlower's distinct queries), against the baseline each
 stage is added to::
@@ -50,6 +50,7 @@ def main() -> int:
     from search.backends.base import Hit, SearchDocument
     from search.hybrid.pipeline import rankings_blend
     from search.hybrid.rerank import candidate_features, train_reranker
+    from search.lexical import EXACT_PROBE
 
     window = settings.SEARCH_CANDIDATES
     texts = run.text_queries(args.queries)
@@ -62,7 +63,11 @@ def main() -> int:
         index.finish()
         print(f"indexed {args.products} products in {time.perf_counter() - started:.0f} s", flush=True)
         searcher = index._searcher()
-        bm25_plain, bm25_cov, lists = [], [], {}
+        bm25_plain, bm25_cov, probe, lists = [], [], [], {}
+        for text in texts:  # the exact-word check of search.lexical (50 hits with their coverage)
+            t0 = time.process_time()
+            index.search(text, None, EXACT_PROBE)
+            probe.append((time.process_time() - t0) * 1000)
         for text in texts:  # BM25 as asked, then the coverage search alone over its hits
             t0 = time.process_time()
             hits = index.search(text, None, window)
@@ -92,12 +97,17 @@ def main() -> int:
             out.append((time.process_time() - t0) * 1000)
         return out
 
-    uncut = {"min_coverage": 0.0, "knn_min_ratio": {"text": 0.5, "fused": 0.5}}
+    no_exact = {"exact_boost": 0.0, "exact_enough": 0, "knn_only_min_cosine": {}}
+    uncut = {"min_coverage": 0.0, "knn_min_ratio": {"text": 0.5, "fused": 0.5}, **no_exact}
     stages = {
         "BM25, 200 hits (baseline)": bm25_plain,
         "BM25, 200 hits + term coverage (cut-off)": bm25_cov,
+        f"BM25, {EXACT_PROBE} hits + term coverage (does a product hold every word?)": probe,
         "fuse + membership, no cut-off (baseline)": timed(lambda t: rankings_blend(rankings[t], text=t, adaptive=False, **uncut)),
-        "fuse + membership with the cut-off": timed(lambda t: rankings_blend(rankings[t], text=t, adaptive=False)),
+        "fuse + membership with the cut-off, no exact-match boost or kNN-only gates": timed(
+            lambda t: rankings_blend(rankings[t], text=t, adaptive=False, **no_exact)),
+        "fuse + membership with the cut-off, exact-match boost and kNN-only gates (default)": timed(
+            lambda t: rankings_blend(rankings[t], text=t, adaptive=False)),
         "fuse + membership, cut-off + adaptive weights": timed(lambda t: rankings_blend(rankings[t], text=t, adaptive=True)),
     }
     fused = {t: rankings_blend(rankings[t], text=t, adaptive=False, **uncut) for t in texts}

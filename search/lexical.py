@@ -11,8 +11,9 @@ and the relevance harness (``search.evaluation``), so what is measured is what s
   if the corrected words match a product. A correctly spelt query is never changed.
 * **Identifiers**: code-like tokens (``search.identifiers``) are looked up exactly; the products
   carrying them are listed first (:func:`pin_first`).
-* **Honest empty**: :attr:`LexicalPlan.text_match` says whether any product holds the words;
-  without one the caller shows meaning-only results as such, or nothing.
+* **Honest empty**: :attr:`LexicalPlan.text_match` says whether any product holds every word
+  (an exact match, :func:`holds_every_word`); without one the caller shows meaning-only results
+  as such (at most ``SEARCH_SIMILAR_LIMIT``), or nothing.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class LexicalPlan:
         corrected: the corrected words when they replaced the typed ones, else ``None``.
         suggestion: a correction that was found but not applied (``autocorrect`` off), else ``None``.
         identifier_ids: products carrying an identifier of the query exactly, to list first.
-        text_match: some product holds the searched words (BM25 has a hit), or an identifier.
+        text_match: some product holds every searched word (:func:`holds_every_word`), or an identifier.
     """
 
     typed: str
@@ -90,6 +91,22 @@ def spelling_correction(backend: BaseSearchBackend, text: str) -> str | None:
     return corrected if corrected.lower() != text.lower() else None
 
 
+#: BM25 hits read for an exact match: a product holding every word of a query scores above the
+#: products holding fewer, bar rare words alone in long texts, so one is among the first hits.
+EXACT_PROBE = 50
+
+
+def holds_every_word(backend: BaseSearchBackend, text: str) -> bool:
+    """Some product holds every distinct analysed term of ``text`` in a text field (among BM25's
+    first :data:`EXACT_PROBE` hits, unfiltered). On an engine that reports no term coverage, any
+    BM25 hit counts, as for the match cut-off.
+
+    Raises:
+        search.backends.base.SearchUnavailable: the engine cannot answer.
+    """
+    return any(h.coverage is None or h.coverage >= 1.0 - 1e-9 for h in backend.search_text(text, limit=EXACT_PROBE))
+
+
 def lexical_plan(backend: BaseSearchBackend, text: str, *, filters: SearchFilters | None = None, autocorrect: bool = True) -> LexicalPlan:
     """Decide how ``text`` is searched on ``backend`` (see the module docstring).
 
@@ -114,7 +131,7 @@ def lexical_plan(backend: BaseSearchBackend, text: str, *, filters: SearchFilter
     # Matches are decided without the filters, as the kNN floor is (search.hybrid.floor): a
     # filter narrows the results and never turns them into "similar" or "none", so a facet's
     # count stays the number of results its filter opens.
-    matched = bool(backend.search_text(text, limit=1))
+    matched = holds_every_word(backend, text)
     correction = spelling_correction(backend, text)
     if correction is not None and not backend.search_text(correction, limit=1):
         correction = None  # the corrected words match nothing either: not worth showing
@@ -122,7 +139,7 @@ def lexical_plan(backend: BaseSearchBackend, text: str, *, filters: SearchFilter
         return LexicalPlan(typed=text, text=text, text_match=matched)
     if not autocorrect:
         return LexicalPlan(typed=text, text=text, suggestion=correction, text_match=matched)
-    return LexicalPlan(typed=text, text=correction, corrected=correction, text_match=True)
+    return LexicalPlan(typed=text, text=correction, corrected=correction, text_match=holds_every_word(backend, correction))
 
 
 def pin_first(fused: list[FusedResult], ids: tuple[int, ...] | list[int]) -> list[FusedResult]:
@@ -145,9 +162,11 @@ def pin_first(fused: list[FusedResult], ids: tuple[int, ...] | list[int]) -> lis
 
 def plan_apply(
     fused: list[FusedResult], plan: LexicalPlan, *, photo: bool, min_cosine: float, text_knn: str, best: float | None = None,
+    limit: int | None = None,
 ) -> tuple[list[FusedResult], str]:
     """A ranking as the plan shows it: identifiers first; for a words-only query that no product
-    holds, the products close in meaning if the best of them is ``min_cosine`` alike, else none.
+    holds every word of, the first ``limit`` products close in meaning if the best of them is
+    ``min_cosine`` alike, else none.
 
     Args:
         fused: the ranked matches of ``plan.text``, best first.
@@ -157,6 +176,7 @@ def plan_apply(
         text_knn: the text kNN's retriever name, whose raw score is a cosine.
         best: the query's best text cosine in the whole catalog (a filtered query's, from
             ``search.hybrid.floor.knn_best``); ``None``: the best among ``fused``.
+        limit: most products close in meaning (``SEARCH_SIMILAR_LIMIT``); ``None``: every one.
 
     Returns:
         ``(results, match)``: ``match`` is ``"text"``, ``"similar"`` or ``"none"`` (``"text"``
@@ -169,4 +189,4 @@ def plan_apply(
         best = max((p.raw for r in fused for p in r.parts if p.retriever == text_knn), default=0.0)
     if best < min_cosine:
         return [], "none"
-    return fused, "similar"
+    return fused[:limit] if limit is not None else fused, "similar"

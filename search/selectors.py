@@ -79,9 +79,9 @@ def product_search(
 
     The words go through :func:`search.lexical.lexical_plan` first: a query with a word no
     product holds is corrected (``corrected_query``), products carrying a typed identifier are
-    listed first, and a words-only query that no product holds (not even corrected) shows the
-    products close in meaning (``match`` "similar") if the best is at least
-    ``SEARCH_SIMILAR_MIN_COSINE`` alike, else nothing (``match`` "none").
+    listed first, and a words-only query that no product holds every word of (not even corrected)
+    shows at most ``SEARCH_SIMILAR_LIMIT`` products close in meaning (``match`` "similar") if the
+    best is at least ``SEARCH_SIMILAR_MIN_COSINE`` alike, else nothing (``match`` "none").
 
     Args:
         text: cleaned query text (see ``search.query.clean_query``); may be empty with a photo or filters.
@@ -115,7 +115,8 @@ def product_search(
     if plan is not None:
         best = (query.best or {}).get(KNN_FIELDS[TEXT_KNN]) if query is not None and not filters.is_empty else None
         fused, lexical_match = plan_apply(
-            fused, plan, photo=image is not None, min_cosine=settings.SEARCH_SIMILAR_MIN_COSINE, text_knn=TEXT_KNN, best=best)
+            fused, plan, photo=image is not None, min_cosine=settings.SEARCH_SIMILAR_MIN_COSINE, text_knn=TEXT_KNN, best=best,
+            limit=settings.SEARCH_SIMILAR_LIMIT)
         match = match if lexical_match == "text" else lexical_match
     ids = [r.id for r in fused]
     facets = _facets(ids, filters)

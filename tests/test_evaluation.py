@@ -249,8 +249,8 @@ def test_text_sets_report_e5_alone_and_the_blend_without_it_while_e5_is_in_servi
     settings.ADDITIONAL_TEXT_ENCODERS = ["e5-small"]
     specs = {s.name: s for s in system_specs("crowdflower", bridge, "bridge")}
     assert list(specs) == ["bm25", "text_knn", "fused_knn", "rrf_bm25_text", "e5_knn", "rrf_bm25_e5", "hybrid_without_e5", "hybrid",
-                           "hybrid_no_cutoff", "hybrid_adaptive"]
+                           "hybrid_no_cutoff", "hybrid_no_exact", "hybrid_adaptive"]
     assert specs["e5_knn"].retriever == "text_e5_knn" and specs["hybrid_without_e5"].blend == {"weights": {"text_e5_knn": 0.0}}
     settings.ADDITIONAL_TEXT_ENCODERS = []
     assert [s.name for s in system_specs("fashion_text", bridge, "bridge")] == [
-        "bm25", "text_knn", "fused_knn", "rrf_bm25_text", "hybrid", "hybrid_no_cutoff", "hybrid_adaptive"]
+        "bm25", "text_knn", "fused_knn", "rrf_bm25_text", "hybrid", "hybrid_no_cutoff", "hybrid_no_exact", "hybrid_adaptive"]

@@ -402,6 +402,7 @@ def test_clicks_reorder_two_products_and_an_attack_does_not(indexed_catalog, set
     # the whole tail of weak matches (no match cut-off, the earlier kNN floors), so that the
     # sample's towels query has a 13th result for the attack below
     settings.SEARCH_MATCH_MIN_COVERAGE = 0.0
+    settings.SEARCH_EXACT_MATCH_BOOST, settings.SEARCH_EXACT_ENOUGH, settings.SEARCH_KNN_ONLY_MIN_COSINE = 0.0, 0, {}  # read coverage too
     settings.SEARCH_KNN_MIN_RATIO = {**settings.SEARCH_KNN_MIN_RATIO, "text": 0.5, "fused": 0.5}
     t0 = timezone.now() - timedelta(days=1)
 

@@ -127,6 +127,30 @@ def test_words_no_product_holds_show_similar_products_only_when_close_in_meaning
     assert nothing["match"] == "none" and nothing["count"] == 0 and nothing["facets"]["brand"] == []
 
 
+def test_a_brand_searches_the_products_that_name_it_not_its_neighbours_in_meaning(api):
+    # the sample's only product that says Samsung; its nearest neighbours in meaning (watches, routers) are far
+    body = api.get("/api/search", {"q": "samsung"}).json()
+    assert body["match"] == "text" and body["results"][0]["external_id"] == SAMSUNG_HUB
+    named = Product.objects.filter(pk__in=[r["id"] for r in body["results"]])
+    assert all("samsung" in f"{p.title} {p.description}".lower() for p in named), [p.title for p in named]
+    assert body["count"] == len(body["results"]) <= 3
+
+
+def test_words_no_product_holds_together_say_so_instead_of_padding(api):
+    # "script" or "alert" alone may be somewhere; no product holds both, and nothing is close in meaning
+    body = api.get("/api/search", {"q": "script alert"}).json()
+    assert body["count"] <= 5 and body["match"] in ("none", "similar")
+    assert body["notices"][0].startswith("No products match “script alert”.")
+
+
+def test_a_query_no_product_holds_every_word_of_shows_at_most_the_similar_limit(api, settings):
+    settings.SEARCH_SIMILAR_MIN_COSINE = 0.0
+    settings.SEARCH_SIMILAR_LIMIT = 3
+    body = api.get("/api/search", {"q": "sneakers"}).json()
+    assert body["match"] == "similar" and body["count"] == 3
+    assert body["notices"] == ["No products match “sneakers”. These products are close in meaning."]
+
+
 # -- the page ---------------------------------------------------------------------------------------------------------
 def text_of(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))

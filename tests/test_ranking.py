@@ -197,6 +197,7 @@ def test_knn_hits_far_below_the_best_match_are_not_matched_but_bm25_hits_always_
     from search.hybrid.pipeline import rankings_blend
 
     settings.SEARCH_KNN_MIN_RATIO = {"text": 0.5, "image": 0.5, "fused": 0.0}
+    settings.SEARCH_EXACT_ENOUGH, settings.SEARCH_KNN_ONLY_MIN_COSINE = 0, {}  # the ratio floor alone (the gates: test_relevance_levers)
     rankings = {
         "bm25": [Hit(7, 3.0)],
         "text_knn": [Hit(1, 0.8), Hit(2, 0.41), Hit(3, 0.39), Hit(7, 0.1)],

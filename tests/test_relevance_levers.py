@@ -17,6 +17,7 @@ from search.evaluation.membership import match_quality
 from search.hybrid.adaptive import adaptive_weights, has_identifier
 from search.hybrid.compile import why_not_compiled
 from search.hybrid.floor import matched_ids
+from search.hybrid.pipeline import rankings_blend
 from search.hybrid.rerank import FEATURES, ArtefactError, Reranker, candidate_features, train_reranker
 from search.hybrid.rule import hybrid_rule
 
@@ -64,9 +65,70 @@ def test_the_cut_off_and_adaptive_weights_are_never_compiled_into_an_engine_requ
     retrievals = [TextRetrieval(name="bm25", query="towel"), VectorRetrieval(name="text_knn", field="text", vector=np.ones(3), k=10)]
     support = FusionSupport(methods=frozenset({"rrf", "linear"}), weighted_rrf=True, max_window=10_000)
     no_floor = {"text": 0.0, "fused": 0.0, "text_e5": 0.0}
-    assert why_not_compiled(hybrid_rule(knn_min_ratio=no_floor, min_coverage=0.0, adaptive=False), retrievals, support) is None
-    assert "cut-off" in why_not_compiled(hybrid_rule(knn_min_ratio=no_floor, min_coverage=1.0), retrievals, support)
-    assert "adaptive" in why_not_compiled(hybrid_rule(knn_min_ratio=no_floor, min_coverage=0.0, adaptive=True), retrievals, support)
+    off = {"knn_min_ratio": no_floor, "exact_boost": 0.0, "exact_enough": 0, "knn_only_min_cosine": {}}  # nothing reads coverage
+    assert why_not_compiled(hybrid_rule(**off, min_coverage=0.0, adaptive=False), retrievals, support) is None
+    assert "cut-off" in why_not_compiled(hybrid_rule(**off, min_coverage=1.0), retrievals, support)
+    assert "adaptive" in why_not_compiled(hybrid_rule(**off, min_coverage=0.0, adaptive=True), retrievals, support)
+    assert "exact-match boost" in why_not_compiled(hybrid_rule(**{**off, "exact_boost": 1.0}, min_coverage=0.0), retrievals, support)
+    assert "kNN-only" in why_not_compiled(hybrid_rule(**{**off, "exact_enough": 24}, min_coverage=0.0), retrievals, support)
+    assert "kNN-only" in why_not_compiled(hybrid_rule(**{**off, "knn_only_min_cosine": {"text": 0.4}}, min_coverage=0.0), retrievals, support)
+
+
+# -- kNN-only hits and exact matches ---------------------------------------------------------------------------
+#: "samsung" on the Flipkart demo, in small: one product holds the word, its neighbours in meaning are far.
+SAMSUNG = {
+    "bm25": [Hit(1, 25.0, 1.0)],
+    "text_knn": [Hit(1, 0.36), Hit(2, 0.35), Hit(3, 0.34)],  # a USB hub for Samsung phones, then watches
+    "text_e5_knn": [Hit(1, 0.842), Hit(4, 0.821)],  # then a pizza cutter
+}
+
+
+def test_knn_only_hits_need_an_absolute_cosine_while_some_product_holds_every_word():
+    floors = {"text": 0.8, "text_e5": 0.97}
+    # a ratio to the best cosine admits the weak neighbours; the absolute floors do not
+    assert matched_ids(SAMSUNG, ratios=floors, knn_only_min_cosine={}) == {1, 2, 3, 4}
+    assert matched_ids(SAMSUNG, ratios=floors, knn_only_min_cosine={"text": 0.40, "text_e5": 0.83}) == {1}
+    # a close neighbour still counts
+    close = {**SAMSUNG, "text_knn": [Hit(5, 0.62), *SAMSUNG["text_knn"]]}
+    assert matched_ids(close, ratios={"text": 0.5, "text_e5": 0.97}, knn_only_min_cosine={"text": 0.40, "text_e5": 0.83}) == {1, 5}
+    # no product holds every word: the neighbours are all there is, under the ratio floor alone
+    partial = {**SAMSUNG, "bm25": [Hit(1, 25.0, 0.5)]}
+    assert matched_ids(partial, ratios=floors, min_coverage=1.0, knn_only_min_cosine={"text": 0.40, "text_e5": 0.83}) == {1, 2, 3, 4}
+
+
+def test_a_page_of_exact_matches_leaves_knn_only_hits_out_and_a_filter_counts_the_whole_catalog():
+    exact = [Hit(i, 10.0 - i / 10, 1.0) for i in range(1, 25)]
+    rankings = {"bm25": exact, "text_knn": [Hit(1, 0.9), Hit(99, 0.88)]}
+    assert 99 not in matched_ids(rankings, ratios={"text": 0.8}, exact_enough=24, knn_only_min_cosine={})
+    assert 99 in matched_ids(rankings, ratios={"text": 0.8}, exact_enough=25, knn_only_min_cosine={})
+    assert 99 in matched_ids(rankings, ratios={"text": 0.8}, exact_enough=0, knn_only_min_cosine={})
+    # filtered to one exact match: still 24 in the catalog, so the neighbour stays out
+    filtered = {"bm25": exact[:1], "text_knn": [Hit(99, 0.88)]}
+    assert matched_ids(filtered, ratios={"text": 0.8}, best={"text": 0.9}, exact_enough=24, knn_only_min_cosine={}, exact_count=24) == {1}
+    # an engine that reports no term coverage knows no exact match: nothing is dropped on a guess
+    unknown = {"bm25": [Hit(i, 10.0 - i / 10) for i in range(1, 25)], "text_knn": [Hit(1, 0.9), Hit(99, 0.35)]}
+    assert 99 in matched_ids(unknown, ratios={"text": 0.3}, exact_enough=24, knn_only_min_cosine={"text": 0.4})
+    # a photo query is matched by looks: the gates do not apply
+    photo = {"bm25": exact, "image_knn": [Hit(98, 0.9)], "text_knn": [Hit(99, 0.88)]}
+    assert {98, 99} <= matched_ids(photo, ratios={"text": 0.8, "image": 0.5}, exact_enough=24)
+
+
+def test_exact_matches_rank_above_products_found_by_meaning_alone():
+    rankings = {
+        "bm25": [Hit(1, 9.0, 1.0), Hit(2, 8.0, 0.5), Hit(6, 1.0, 0.5)],  # 1 holds every word, 2 and 6 half of them
+        "text_knn": [Hit(3, 0.9), Hit(2, 0.85), Hit(1, 0.5)],
+    }
+    plain = [r.id for r in rankings_blend(rankings, method="linear", weights={"bm25": 1.0, "text_knn": 1.0}, min_coverage=0.0,
+                                          exact_boost=0.0, knn_only_min_cosine={})]
+    boosted = rankings_blend(rankings, method="linear", weights={"bm25": 1.0, "text_knn": 1.0}, min_coverage=0.0,
+                             exact_boost=1.0, knn_only_min_cosine={})
+    assert plain[0] != 1 and [r.id for r in boosted][0] == 1
+    # the boost is explained, and it is a first place in one more list: 1 in linear fusion, 1 / (k + 1) in RRF
+    assert [(p.retriever, p.contribution) for p in boosted[0].parts if p.retriever == "exact"] == [("exact", 1.0)]
+    rrf = rankings_blend(rankings, method="rrf", rrf_k=60, weights={"bm25": 1.0, "text_knn": 1.0}, min_coverage=0.0, exact_boost=1.0)
+    assert [p.contribution for p in rrf[0].parts if p.retriever == "exact"] == [pytest.approx(1 / 61)]
+    with pytest.raises(ValueError, match="0 or more"):
+        hybrid_rule(exact_boost=-1.0)
 
 
 def test_a_cut_off_outside_zero_to_one_is_refused():

@@ -71,6 +71,7 @@ def test_cotton_bath_towel_answers_about_the_towels_not_a_tail_of_weak_neighbour
     assert sum(f.count for f in page.facets["price"]) == page.total
     # and without it, the same query lists a tail of the sample's weak neighbours
     settings.SEARCH_MATCH_MIN_COVERAGE = 0.0
+    settings.SEARCH_EXACT_MATCH_BOOST, settings.SEARCH_EXACT_ENOUGH, settings.SEARCH_KNN_ONLY_MIN_COSINE = 0.0, 0, {}  # read coverage too
     settings.SEARCH_KNN_MIN_RATIO = {**settings.SEARCH_KNN_MIN_RATIO, "text": 0.5, "fused": 0.5}
     wider = search({"q": "cotton bath towel"}, per_page=50)
     assert wider.total >= page.total + 10

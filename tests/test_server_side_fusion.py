@@ -90,6 +90,7 @@ def test_an_engine_that_fuses_server_side_ranks_a_floored_query_like_the_embedde
     # when the floor and the match cut-off are off
     settings.SEARCH_KNN_MIN_RATIO = {"text": 0.0, "image": 0.0, "fused": 0.0}
     settings.SEARCH_MATCH_MIN_COVERAGE = 0.0
+    settings.SEARCH_EXACT_MATCH_BOOST, settings.SEARCH_EXACT_ENOUGH, settings.SEARCH_KNN_ONLY_MIN_COSINE = 0.0, 0, {}  # read coverage too
     product_search(text="cotton bath towel", filters=SearchFilters(category=home), backend=engine)
     # then the engine is asked to fuse the three lists, each filtered inside
     (request,) = engine.requests

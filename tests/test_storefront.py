@@ -213,7 +213,9 @@ def test_why_this_result_shows_score_parts(client, indexed_catalog):
     assert "<td title=\"Keyword match" in response.content.decode()
     assert ">BM25</td>" in html and ">Text kNN</td>" in html
     first = response.context["page"].products[0]
-    assert {row.retriever for row in first.explain_rows} <= {"bm25", "text_knn", "fused_knn"}
+    # the first towel holds every word of the query: its exact-match lift is one of the parts, named
+    assert {row.retriever for row in first.explain_rows} <= {"bm25", "text_knn", "fused_knn", "exact"}
+    assert "exact" in {row.retriever for row in first.explain_rows} and ">Exact match</td>" in html
 
 
 # --- photo search ---------------------------------------------------------------------------------

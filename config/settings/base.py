@@ -311,6 +311,31 @@ CONSISTENCY_MIN_PRODUCTS = env.int("CONSISTENCY_MIN_PRODUCTS", default=100)
 #: CrowdFlower's test half at recall 0.99 -> 0.88, median result count 200 -> 41; nDCG@10 equal
 #: (within 0.0005) on both judged sets.
 SEARCH_MATCH_MIN_COVERAGE = env.float("SEARCH_MATCH_MIN_COVERAGE", default=1.0)
+#: Exact matches (products holding every distinct analysed term of the query in some text field)
+#: rank first: each gets this much more fused score, in units of a first place in a list of weight
+#: 1 (1.0 with linear fusion, 1 / (k + 1) with RRF). 0: off. nDCG@10, 1.0 against 0 (chosen on
+#: CrowdFlower's dev half among 0-5, confirmed on its test half and on fashion_text): CrowdFlower
+#: dev 0.8414 -> 0.8439, test 0.8209 -> 0.8237; fashion_text dev 0.5840 -> 0.5851, test 0.5902 ->
+#: 0.5907 (README "Relevance, measured").
+SEARCH_EXACT_MATCH_BOOST = env.float("SEARCH_EXACT_MATCH_BOOST", default=1.0)
+#: Once this many products hold every query term (a page of exact matches), products found by kNN
+#: alone are not results (0: never). Membership only. Chosen on CrowdFlower's dev half among
+#: 10-48: results' precision 0.661 -> 0.687 (recall 0.895 -> 0.863) and nDCG@10 up a little on
+#: both halves; fashion_text equal (README "Relevance, measured").
+SEARCH_EXACT_ENOUGH = env.int("SEARCH_EXACT_ENOUGH", default=24)
+#: When some product holds every query term, a product found by kNN alone is a result only if its
+#: cosine in that field is also at least this (absolute, per vector field and encoder; 0 or absent:
+#: no such floor). Below these, kNN-only results of both judged sets are relevant less than one time
+#: in four; "samsung" on the Flipkart demo drops from 114 results (1 Samsung product) to the one.
+SEARCH_KNN_ONLY_MIN_COSINE = {
+    "text": env.float("SEARCH_KNN_ONLY_MIN_COSINE_TEXT", default=0.40),
+    "fused": env.float("SEARCH_KNN_ONLY_MIN_COSINE_FUSED", default=0.45),
+    "text_e5": env.float("SEARCH_KNN_ONLY_MIN_COSINE_TEXT_E5", default=0.83),
+}
+#: Most results of a words-only query no product holds every term of (shown as close in meaning,
+#: ``match`` "similar"): two pages. Results' F1 on fashion_text (374 of its 500 queries) 0.314 ->
+#: 0.346 with 48 (24: 0.312, 96: 0.338); nDCG@10 unchanged.
+SEARCH_SIMILAR_LIMIT = env.int("SEARCH_SIMILAR_LIMIT", default=48)
 #: Query-adaptive kNN weights (``search.hybrid.adaptive``): each kNN weight is multiplied by
 #: "covered" when BM25's best hit holds every query term, "partial" when it misses one, and
 #: "identifier" when the query has a token with a digit. Off by default: README "Relevance, measured".

@@ -173,7 +173,8 @@ class BaseSearchBackend(abc.ABC):
     * ``supports_term_analysis``: :meth:`terms` (the analysed BM25 terms of a text);
     * ``supports_facets``: :meth:`facets` (category, brand and price counts);
     * ``supports_highlight``: :meth:`highlights` (query terms marked in titles and descriptions);
-    * ``supports_explain``: :meth:`explain` (the engine's own account of a BM25 score).
+    * ``supports_explain``: :meth:`explain` (the engine's own account of a BM25 score);
+    * ``reports_term_coverage``: :meth:`search_text` hits carry ``Hit.coverage`` (``None`` otherwise).
     """
 
     supports_server_fusion: bool = False
@@ -182,6 +183,7 @@ class BaseSearchBackend(abc.ABC):
     supports_facets: bool = False
     supports_highlight: bool = False
     supports_explain: bool = False
+    reports_term_coverage: bool = False
 
     def __init__(self, params: dict, vector_dims: dict[str, int], *, space: dict | None = None):
         self.params = params

@@ -108,6 +108,7 @@ class EmbeddedSearchBackend(BaseSearchBackend):
     """
 
     supports_term_analysis = True
+    reports_term_coverage = True
 
     def __init__(
         self, params: dict, vector_dims: dict[str, int], *, space: dict | None = None, build_dir: Path | None = None, size_hint: int = 0,

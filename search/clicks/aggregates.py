@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from search.clicks import click_model
 from search.clicks.models import ClickStat, EventDiscard, PhotoReference, SearchClick, SearchImpression
-from search.clicks.selectors import PRIOR_MEAN_KEY
+from search.clicks.selectors import PRIOR_MEAN_KEY, prior_config
 from search.clicks.services import photo_refs_generation_bump
 from shop.models import Product
 
@@ -38,10 +38,6 @@ class RefreshReport:
     prior_mean: float = click_model.DEFAULT_PRIOR_MEAN
     photo_refs_dropped: int = 0
     notes: list[str] = field(default_factory=list)
-
-
-def prior_config() -> click_model.PriorConfig:
-    return click_model.PriorConfig(strength=settings.CLICK_PRIOR_STRENGTH, full_credit_sessions=settings.CLICK_FULL_CREDIT_SESSIONS)
 
 
 def click_aggregates_refresh(*, now: datetime | None = None) -> RefreshReport:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Q
 
@@ -29,6 +30,11 @@ PHOTO_REFS_GENERATION_KEY = "search:photo-refs-generation"
 PRIOR_MEAN_KEY = "search:click-prior-mean"
 #: A process re-reads the generation counter at most this often (s); a cache get, cheap.
 REFS_CHECK_INTERVAL_S = 1.0
+
+
+def prior_config() -> click_model.PriorConfig:
+    """The click prior's smoothing and credibility from settings (``CLICK_PRIOR_STRENGTH``, ``CLICK_FULL_CREDIT_SESSIONS``)."""
+    return click_model.PriorConfig(strength=settings.CLICK_PRIOR_STRENGTH, full_credit_sessions=settings.CLICK_FULL_CREDIT_SESSIONS)
 
 
 def click_priors(*, text: str, product_ids: Iterable[int]) -> dict[int, float]:

@@ -26,7 +26,8 @@ from django.conf import settings
 from search.backends.base import FusedResult
 from search.clicks import click_model
 from search.clicks.click_model import attractiveness
-from search.hybrid.click_prior import apply_click_prior, click_prior_scale
+from search.clicks.selectors import prior_config
+from search.hybrid.pipeline import click_prior_weigh
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -82,11 +83,6 @@ class ClickPriors:
         return out
 
 
-def prior_config() -> click_model.PriorConfig:
-    """The storefront's prior settings (``CLICK_PRIOR_STRENGTH``, ``CLICK_FULL_CREDIT_SESSIONS``)."""
-    return click_model.PriorConfig(strength=settings.CLICK_PRIOR_STRENGTH, full_credit_sessions=settings.CLICK_FULL_CREDIT_SESSIONS)
-
-
 def click_priors(log: ClickLog, at: float | None = None) -> ClickPriors:
     """Aggregate the log with the storefront's settings (``click_aggregates_refresh`` without the database)."""
     imps, clicks = log.events(at)
@@ -113,10 +109,7 @@ def apply_priors(fused: list[FusedResult], found: Mapping[int, float]) -> list[F
     weight = float(settings.SEARCH_WEIGHTS.get("clicks", 0.0))
     if not weight or not fused or not found:
         return fused
-    return apply_click_prior(
-        fused, found, weight=weight, scale=click_prior_scale(settings.SEARCH_FUSION, settings.SEARCH_RRF_K),
-        max_lift=settings.CLICK_MAX_LIFT_RANKS, max_drop=settings.CLICK_MAX_DROP_RANKS,
-    )
+    return click_prior_weigh(fused, found, weight=weight, method=settings.SEARCH_FUSION)
 
 
 def simulate_sessions(

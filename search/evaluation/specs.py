@@ -18,6 +18,10 @@ from search.hybrid.retrievers import BM25, BM25_TRANSLATED, FUSED_KNN, IMAGE_KNN
 
 #: The kNN floors before the match cut-off (``hybrid_no_cutoff``).
 PREVIOUS_FLOORS = {"text": 0.5, "fused": 0.5}
+#: The kNN-only gates off (``SEARCH_EXACT_ENOUGH`` 0, no ``SEARCH_KNN_ONLY_MIN_COSINE``).
+NO_KNN_ONLY_GATES = {"exact_enough": 0, "knn_only_min_cosine": {}}
+#: The plain RRF references: no exact-match boost and no kNN-only gates (they stay what they were).
+PLAIN = {"exact_boost": 0.0, **NO_KNN_ONLY_GATES}
 #: multilingual-e5-small's registry name: its own systems are reported while it is in service.
 E5_ENCODER = "e5-small"
 #: The metric reported per group of queries (per language on the multilingual set).
@@ -53,18 +57,21 @@ def system_specs(dataset: str, spaces: dict[str, FusionSpace], service_key: str)
             SystemSpec("bm25", service_key, retriever=BM25, about="BM25 alone (tantivy, SEARCH_FIELD_BOOSTS)"),
             SystemSpec("text_knn", service_key, retriever=TEXT_KNN, about="kNN on the MiniLM text vector alone"),
             SystemSpec("fused_knn", service_key, retriever=FUSED_KNN, about=f"kNN on the fused vector alone ({spaces[service_key].name} space)"),
-            SystemSpec("rrf_bm25_text", service_key, blend={"method": "rrf", "rrf_k": 60, "weights": _only(BM25, TEXT_KNN)},
+            SystemSpec("rrf_bm25_text", service_key, blend={"method": "rrf", "rrf_k": 60, "weights": _only(BM25, TEXT_KNN), **PLAIN},
                        about="plain RRF (k=60, equal weights) of BM25 and text kNN: the reference"),
             SystemSpec("hybrid", service_key, blend={}, about="the storefront's text ranking (settings SEARCH_FUSION/WEIGHTS/RRF_K)"),
-            SystemSpec("hybrid_no_cutoff", service_key, blend={"min_coverage": 0.0, "knn_min_ratio": PREVIOUS_FLOORS},
+            SystemSpec("hybrid_no_cutoff", service_key, blend={"min_coverage": 0.0, "knn_min_ratio": PREVIOUS_FLOORS, **NO_KNN_ONLY_GATES},
                        about="the storefront's text ranking without the match cut-off (every BM25 hit; text/fused kNN floors 0.5)"),
+            SystemSpec("hybrid_no_exact", service_key, blend={"exact_boost": 0.0, **NO_KNN_ONLY_GATES},
+                       about="the storefront's text ranking without the exact-match boost and the kNN-only gates (the former default)"),
             SystemSpec("hybrid_adaptive", service_key, blend={"adaptive": True},
                        about="the storefront's text ranking with query-adaptive kNN weights (SEARCH_ADAPTIVE_MULTIPLIERS)"),
         ]
         if e5_in_service:  # multilingual-e5-small's field (ADDITIONAL_TEXT_ENCODERS)
-            specs[-3:-3] = [
+            at = [s.name for s in specs].index("hybrid")
+            specs[at:at] = [
                 SystemSpec("e5_knn", service_key, retriever=TEXT_E5_KNN, about="kNN on the multilingual-e5-small vector alone"),
-                SystemSpec("rrf_bm25_e5", service_key, blend={"method": "rrf", "rrf_k": 60, "weights": _only(BM25, TEXT_E5_KNN)},
+                SystemSpec("rrf_bm25_e5", service_key, blend={"method": "rrf", "rrf_k": 60, "weights": _only(BM25, TEXT_E5_KNN), **PLAIN},
                            about="plain RRF (k=60, equal weights) of BM25 and e5 kNN"),
                 SystemSpec("hybrid_without_e5", service_key, blend={"weights": {TEXT_E5_KNN: 0.0}},
                            about="the storefront's text ranking with the e5 kNN's weight 0 (BM25, MiniLM text kNN, fused kNN)"),

@@ -237,7 +237,10 @@ def ranked_ids(rankings: dict[str, list[Hit]], spec: SystemSpec, plan: LexicalPl
         return [h.id for h in rankings.get(spec.retriever, [])]
     fused = rankings_blend(rankings, **{"text": text, **(spec.blend or {})})
     if plan is not None:
-        fused, _ = plan_apply(fused, plan, photo=photo, min_cosine=settings.SEARCH_SIMILAR_MIN_COSINE, text_knn=TEXT_KNN)
+        # the query's best MiniLM cosine from its own list, as the storefront reads it, also for a blend that weighs that list 0
+        best = rankings[TEXT_KNN][0].score if rankings.get(TEXT_KNN) else None
+        fused, _ = plan_apply(fused, plan, photo=photo, min_cosine=settings.SEARCH_SIMILAR_MIN_COSINE, text_knn=TEXT_KNN,
+                              best=best, limit=settings.SEARCH_SIMILAR_LIMIT)
     return [r.id for r in fused]
 
 

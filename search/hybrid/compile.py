@@ -12,6 +12,8 @@ never depends on where it was computed. Not compiled today:
   after fusing the full lists (:mod:`search.hybrid.floor` says why), which no engine request can;
 * the match cut-off (``SEARCH_MATCH_MIN_COVERAGE`` > 0 with BM25 in the query): it reads each
   BM25 hit's term coverage after fusing;
+* the exact-match boost (``SEARCH_EXACT_MATCH_BOOST``) and the kNN-only gates
+  (``SEARCH_EXACT_ENOUGH``, ``SEARCH_KNN_ONLY_MIN_COSINE``): they read each BM25 hit's term coverage;
 * query-adaptive weights (``SEARCH_ADAPTIVE_WEIGHTS``): they read BM25's list before fusing;
 * a method the engine lacks, or weighted RRF on an engine that weighs every list 1.0;
 * lists the engine does not hold (shoppers' photo references), or fewer than two lists;
@@ -48,6 +50,11 @@ def why_not_compiled(rule: HybridRule, retrievals: Sequence[Retrieval], support:
         return f"the kNN floor ({', '.join(floored)}) decides membership after fusing the full lists"
     if rule.min_coverage > 0 and any(isinstance(r, TextRetrieval) for r in active):
         return "the match cut-off reads each BM25 hit's term coverage after fusing the full lists"
+    has_text = any(isinstance(r, TextRetrieval) for r in active)
+    if rule.exact_boost > 0 and has_text:
+        return "the exact-match boost reads each BM25 hit's term coverage after fusing the full lists"
+    if has_text and (rule.exact_enough or any(rule.knn_only_min_cosine.values())) and any(isinstance(r, VectorRetrieval) for r in active):
+        return "the kNN-only gates read each BM25 hit's term coverage after fusing the full lists"
     if rule.adaptive:
         return "query-adaptive weights read BM25's list before fusing"
     if rule.method not in support.methods:

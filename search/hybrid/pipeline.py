@@ -27,6 +27,7 @@ the same order.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -41,12 +42,12 @@ from search.hybrid import compose
 from search.hybrid.adaptive import adaptive_weights
 from search.hybrid.click_prior import apply_click_prior, click_prior_scale
 from search.hybrid.compile import compile_rule, why_not_compiled
-from search.hybrid.floor import knn_best, matched_ids
-from search.hybrid.fusion import fuse
+from search.hybrid.floor import exact_ids, knn_best, matched_ids
+from search.hybrid.fusion import exact_boost, fuse
 from search.hybrid.language import MULTILINGUAL_KNN, TRANSLATED, is_other_script, language_weights
 from search.hybrid.rerank import candidate_features, load_reranker
 from search.hybrid.retrieve import query_retrievals, retrieve
-from search.hybrid.retrievers import CLICKS, IMAGE_KNN, PHOTO_REFS_KNN, blend_weights
+from search.hybrid.retrievers import BM25, CLICKS, IMAGE_KNN, PHOTO_REFS_KNN, blend_weights
 from search.hybrid.rule import HybridRule, hybrid_rule
 from search.translation import translate_query
 
@@ -65,6 +66,8 @@ class HybridQuery:
     weights: dict[str, float]
     #: The best cosine per vector field without filters (``knn_best``), when a retrieval needs it.
     best: dict[str, float] | None
+    #: The query's exact matches in the whole catalog (:func:`exact_match_count`), for a filtered words query.
+    exact_count: int | None = None
     #: The photo alone in the live index's fusion space, for a composed photo+words query
     #: (``SEARCH_COMPOSE="facets"``, :mod:`search.hybrid.compose`); ``None`` otherwise.
     photo_alone: np.ndarray | None = None
@@ -114,7 +117,22 @@ def hybrid_query(
     weights = blend_weights(space=vectors.space, photo=photo, overrides=weights)
     rule = hybrid_rule(method=method, weights=weights)
     best = None if filters.is_empty or compose else knn_best(backend, vectors, rule.knn_min_ratio)
-    return HybridQuery(text=text, vectors=vectors, weights=weights, best=best)
+    exact = exact_match_count(backend, text, rule) if text and not photo and not filters.is_empty else None
+    return HybridQuery(text=text, vectors=vectors, weights=weights, best=best, exact_count=exact)
+
+
+def exact_match_count(backend: BaseSearchBackend, text: str, rule: HybridRule) -> int | None:
+    """How many of the unfiltered BM25 window's hits are exact matches (:func:`search.hybrid.floor.exact_ids`):
+    a filtered query's kNN-only gates read this, so a filter never admits a product the unfiltered
+    query left out. ``None`` when the rule has no such gate or the engine reports no term
+    coverage (then no exact match is known and nothing is gated: nothing to ask).
+
+    Raises:
+        search.backends.base.SearchUnavailable: the engine cannot answer.
+    """
+    if not backend.reports_term_coverage or (not rule.exact_enough and not any(rule.knn_only_min_cosine.values())):
+        return None
+    return len(exact_ids({BM25: backend.search_text(text, limit=rule.window)}, known=True))
 
 
 def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, filters: SearchFilters, method: str) -> list[FusedResult]:
@@ -164,7 +182,8 @@ def ranked_matches(*, backend: BaseSearchBackend, query: HybridQuery | None, fil
     if refs:
         rankings[PHOTO_REFS_KNN] = refs
     rule = replace(rule, weights=language_weights(query.text, rule.weights, answered=[n for n, hits in rankings.items() if hits], photo=photo))
-    fused = rankings_fuse(rankings, rule, best=None if filters.is_empty else query.best, text=query.text)
+    fused = rankings_fuse(rankings, rule, best=None if filters.is_empty else query.best, text=query.text,
+                          exact_count=None if filters.is_empty else query.exact_count)
     return rerank(fused, query=query, rankings=rankings)
 
 
@@ -183,10 +202,11 @@ def query_translation(backend: BaseSearchBackend, text: str) -> str:
 
 def rankings_fuse(
     rankings: dict[str, list[Hit]], rule: HybridRule, *, best: dict[str, float] | None = None, text: str = "",
+    exact_count: int | None = None,
 ) -> list[FusedResult]:
     """Stages 2-3 over fetched lists: rank fusion of the full lists (with query-adaptive weights
-    when the rule says so), then membership (the kNN floor, the match cut-off and the window); the
-    scores and order of the matches are those of the fusion.
+    when the rule says so) and the exact-match boost, then membership (the kNN floor, the match
+    cut-off, the kNN-only gates and the window); the scores and order of the matches are those of the fusion.
 
     Args:
         rankings: retriever -> hits, best first.
@@ -194,11 +214,16 @@ def rankings_fuse(
         best: the query's best cosine per vector field in the whole catalog, for a filtered
             query (see :func:`search.hybrid.floor.matched_ids`); unfiltered lists supply their own.
         text: the query text (query-adaptive weights read it).
+        exact_count: the query's exact matches in the whole catalog, for a filtered query (:func:`exact_match_count`).
     """
     if rule.adaptive:
         rule = replace(rule, weights=adaptive_weights(text, rankings, rule.weights))
-    matched = matched_ids(rankings, best=best, ratios=rule.knn_min_ratio, weights=rule.weights, min_coverage=rule.min_coverage)
-    return [r for r in fuse(rankings, rule) if r.id in matched][: rule.window]
+    matched = matched_ids(rankings, best=best, ratios=rule.knn_min_ratio, weights=rule.weights, min_coverage=rule.min_coverage,
+                          exact_enough=rule.exact_enough, knn_only_min_cosine=rule.knn_only_min_cosine, exact_count=exact_count)
+    fused = fuse(rankings, rule)
+    if rule.exact_boost and rule.weight(BM25) != 0:
+        fused = exact_boost(fused, exact_ids(rankings), boost=rule.exact_boost, scale=click_prior_scale(rule.method, rule.rrf_k))
+    return [r for r in fused if r.id in matched][: rule.window]
 
 
 def rerank(fused: list[FusedResult], *, query: HybridQuery, rankings: dict[str, list[Hit]] | None = None) -> list[FusedResult]:
@@ -237,8 +262,21 @@ def click_prior_apply(fused: list[FusedResult], *, text: str, weights: dict[str,
     if not weights.get(CLICKS, 0):
         return fused
     priors = click_selectors.click_priors(text=text, product_ids=[r.id for r in fused])
+    return click_prior_weigh(fused, priors, weight=weights[CLICKS], method=method)
+
+
+def click_prior_weigh(fused: list[FusedResult], priors: Mapping[int, float], *, weight: float, method: str) -> list[FusedResult]:
+    """:func:`~search.hybrid.click_prior.apply_click_prior` with the storefront's scale (``method``,
+    ``SEARCH_RRF_K``) and rank caps (``CLICK_MAX_LIFT_RANKS`` / ``CLICK_MAX_DROP_RANKS``).
+
+    Args:
+        fused: results best first.
+        priors: product id -> click prior in [0, 1] (0.5: no evidence).
+        weight: the prior's weight (``SEARCH_WEIGHTS["clicks"]``).
+        method: the fusion method the scores came from.
+    """
     return apply_click_prior(
-        fused, priors, weight=weights[CLICKS], scale=click_prior_scale(method, settings.SEARCH_RRF_K),
+        fused, priors, weight=weight, scale=click_prior_scale(method, settings.SEARCH_RRF_K),
         max_lift=settings.CLICK_MAX_LIFT_RANKS, max_drop=settings.CLICK_MAX_DROP_RANKS,
     )
 
@@ -283,6 +321,9 @@ def rankings_blend(
     min_coverage: float | None = None,
     adaptive: bool | None = None,
     text: str = "",
+    exact_boost: float | None = None,
+    exact_enough: int | None = None,
+    knn_only_min_cosine: dict[str, float] | None = None,
 ) -> list[FusedResult]:
     """Fuse retriever lists the storefront's way (:func:`rankings_fuse` under :func:`~search.hybrid.rule.hybrid_rule`).
 
@@ -295,6 +336,9 @@ def rankings_blend(
         knn_min_ratio: kNN floors laid over ``SEARCH_KNN_MIN_RATIO``.
         min_coverage: the BM25 match cut-off (default ``SEARCH_MATCH_MIN_COVERAGE``).
         adaptive: query-adaptive weights (default ``SEARCH_ADAPTIVE_WEIGHTS``).
+        exact_boost: the exact-match boost (default ``SEARCH_EXACT_MATCH_BOOST``).
+        exact_enough: exact matches that leave kNN-only hits out (default ``SEARCH_EXACT_ENOUGH``).
+        knn_only_min_cosine: floors of kNN-only hits (default ``SEARCH_KNN_ONLY_MIN_COSINE``).
         text: the query's words: query-adaptive weights read them, and the weights follow their
             script (:func:`search.hybrid.language.language_weights`: a query with no Latin letter
             leans on BM25 and the multilingual kNN when they answered). "" leaves the weights as given.
@@ -302,7 +346,8 @@ def rankings_blend(
     Raises:
         ValueError: unknown method, ``rrf_k`` not positive, or ``min_coverage`` outside [0, 1].
     """
-    rule = hybrid_rule(method=method, weights=weights, rrf_k=rrf_k, knn_min_ratio=knn_min_ratio, min_coverage=min_coverage, adaptive=adaptive)
+    rule = hybrid_rule(method=method, weights=weights, rrf_k=rrf_k, knn_min_ratio=knn_min_ratio, min_coverage=min_coverage, adaptive=adaptive,
+                       exact_boost=exact_boost, exact_enough=exact_enough, knn_only_min_cosine=knn_only_min_cosine)
     if text:
         rule = replace(rule, weights=language_weights(text, rule.weights, answered=[n for n, hits in rankings.items() if hits],
                                                       photo=IMAGE_KNN in rankings))

@@ -26,6 +26,8 @@ TEXT_E5_KNN = "text_e5_knn"
 PHOTO_REFS_KNN = "photo_refs_knn"
 #: Not a retriever: the weight of the click prior (``search.hybrid.click_prior``).
 CLICKS = "clicks"
+#: Not a retriever: the exact-match boost's score part (``search.hybrid.fusion.exact_boost``).
+EXACT = "exact"
 
 #: kNN retriever -> the vector field it searches.
 KNN_FIELDS = {TEXT_KNN: "text", IMAGE_KNN: "image", FUSED_KNN: "fused", TEXT_E5_KNN: "text_e5"}
@@ -45,6 +47,7 @@ RETRIEVER_LABELS = {
     TEXT_E5_KNN: ("e5 kNN", "Meaning of the words, in any language (multilingual-e5-small vectors)"),
     PHOTO_REFS_KNN: ("Shoppers' photos", "Looks like photos other shoppers searched with before clicking this product"),
     CLICKS: ("Click prior", "What shoppers clicked, corrected for position (0.5 = no evidence)"),
+    EXACT: ("Exact match", "Holds every word of the query (ranked before products that do not)"),
 }
 
 

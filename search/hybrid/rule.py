@@ -32,6 +32,11 @@ class HybridRule:
         min_coverage: the match cut-off for BM25 hits: the share of the query's distinct terms a
             product must hold to be a result (0: every BM25 hit is one); see :mod:`search.hybrid.floor`.
         adaptive: scale the kNN weights per query before fusing (:mod:`search.hybrid.adaptive`).
+        exact_boost: what an exact match (a BM25 hit holding every query term) adds to its fused
+            score, in units of a first place in a list of weight 1 (0: nothing); see :mod:`search.hybrid.fusion`.
+        exact_enough: with at least this many exact matches, kNN-only hits are not matches (0: never).
+        knn_only_min_cosine: vector field -> the least cosine of a kNN-only match when some
+            product is an exact match (absolute; missing or 0: none); see :mod:`search.hybrid.floor`.
     """
 
     method: str
@@ -41,6 +46,9 @@ class HybridRule:
     knn_min_ratio: Mapping[str, float] = field(default_factory=dict)
     min_coverage: float = 0.0
     adaptive: bool = False
+    exact_boost: float = 0.0
+    exact_enough: int = 0
+    knn_only_min_cosine: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.method not in FUSION_METHODS:
@@ -51,6 +59,8 @@ class HybridRule:
             raise ValueError(f"The window must be positive, got {self.window}")
         if not 0.0 <= self.min_coverage <= 1.0:
             raise ValueError(f"The match cut-off (term coverage) must be within [0, 1], got {self.min_coverage}")
+        if self.exact_boost < 0 or self.exact_enough < 0:
+            raise ValueError(f"The exact-match boost and count must be 0 or more, got {self.exact_boost} and {self.exact_enough}")
 
     def weight(self, retriever: str) -> float:
         """The weight of ``retriever`` (1.0 when the rule does not name it)."""
@@ -60,9 +70,11 @@ class HybridRule:
 def hybrid_rule(
     *, method: str | None = None, weights: Mapping[str, float] | None = None, rrf_k: int | None = None, window: int | None = None,
     knn_min_ratio: Mapping[str, float] | None = None, min_coverage: float | None = None, adaptive: bool | None = None,
+    exact_boost: float | None = None, exact_enough: int | None = None, knn_only_min_cosine: Mapping[str, float] | None = None,
 ) -> HybridRule:
     """The storefront's rule: ``SEARCH_FUSION``, ``SEARCH_WEIGHTS``, ``SEARCH_RRF_K``, ``SEARCH_CANDIDATES``,
-    ``SEARCH_KNN_MIN_RATIO``, ``SEARCH_MATCH_MIN_COVERAGE`` and ``SEARCH_ADAPTIVE_WEIGHTS``, each overridden by the argument given.
+    ``SEARCH_KNN_MIN_RATIO``, ``SEARCH_MATCH_MIN_COVERAGE``, ``SEARCH_ADAPTIVE_WEIGHTS``, ``SEARCH_EXACT_MATCH_BOOST``,
+    ``SEARCH_EXACT_ENOUGH`` and ``SEARCH_KNN_ONLY_MIN_COSINE``, each overridden by the argument given.
 
     Args:
         method: ``rrf`` or ``linear``.
@@ -73,9 +85,13 @@ def hybrid_rule(
         knn_min_ratio: laid over ``SEARCH_KNN_MIN_RATIO`` (an experiment's floors).
         min_coverage: the match cut-off (an experiment's; 0 turns it off).
         adaptive: query-adaptive kNN weights on or off.
+        exact_boost: the exact-match boost (0 turns it off).
+        exact_enough: exact matches that leave kNN-only hits out (0 turns that off).
+        knn_only_min_cosine: replaces ``SEARCH_KNN_ONLY_MIN_COSINE`` (``{}`` turns those floors off).
 
     Raises:
-        ValueError: unknown method, ``rrf_k`` / ``window`` not positive, or ``min_coverage`` outside [0, 1].
+        ValueError: unknown method, ``rrf_k`` / ``window`` not positive, ``min_coverage`` outside [0, 1],
+            or a negative exact-match boost or count.
     """
     return HybridRule(
         method=method or settings.SEARCH_FUSION,
@@ -85,4 +101,7 @@ def hybrid_rule(
         knn_min_ratio={**settings.SEARCH_KNN_MIN_RATIO, **(knn_min_ratio or {})},
         min_coverage=settings.SEARCH_MATCH_MIN_COVERAGE if min_coverage is None else float(min_coverage),
         adaptive=settings.SEARCH_ADAPTIVE_WEIGHTS if adaptive is None else bool(adaptive),
+        exact_boost=settings.SEARCH_EXACT_MATCH_BOOST if exact_boost is None else float(exact_boost),
+        exact_enough=settings.SEARCH_EXACT_ENOUGH if exact_enough is None else int(exact_enough),
+        knn_only_min_cosine=dict(settings.SEARCH_KNN_ONLY_MIN_COSINE if knn_only_min_cosine is None else knn_only_min_cosine),
     )

@@ -81,6 +81,23 @@ def results_page(server, jar) -> tuple[str, int]:
     return found.group(1), int(found.group(2))
 
 
+def session_flood(server, target: int, sessions: int = 110) -> Counter[int]:
+    """``sessions`` cookie-less sessions from this one IP, each loading the results page and clicking
+    ``target`` (at ``TARGET_RANK``) once, as the page's script would; returns the click answers' statuses."""
+    import requests
+
+    answers: Counter[int] = Counter()
+    for _ in range(sessions):
+        with requests.Session() as jar:
+            token, _ = results_page(server, jar)
+            click = jar.post(
+                f"{server.url}/events/click", data=f'{{"impression_id": "{token}", "product_id": {target}, "position": {TARGET_RANK}}}',
+                headers={"User-Agent": BROWSER, "Content-Type": "text/plain"}, timeout=60,
+            )
+            answers[click.status_code] += 1
+    return answers
+
+
 def refresh_and_rank(server) -> list[int]:
     aggregates.click_aggregates_refresh()
     return ranking(server)
@@ -94,15 +111,7 @@ def test_one_ip_changes_no_rank_with_110_sessions_clicking_or_300_views_without_
     target = before[TARGET_RANK - 1]
 
     # when: 110 sessions from one IP, each loads the page and clicks the target once
-    answers: Counter[int] = Counter()
-    for _ in range(110):
-        with requests.Session() as jar:
-            token, offset = results_page(server, jar)
-            click = jar.post(
-                f"{server.url}/events/click", data=f'{{"impression_id": "{token}", "product_id": {target}, "position": {TARGET_RANK}}}',
-                headers={"User-Agent": BROWSER, "Content-Type": "text/plain"}, timeout=60,
-            )
-            answers[click.status_code] += 1
+    answers = session_flood(server, target)
     after_clicks = refresh_and_rank(server)
 
     # then: no rank changed, and the network counted only its capped share of clicks
@@ -165,15 +174,7 @@ def test_beside_other_networks_traffic_one_ip_still_changes_no_rank(server):
     scores = stored_scores()
 
     # when: 110 cookie-less sessions from one IP, each loads the page and clicks the target once
-    answers: Counter[int] = Counter()
-    for _ in range(110):
-        with requests.Session() as jar:
-            token, _ = results_page(server, jar)
-            click = jar.post(
-                f"{server.url}/events/click", data=f'{{"impression_id": "{token}", "product_id": {target}, "position": {TARGET_RANK}}}',
-                headers={"User-Agent": BROWSER, "Content-Type": "text/plain"}, timeout=60,
-            )
-            answers[click.status_code] += 1
+    answers = session_flood(server, target)
     assert sum(answers.values()) == 110 and set(answers) <= {204, 429} and answers[204] >= 1, answers
     after_clicks = refresh_and_rank(server)
     # then: no rank changed, nor any stored score (not even one too small to reorder this page)

@@ -80,6 +80,18 @@ METHODS = ("linear", "rrf")
 FLOORS = {"floor": {"text": 0.5, "image": 0.5, "fused": 0.5}, "no floor": {"text": 0.0, "image": 0.0, "fused": 0.0}}
 #: ``SEARCH_MATCH_MIN_COVERAGE`` with each: the match cut-off is membership too, so "no floor" has none.
 CUTOFF = {"floor": 1.0, "no floor": 0.0}
+#: The exact-match boost and the kNN-only gates read BM25's term coverage like the cut-off, so "no floor" has none either.
+#: The absolute floors of kNN-only hits are set for the real encoders' cosines; these random vectors are far below them.
+EXACT = {
+    # The boost reorders, so it is off in both for the floor's membership-only check; it has its own agreement test below.
+    "floor": {"SEARCH_EXACT_MATCH_BOOST": 0.0, "SEARCH_EXACT_ENOUGH": 24, "SEARCH_KNN_ONLY_MIN_COSINE": {}},
+    "no floor": {"SEARCH_EXACT_MATCH_BOOST": 0.0, "SEARCH_EXACT_ENOUGH": 0, "SEARCH_KNN_ONLY_MIN_COSINE": {}},
+}
+
+
+def exact_settings(settings, floor: str) -> None:
+    for name, value in EXACT[floor].items():
+        setattr(settings, name, value)
 ALL = [(name, method, floor) for name in CASES for method in METHODS for floor in FLOORS]
 
 
@@ -124,7 +136,7 @@ def embedded(tmp_path_factory) -> EmbeddedSearchBackend:
 def expected(embedded) -> dict[tuple[str, str, str], list[FusedResult]]:
     out = {}
     for name, method, floor in ALL:
-        with override_settings(SEARCH_KNN_MIN_RATIO=FLOORS[floor], SEARCH_MATCH_MIN_COVERAGE=CUTOFF[floor]):
+        with override_settings(SEARCH_KNN_MIN_RATIO=FLOORS[floor], SEARCH_MATCH_MIN_COVERAGE=CUTOFF[floor], **EXACT[floor]):
             out[(name, method, floor)] = fused_matches(embedded, CASES[name], method)
     return out
 
@@ -165,6 +177,7 @@ def test_a_cluster_with_retrievers_ranks_like_the_embedded_engine(expected, embe
     # given Elasticsearch 9.2 (rrf with weights, linear with minmax)
     settings.SEARCH_KNN_MIN_RATIO = FLOORS[floor]
     settings.SEARCH_MATCH_MIN_COVERAGE = CUTOFF[floor]
+    exact_settings(settings, floor)
     backend, cluster = fake_cluster_backend("9.2.0", embedded)
     start = len(cluster.requests)
     # when
@@ -185,6 +198,7 @@ def test_a_cluster_without_retrievers_answers_every_list_in_one_round_trip_and_r
     # given Elasticsearch 8.12 (no rrf or linear retriever)
     settings.SEARCH_KNN_MIN_RATIO = FLOORS[floor]
     settings.SEARCH_MATCH_MIN_COVERAGE = CUTOFF[floor]
+    exact_settings(settings, floor)
     backend, cluster = fake_cluster_backend("8.12.0", embedded)
     start = len(cluster.requests)
     # when
@@ -195,6 +209,23 @@ def test_a_cluster_without_retrievers_answers_every_list_in_one_round_trip_and_r
     assert not any(r.path.endswith("/_search") for r in sent)
     assert 1 <= len([r for r in sent if r.path.endswith("/_msearch")]) <= 2
     validate_all(sent)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_exact_matches_rank_first_alike_on_a_cluster(embedded, settings, method):
+    # given the floor, the cut-off and the exact-match boost (never compiled: the lists come in one _msearch)
+    settings.SEARCH_KNN_MIN_RATIO = FLOORS["floor"]
+    settings.SEARCH_MATCH_MIN_COVERAGE = CUTOFF["floor"]
+    exact_settings(settings, "floor")
+    settings.SEARCH_EXACT_MATCH_BOOST = 1.0
+    reference = fused_matches(embedded, CASES["words"], method)
+    backend, cluster = fake_cluster_backend("9.2.0", embedded)
+    # when
+    ids = ranking(backend, CASES["words"], method)
+    # then the products holding the word lead on both, in the same order
+    assert any(p.retriever == "exact" for p in reference[0].parts)
+    assert_same_ranking(ids, reference)
+    assert not [r for r in cluster.requests if "retriever" in (r.body or {})]
 
 
 @pytest.fixture
@@ -213,6 +244,7 @@ def test_the_emulator_ranks_like_the_embedded_engine(expected, noida_catalog, se
     # given noida-db (Elasticsearch 8.15 API: no linear retriever; lists through _msearch)
     settings.SEARCH_KNN_MIN_RATIO = FLOORS[floor]
     settings.SEARCH_MATCH_MIN_COVERAGE = CUTOFF[floor]
+    exact_settings(settings, floor)
     backend = noida_catalog()
     # then
     assert_same_ranking(ranking(backend, CASES[name], method), expected[(name, method, floor)])
@@ -223,6 +255,7 @@ def test_the_emulators_rrf_retriever_ranks_like_the_embedded_engine(embedded, no
     # (the emulator's rrf retriever takes no weights)
     settings.SEARCH_KNN_MIN_RATIO = FLOORS["no floor"]
     settings.SEARCH_MATCH_MIN_COVERAGE = CUTOFF["no floor"]
+    exact_settings(settings, "no floor")
     settings.SEARCH_WEIGHTS = {**settings.SEARCH_WEIGHTS, "bm25": 1.0, "text_knn": 1.0, "fused_knn": 1.0}  # the default weighs BM25 1.33
     reference = fused_matches(embedded, CASES["words"], "rrf")
     backend = noida_catalog(HYBRID="retrievers")

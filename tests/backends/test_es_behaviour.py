@@ -122,6 +122,7 @@ def hybrid_search(backend, text: str, vectors: dict, *, method: str = "rrf", wei
 def test_version_decides_between_retrievers_and_client_fusion(fake_es, settings, version, method, weights, expected):
     settings.SEARCH_KNN_MIN_RATIO = {"text": 0.0, "image": 0.0, "fused": 0.0}  # a floored rule is never compiled (next test)
     settings.SEARCH_MATCH_MIN_COVERAGE = 0.0  # nor one with the match cut-off
+    settings.SEARCH_EXACT_MATCH_BOOST, settings.SEARCH_EXACT_ENOUGH, settings.SEARCH_KNN_ONLY_MIN_COSINE = 0.0, 0, {}  # read coverage too
     settings.SEARCH_WEIGHTS = {**settings.SEARCH_WEIGHTS, "bm25": 1.0}  # each case's weights over equal ones
     backend, cluster = fake_es(version=version)
     hybrid_search(backend, "cotton towel", {"text": unit(1, 8), "fused": unit(2, 8)}, method=method, weights=weights)

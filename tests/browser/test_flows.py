@@ -46,6 +46,7 @@ def test_shopper_searches_filters_pages_uploads_a_photo_and_opens_a_product(page
     # pages through a broad query (the sample has fewer than 24 products holding "men", so the
     # match cut-off is off here to give it a second page of weaker matches)
     settings.SEARCH_MATCH_MIN_COVERAGE = 0.0
+    settings.SEARCH_EXACT_MATCH_BOOST, settings.SEARCH_EXACT_ENOUGH, settings.SEARCH_KNN_ONLY_MIN_COSINE = 0.0, 0, {}  # read coverage too
     settings.SEARCH_KNN_MIN_RATIO = {**settings.SEARCH_KNN_MIN_RATIO, "text": 0.5, "fused": 0.5}
     page.goto("/search/?q=men")
     page.locator("a.page-link[rel=next]").click()

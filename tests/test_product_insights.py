@@ -115,18 +115,18 @@ def page_of(product: Product) -> str:
     return f"/admin/shop/product/{product.pk}/change/"
 
 
-def search_shown(query: str, ids: list[int], *, session: str, page: int = 1, photo: bool = False, when=None):
+def search_shown(query: str, ids: list[int], *, session: str, page: int = 1, photo: bool = False, when=None, ip: str = "192.0.2.10"):
     """A results page a shopper saw, recorded as the storefront records it."""
     vector = np.ones(image_dim(), dtype=np.float32) if photo else None
     recorded = services.impression_record(query=query, product_ids=ids, session_key=session, page=page, per_page=24,
-                                          image_vector=vector, user_agent=BROWSER, now=when)
+                                          image_vector=vector, user_agent=BROWSER, ip=ip, now=when)
     assert recorded.impression is not None, recorded.reason
     return recorded
 
 
-def clicked(recorded, product_id: int, position: int, *, session: str, user_agent: str = BROWSER, when=None):
+def clicked(recorded, product_id: int, position: int, *, session: str, user_agent: str = BROWSER, when=None, ip: str = "192.0.2.10"):
     return services.click_record(token=recorded.token, product_id=product_id, position=position, session_key=session,
-                                 user_agent=user_agent, ip="192.0.2.10", now=when)
+                                 user_agent=user_agent, ip=ip, now=when)
 
 
 @pytest.fixture
@@ -134,11 +134,13 @@ def clicks(shop):
     """Real events for the towel over the last 40 days, recorded through the click services."""
     towel, others = shop["towel"], shop["others"]
     now = timezone.now()
-    # three shoppers saw it second for "cotton bath towel"; two clicked it; a bot's click is refused
+    # three shoppers on three networks saw it second for "cotton bath towel"; two clicked it (so the
+    # click prior counts them: two networks share the click); a bot's click is refused
     for s in range(3):
-        rec = search_shown(QUERY, [others[0], towel.pk, *others[1:5]], session=f"bath-{s}")
+        ip = f"198.51.{100 + s}.10"
+        rec = search_shown(QUERY, [others[0], towel.pk, *others[1:5]], session=f"bath-{s}", ip=ip)
         if s < 2:
-            assert clicked(rec, towel.pk, 2, session=f"bath-{s}").counted
+            assert clicked(rec, towel.pk, 2, session=f"bath-{s}", ip=ip).counted
         else:
             assert not clicked(rec, towel.pk, 2, session=f"bath-{s}", user_agent="Googlebot/2.1").counted
     # one saw it third on page 2 of "Bath Towel" (absolute position 27), no click
@@ -217,7 +219,8 @@ def test_the_rank_box_gives_the_rank_and_the_score_parts_the_search_api_explains
     html = response.content.decode()
     assert f"For “{QUERY}” this product ranks #{expected_rank} of {api['count']} results." in text_of(html)
     parts = Tables(html).tables["score-parts"]
-    labels = {"bm25": "BM25", "text_knn": "Text kNN", "fused_knn": "Fused kNN", "image_knn": "Image kNN", "clicks": "Click prior"}
+    labels = {"bm25": "BM25", "text_knn": "Text kNN", "fused_knn": "Fused kNN", "image_knn": "Image kNN", "clicks": "Click prior",
+              "exact": "Exact match"}
     shown = {row[0]: row for row in parts[:-1]}
     expected = {labels[name]: part for name, part in explain.items() if isinstance(part, dict)}
     assert set(shown) == set(expected) and "Click prior" in shown

@@ -34,12 +34,12 @@ def test_merchant_sees_how_shoppers_find_a_product_and_where_it_ranks(page, scre
     towel = sample.filter(title__icontains="towel").first()
     Product.objects.filter(pk=towel.pk).update(merchant=merchant)
     others = list(sample.exclude(pk=towel.pk).values_list("pk", flat=True)[:8])
-    for s in range(4):
+    for s in range(4):  # four shoppers on four networks (the click prior counts a click two networks share)
         shown = services.impression_record(query=QUERY, product_ids=[others[0], towel.pk, *others[1:6]], session_key=f"shopper-{s}",
-                                           user_agent=DESKTOP_CHROME)
+                                           user_agent=DESKTOP_CHROME, ip=f"198.51.{100 + s}.1")
         if s < 3:
             assert services.click_record(token=shown.token, product_id=towel.pk, position=2, session_key=f"shopper-{s}",
-                                         user_agent=DESKTOP_CHROME, ip=f"192.0.2.{s + 1}").counted
+                                         user_agent=DESKTOP_CHROME, ip=f"198.51.{100 + s}.1").counted
     services.impression_record(query="bath towel", product_ids=[*others[:4], towel.pk], session_key="shopper-9", user_agent=DESKTOP_CHROME)
     click_aggregates_refresh()  # the clicks become the click prior that search adds
 

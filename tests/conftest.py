@@ -14,6 +14,15 @@ from tests.attacks.servers import redis_url  # noqa: F401 - a pytest fixture: a 
 SAMPLE_PER_CATEGORY = 9  # 7 top-level categories -> 63 products
 
 
+def pytest_sessionstart(session) -> None:
+    """Stop at once, in plain words, when the shared data folder is not where CATALOG_DIR points
+    (the suite tests real catalogs; without them most tests would error one by one)."""
+    wanted = Path(settings.CATALOG_DIR) / "flipkart" / "products.csv"
+    if not wanted.is_file():
+        pytest.exit(f"No catalog at CATALOG_DIR={settings.CATALOG_DIR} ({wanted} is missing). Point CATALOG_DIR at the shared "
+                    "data folder, e.g. `make test CATALOG_DIR=/path/to/shared/data` (README: 'Two commands').", returncode=4)
+
+
 @pytest.fixture(autouse=True)
 def _photo_search_budget_reset():
     """Every test starts with the photo-search rate limit of the test client's address unused

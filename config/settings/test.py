@@ -1,10 +1,23 @@
 """Settings for the test suite: a throwaway data directory per run, tasks in-process."""
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
-_tmp = Path(os.environ.get("TEST_VAR_DIR") or tempfile.mkdtemp(prefix="shop-test-"))
+
+def _remove_if_owner(path: Path, owner: int) -> None:
+    """Remove the run's data directory when the process that made it exits (not a forked child)."""
+    if os.getpid() == owner:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+if os.environ.get("TEST_VAR_DIR"):
+    _tmp = Path(os.environ["TEST_VAR_DIR"])
+else:
+    _tmp = Path(tempfile.mkdtemp(prefix="shop-test-"))
+    atexit.register(_remove_if_owner, _tmp, os.getpid())
 os.environ.setdefault("VAR_DIR", str(_tmp))
 os.environ.setdefault("CELERY_BROKER_URL", "")
 # The suite's catalogs are indexed with MiniLM's field only (here and in the servers and workers

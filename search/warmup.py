@@ -29,6 +29,7 @@ from PIL import Image
 from search.backends import get_backend
 from search.backends.base import SearchBackendError
 from search.embedding import encoders, spaces
+from search.translation import translate_query
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def warm_up() -> WarmUpStatus:
     Steps: the URL configuration (views, API, their imports), the text encoder, the image encoder
     (one probe photo), each additional text encoder, the index (opened, one BM25 and one kNN
     probe), and the fusion space queries use (the live index's: the zero-shot bridge or a trained
-    head). An index that cannot be opened (engine down, no index yet) is recorded in
+    head), and the query translation dictionaries (``SEARCH_QUERY_TRANSLATION``). An index that cannot be opened (engine down, no index yet) is recorded in
     ``index_error`` and does not fail the warm-up: ``/readyz`` checks the index on every call.
 
     Returns:
@@ -132,6 +133,8 @@ def warm_up() -> WarmUpStatus:
             _set(index_error=str(exc))
             logger.warning("Warm start: the search index cannot be opened yet: %s", exc)
         _step("fusion space", _load_space)
+        if settings.SEARCH_QUERY_TRANSLATION != "off":  # the dictionaries load on a process's first Chinese or Hindi query
+            _step("query translation", lambda: (translate_query("毛巾"), translate_query("तौलिया")))
     except Exception as exc:  # noqa: BLE001 (reported by /readyz; searches still load lazily and raise there)
         logger.exception("Warm start failed at %s", status().step)
         _set(state="failed", error=f"{type(exc).__name__}: {exc}", finished_at=time.monotonic())

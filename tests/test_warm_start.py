@@ -77,7 +77,7 @@ def test_after_the_warm_up_readyz_answers_200_with_the_index_size(client, indexe
     done = warmup.warm_up()
     # then every step ran, and the process is ready
     assert done.state == "ready", done.error
-    assert list(done.steps_s) == ["urls", "text encoder", "image encoder", "index", "fusion space"]
+    assert list(done.steps_s) == ["urls", "text encoder", "image encoder", "index", "fusion space", "query translation"]
     response = client.get("/readyz")
     assert response.status_code == 200
     body = response.json()

@@ -150,6 +150,16 @@ def _plain(detail: Any) -> Any:
     return str(detail)
 
 
+def _media_type_message(exc: exceptions.UnsupportedMediaType, view: Any) -> str:
+    """Which body types the endpoint takes, for a request sent with another one."""
+    taken = sorted({p.media_type for p in (view.get_parsers() if view is not None else [])})
+    sent = str(exc.detail).split('"')[1] if str(exc.detail).count('"') >= 2 else "this type"
+    if taken == ["multipart/form-data"]:
+        return f"This endpoint takes multipart/form-data (a form carrying the file), not {sent}; e.g. curl -F 'name=@file'."
+    types = " or ".join([", ".join(taken[:-1]), taken[-1]] if len(taken) > 1 else taken) or "another body type"
+    return f"This endpoint takes {types}, not {sent}."
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF ``EXCEPTION_HANDLER``: turn any known error into the one error body.
 
@@ -191,6 +201,17 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     _, message, code = _first_message(exc.detail)
     if isinstance(exc, exceptions.NotAuthenticated):
         message = "Authentication credentials were not provided: send 'Authorization: Token <key>' (see POST /api/auth/token/) or log in."
+    elif isinstance(exc, exceptions.UnsupportedMediaType):
+        message = _media_type_message(exc, context.get("view"))
+    elif isinstance(exc, exceptions.MethodNotAllowed):
+        allowed = [m for m in getattr(context.get("view"), "allowed_methods", []) if m not in ("OPTIONS", "HEAD")]
+        message = f"This address does not take {context['request'].method if context.get('request') else 'that method'}" + (
+            f"; use {' or '.join(allowed)}." if allowed else ".")
+    elif isinstance(exc, exceptions.ParseError) and message.startswith("Multipart form parse error"):
+        message = ("The multipart body could not be read (its boundary is missing or does not match the Content-Type header); "
+                   "let your HTTP client build the multipart body, e.g. curl -F 'name=@file'.")
+    elif isinstance(exc, exceptions.NotFound) and message.startswith("No ") and message.endswith(" matches the given query."):
+        message = f"There is no {message[3:-len(' matches the given query.')].lower()} with that id."
     elif isinstance(exc, exceptions.Throttled):
         message = "Too many requests from you in a short time; wait a moment and try again."
         if exc.wait:

@@ -135,3 +135,27 @@ def test_a_request_for_a_host_the_shop_does_not_serve_is_refused_in_plain_words(
     assert response.json()["error"]["message"] == (
         "This server does not answer for the host name the request was sent to; use the shop's own address."
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "content_type", "status", "message"),
+    [
+        ("post", "/api/search/image", '{"q": "towel"}', "application/json", 415,
+         "This endpoint takes multipart/form-data (a form carrying the file), not application/json; e.g. curl -F 'name=@file'."),
+        ("post", "/api/auth/token/", "user=x", "text/plain", 415,
+         "This endpoint takes application/json or application/x-www-form-urlencoded, not text/plain."),
+        ("post", "/api/search/image", "abc", "multipart/form-data", 400,
+         "The multipart body could not be read (its boundary is missing or does not match the Content-Type header); "
+         "let your HTTP client build the multipart body, e.g. curl -F 'name=@file'."),
+        ("post", "/api/search", "", "application/json", 405, "This address does not take POST; use GET."),
+        ("get", "/api/products/99999999/", None, None, 404, "There is no product with that id."),
+    ],
+)
+def test_requests_of_the_wrong_shape_are_told_what_to_send(db, method, path, body, content_type, status, message):
+    client = APIClient()
+    kwargs = {"data": body, "content_type": content_type} if body is not None else {}
+
+    response = getattr(client, method)(path, **kwargs)
+
+    assert response.status_code == status
+    assert response.json()["error"]["message"] == message

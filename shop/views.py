@@ -246,6 +246,16 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
     return defaults.permission_denied(request, exception)
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """403 for a form the CSRF check refused (``CSRF_FAILURE_VIEW``): the shop's page, in plain words."""
+    if is_api_path(request.path_info):
+        return error_response(403, "The request failed its CSRF check: send the CSRF token with a session login, or use an API token.")
+    return render(request, "shop/error.html", {
+        "title": "This form has expired",
+        "reason": "Reload the page and send the form again. If it keeps happening, let your browser accept this shop's cookies.",
+    }, status=403)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     """500: a static page (no database, no context processors) so it renders whatever broke; the
     error body under /api/ and /events/."""

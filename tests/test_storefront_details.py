@@ -97,3 +97,16 @@ def test_the_photo_panel_and_the_header_share_one_picker(client, indexed_catalog
     assert '<input type="file" id="panel-photo" name="image" accept="image/*" required class="visually-hidden file-input"' in html
     assert '<label for="panel-photo" class="btn btn-primary dropzone-button">Choose a photo</label>' in html
     assert html.count("data-photo-picker") == 2
+
+
+def test_a_form_refused_by_the_csrf_check_gets_the_shops_page_in_plain_words(db):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+
+    response = browser.post("/search/photo/", {"q": "towel"})
+
+    assert response.status_code == 403
+    page = unescape(response.content.decode())
+    assert "This form has expired" in page and "Reload the page and send the form again." in page
+    assert "CSRF verification failed" not in page

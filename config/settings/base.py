@@ -142,6 +142,8 @@ LOGIN_URL = "admin:login"
 # browser session (DRF's SessionAuthentication). With DEBUG off, cookies are HTTPS-only and HSTS
 # is on; config/settings/production.py sets the rest and passes `manage.py check --deploy`.
 SESSION_COOKIE_HTTPONLY = True
+#: A refused form gets the shop's own page in plain words, not Django's bare one.
+CSRF_FAILURE_VIEW = "shop.views.csrf_failure"
 if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

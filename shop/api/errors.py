@@ -150,10 +150,10 @@ def _plain(detail: Any) -> Any:
     return str(detail)
 
 
-def _media_type_message(exc: exceptions.UnsupportedMediaType, view: Any) -> str:
+def _media_type_message(view: Any, request: Any) -> str:
     """Which body types the endpoint takes, for a request sent with another one."""
     taken = sorted({p.media_type for p in (view.get_parsers() if view is not None else [])})
-    sent = str(exc.detail).split('"')[1] if str(exc.detail).count('"') >= 2 else "this type"
+    sent = getattr(request, "content_type", "") or "this type"
     if taken == ["multipart/form-data"]:
         return f"This endpoint takes multipart/form-data (a form carrying the file), not {sent}; e.g. curl -F 'name=@file'."
     types = " or ".join([", ".join(taken[:-1]), taken[-1]] if len(taken) > 1 else taken) or "another body type"
@@ -202,7 +202,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.NotAuthenticated):
         message = "Authentication credentials were not provided: send 'Authorization: Token <key>' (see POST /api/auth/token/) or log in."
     elif isinstance(exc, exceptions.UnsupportedMediaType):
-        message = _media_type_message(exc, context.get("view"))
+        message = _media_type_message(context.get("view"), context.get("request"))
     elif isinstance(exc, exceptions.MethodNotAllowed):
         allowed = [m for m in getattr(context.get("view"), "allowed_methods", []) if m not in ("OPTIONS", "HEAD")]
         message = f"This address does not take {context['request'].method if context.get('request') else 'that method'}" + (

@@ -485,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         args.worker_out.write_text(json.dumps(result))
         return 0
 
+    from bench.load import report_write
     from bench.scale_report import machine, markdown
 
     if args.from_json:
@@ -514,12 +515,7 @@ def main(argv: list[str] | None = None) -> int:
                 r["lancedb"] = run_worker("lancedb", n, "--target", f"{target:.4f}", check=False)
                 save()
         result["meta"]["machine_end"] = machine()
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
-    text = markdown(result)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text)
+    report_write(markdown(result), args, result)
     return 0
 
 

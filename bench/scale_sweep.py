@@ -39,6 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.load import report_write  # noqa: E402
 from bench.scale import (  # noqa: E402
     K,
     engine_params,
@@ -218,10 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = ([tuple(int(y) for y in x.split(":")) for x in args.pairs.split(",")] if args.pairs
                     else [(int(ef), c) for ef in args.ef.split(",") for c in counts])
         result = sweep(size_of(args.n), settings, counts, args.diagnose, args.json)
-    text = markdown(result)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text)
+    report_write(markdown(result), args, result)
     return 0
 
 

@@ -57,6 +57,9 @@ class SearchRequest:
             page=self.page, per_page=self.per_page, method=self.method, autocorrect=self.autocorrect,
         )
         page.notices = self.notices + page.notices
+        if not page.total and self.filters.category and not category_exists(self.filters.category):  # asked only when nothing was found
+            page.notices.append(f"There is no category “{self.filters.category[:100]}”, so nothing is in it. Categories are written "
+                                "root first, e.g. “Home Furnishing > Bath Linen”; pick one from the category facet.")
         return page
 
 
@@ -137,11 +140,7 @@ def parse_search_request(
         cleaned = clean_query(_get(params, "q"), has_image=image is not None, has_filters=not filters.is_empty, terms=terms)
     except QueryRejected as exc:
         raise SearchRequestError(exc.reason, "q") from None
-    notices = list(cleaned.notices)
-    if filters.category and not category_exists(filters.category):
-        notices.append(f"There is no category “{filters.category[:100]}”, so nothing is in it. Categories are written root first, "
-                       "e.g. “Home Furnishing > Bath Linen”; pick one from the category facet.")
     return SearchRequest(
         text=cleaned.text, image=image, filters=filters, sort=sort, page=page,
-        per_page=per_page or settings.SEARCH_PAGE_SIZE, method=method, notices=notices, autocorrect=autocorrect,
+        per_page=per_page or settings.SEARCH_PAGE_SIZE, method=method, notices=list(cleaned.notices), autocorrect=autocorrect,
     )
